@@ -1,0 +1,93 @@
+"""Doorstep: local video doorbells that keep the doorstep at home."""
+
+from __future__ import annotations
+
+import logging
+
+from homeassistant.const import CONF_HOST, CONF_PORT, Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+
+from .const import CONF_FINGERPRINT, CONF_TOKEN, DOMAIN
+from .coordinator import DoorstepCoordinator
+from .data import DoorstepConfigEntry, DoorstepData
+from .device import (
+    DoorstepClient,
+    DoorstepError,
+    EventStream,
+    FingerprintMismatch,
+)
+from .repairs import async_create_identity_issue
+
+_LOGGER = logging.getLogger(__name__)
+
+PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> bool:
+    """Connect to a paired doorbell and start listening to it."""
+    client = DoorstepClient(
+        async_get_clientsession(hass),
+        entry.data[CONF_HOST],
+        entry.data[CONF_PORT],
+        fingerprint=entry.data[CONF_FINGERPRINT],
+        token=entry.data[CONF_TOKEN],
+    )
+    try:
+        device = await client.get_info()
+    except FingerprintMismatch as err:
+        async_create_identity_issue(hass, entry, err.actual)
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="identity_changed",
+            translation_placeholders={"name": entry.title},
+        ) from err
+    except DoorstepError as err:
+        raise ConfigEntryNotReady(
+            translation_domain=DOMAIN,
+            translation_key="cannot_connect",
+            translation_placeholders={"name": entry.title, "host": entry.data[CONF_HOST]},
+        ) from err
+
+    coordinator = DoorstepCoordinator(hass, entry, device)
+    entry.runtime_data = DoorstepData(client=client, device=device, coordinator=coordinator)
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+
+    stream = EventStream(
+        client,
+        on_event=coordinator.handle_event,
+        on_connection_change=coordinator.handle_connection_change,
+        on_auth_failed=coordinator.handle_auth_failed,
+        on_fingerprint_mismatch=coordinator.handle_fingerprint_mismatch,
+    )
+    # Owned by the entry: cancelled (and its socket closed) when the entry unloads.
+    entry.async_create_background_task(
+        hass, stream.run(), name=f"{DOMAIN} event stream {device.device_id}"
+    )
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> bool:
+    """Stop listening and remove the entities."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> None:
+    """Ask the doorbell to forget this hub's token; removal goes on if it can't be reached."""
+    client = DoorstepClient(
+        async_get_clientsession(hass),
+        entry.data[CONF_HOST],
+        entry.data[CONF_PORT],
+        fingerprint=entry.data[CONF_FINGERPRINT],
+        token=entry.data[CONF_TOKEN],
+    )
+    try:
+        await client.unpair()
+    except DoorstepError as err:
+        _LOGGER.info(
+            "Could not tell %s to forget this hub (%s); reset the doorbell to revoke it",
+            entry.title,
+            err,
+        )

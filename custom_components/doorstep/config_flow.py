@@ -1,0 +1,340 @@
+"""Config flow for Doorstep: discovery, manual setup, pairing, reauth, reconfigure, options."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from math import ceil
+from typing import Any
+
+import voluptuous as vol
+
+from homeassistant.components import onboarding
+from homeassistant.config_entries import (
+    SOURCE_REAUTH,
+    SOURCE_RECONFIGURE,
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
+from homeassistant.helpers import selector
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+
+from .const import (
+    CONF_CODE,
+    CONF_DEVICE_ID,
+    CONF_FINGERPRINT,
+    CONF_RING_COOLDOWN,
+    CONF_TOKEN,
+    DEFAULT_RING_COOLDOWN,
+    DOMAIN,
+    MAX_RING_COOLDOWN,
+    PAIRING_CLIENT_NAME,
+)
+from .device import (
+    DEFAULT_PORT,
+    SERVICE_TYPE,
+    CannotConnect,
+    DeviceInfo,
+    DoorstepClient,
+    DoorstepError,
+    FingerprintMismatch,
+    InvalidCode,
+    PairingLocked,
+    parse_txt,
+)
+from .repairs import async_create_identity_issue, async_delete_identity_issue
+
+CODE_SCHEMA = vol.Schema({vol.Required(CONF_CODE): str})
+
+
+def _host_schema(host: str = "", port: int = DEFAULT_PORT) -> vol.Schema:
+    return vol.Schema(
+        {
+            vol.Required(CONF_HOST, default=host): str,
+            vol.Required(CONF_PORT, default=port): vol.All(
+                vol.Coerce(int), vol.Range(min=1, max=65535)
+            ),
+        }
+    )
+
+
+class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Find a doorbell, check who it is, and pair with the code it shows."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    def __init__(self) -> None:
+        """Nothing is known until discovery or the owner tells us where to look."""
+        self._host = ""
+        self._port = DEFAULT_PORT
+        self._name = ""
+        # The certificate fingerprint the doorbell must present when we send it the code.
+        self._fingerprint = ""
+
+    # Entry points ------------------------------------------------------------
+
+    async def async_step_zeroconf(
+        self, discovery_info: ZeroconfServiceInfo
+    ) -> ConfigFlowResult:
+        """A doorbell announced itself on the network."""
+        advert = parse_txt(discovery_info.properties)
+        if advert is None:
+            return self.async_abort(reason="not_doorstep_device")
+        self._host = str(discovery_info.ip_address)
+        self._port = discovery_info.port or DEFAULT_PORT
+        self._name = _instance_name(discovery_info.name) or advert.model
+        self._fingerprint = advert.fingerprint
+
+        await self.async_set_unique_id(advert.device_id)
+        self._abort_if_known_doorbell(advert.fingerprint)
+
+        self.context["title_placeholders"] = {"name": self._name}
+        if not onboarding.async_is_onboarded(self.hass):
+            return await self.async_step_pair()
+        return await self.async_step_zeroconf_confirm()
+
+    async def async_step_zeroconf_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask whether to set up the discovered doorbell."""
+        if user_input is not None:
+            return await self.async_step_pair()
+        return self.async_show_form(
+            step_id="zeroconf_confirm",
+            description_placeholders={"name": self._name, "host": self._host},
+        )
+
+    async def async_step_user(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The owner gives the doorbell's address, for networks without multicast."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            self._host = user_input[CONF_HOST].strip()
+            self._port = user_input[CONF_PORT]
+            try:
+                info = await self._async_trust_on_first_use()
+            except DoorstepError:
+                errors["base"] = "cannot_connect"
+            else:
+                await self.async_set_unique_id(info.device_id, raise_on_progress=False)
+                self._abort_if_known_doorbell(self._fingerprint)
+                self._name = info.name
+                self.context["title_placeholders"] = {"name": self._name}
+                return await self.async_step_pair()
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(_host_schema(), user_input),
+            errors=errors,
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """The doorbell no longer accepts our token (it was reset, or the token revoked)."""
+        self._host = entry_data[CONF_HOST]
+        self._port = entry_data[CONF_PORT]
+        self._name = self._get_reauth_entry().title
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Pair again with a fresh code."""
+        errors: dict[str, str] = {}
+        placeholders = {"name": self._name}
+        if user_input is not None:
+            try:
+                # A reset doorbell has a new certificate; seeing its code proves it is
+                # the one the owner is standing at, so the new certificate is pinned.
+                await self._async_trust_on_first_use()
+            except DoorstepError:
+                errors["base"] = "cannot_connect"
+            else:
+                return await self._async_pair_or_show(
+                    "reauth_confirm", user_input[CONF_CODE], placeholders
+                )
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=CODE_SCHEMA,
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Point an existing doorbell at a new address, or re-pair it after a reset."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            self._host = user_input[CONF_HOST].strip()
+            self._port = user_input[CONF_PORT]
+            self._name = entry.title
+            try:
+                info = await self._async_trust_on_first_use()
+            except DoorstepError:
+                errors["base"] = "cannot_connect"
+            else:
+                await self.async_set_unique_id(info.device_id, raise_on_progress=False)
+                self._abort_if_unique_id_mismatch(reason="wrong_device")
+                if self._fingerprint == entry.data[CONF_FINGERPRINT]:
+                    return self.async_update_reload_and_abort(
+                        entry, data_updates={CONF_HOST: self._host, CONF_PORT: self._port}
+                    )
+                # Same doorbell id, new certificate: only its pairing code may re-pin it.
+                return await self.async_step_pair()
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                _host_schema(), user_input or dict(entry.data)
+            ),
+            errors=errors,
+            description_placeholders={"name": entry.title},
+        )
+
+    # Pairing -----------------------------------------------------------------
+
+    async def async_step_pair(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Enter the code the doorbell shows."""
+        placeholders = {"name": self._name, "host": self._host}
+        if user_input is not None:
+            return await self._async_pair_or_show("pair", user_input[CONF_CODE], placeholders)
+        return self.async_show_form(
+            step_id="pair", data_schema=CODE_SCHEMA, description_placeholders=placeholders
+        )
+
+    async def _async_pair_or_show(
+        self, step_id: str, code: str, placeholders: dict[str, str]
+    ) -> ConfigFlowResult:
+        """Send the code to the doorbell and finish the flow, or show why not."""
+        errors: dict[str, str] = {}
+        client = self._client()
+        try:
+            token = await client.pair(_clean_code(code), PAIRING_CLIENT_NAME)
+            info = await client.get_info()
+        except FingerprintMismatch:
+            errors["base"] = "wrong_device"
+        except InvalidCode as err:
+            errors[CONF_CODE] = "invalid_code"
+            placeholders["attempts_left"] = (
+                str(err.attempts_left) if err.attempts_left is not None else "?"
+            )
+        except PairingLocked as err:
+            errors["base"] = "too_many_attempts"
+            placeholders["retry_after"] = str(ceil(err.retry_after))
+        except DoorstepError:
+            errors["base"] = "cannot_connect"
+        else:
+            if self.unique_id is not None and info.device_id != self.unique_id:
+                errors["base"] = "wrong_device"
+            else:
+                return self._async_finish(info, token)
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=CODE_SCHEMA,
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    def _async_finish(self, info: DeviceInfo, token: str) -> ConfigFlowResult:
+        pairing = {
+            CONF_HOST: self._host,
+            CONF_PORT: self._port,
+            CONF_DEVICE_ID: info.device_id,
+            CONF_FINGERPRINT: self._fingerprint,
+            CONF_TOKEN: token,
+        }
+        if self.source in (SOURCE_REAUTH, SOURCE_RECONFIGURE):
+            entry = (
+                self._get_reauth_entry()
+                if self.source == SOURCE_REAUTH
+                else self._get_reconfigure_entry()
+            )
+            async_delete_identity_issue(self.hass, info.device_id)
+            return self.async_update_reload_and_abort(entry, data_updates=pairing)
+        return self.async_create_entry(title=self._name or info.name, data=pairing)
+
+    # Helpers -----------------------------------------------------------------
+
+    def _client(self) -> DoorstepClient:
+        return DoorstepClient(
+            async_get_clientsession(self.hass),
+            self._host,
+            self._port,
+            fingerprint=self._fingerprint or None,
+        )
+
+    async def _async_trust_on_first_use(self) -> DeviceInfo:
+        """Learn the certificate the doorbell presents now, then ask who it is over it."""
+        probe = DoorstepClient(async_get_clientsession(self.hass), self._host, self._port)
+        self._fingerprint = await probe.fetch_fingerprint()
+        return await self._client().get_info()
+
+    def _abort_if_known_doorbell(self, fingerprint: str) -> None:
+        """Follow a known doorbell to its new address only if it proves the same identity."""
+        assert self.unique_id is not None
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
+            DOMAIN, self.unique_id
+        )
+        if entry is None:
+            return
+        if entry.data[CONF_FINGERPRINT] == fingerprint:
+            self._abort_if_unique_id_configured(
+                updates={CONF_HOST: self._host, CONF_PORT: self._port}
+            )
+        async_create_identity_issue(self.hass, entry, fingerprint)
+        raise AbortFlow("identity_changed")
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> DoorstepOptionsFlow:
+        """Options for a paired doorbell."""
+        return DoorstepOptionsFlow()
+
+
+class DoorstepOptionsFlow(OptionsFlow):
+    """Settings that change how a doorbell's events are reported."""
+
+    async def async_step_init(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the options form."""
+        if user_input is not None:
+            return self.async_create_entry(data=user_input)
+        schema = vol.Schema(
+            {
+                vol.Required(
+                    CONF_RING_COOLDOWN, default=DEFAULT_RING_COOLDOWN
+                ): selector.NumberSelector(
+                    selector.NumberSelectorConfig(
+                        min=0,
+                        max=MAX_RING_COOLDOWN,
+                        step=1,
+                        unit_of_measurement="s",
+                        mode=selector.NumberSelectorMode.BOX,
+                    )
+                ),
+            }
+        )
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, self.config_entry.options),
+        )
+
+
+def _instance_name(service_name: str) -> str:
+    """'Front door._doorstep._tcp.local.' -> 'Front door'."""
+    suffix = "." + SERVICE_TYPE
+    return service_name.removesuffix(suffix) if service_name.endswith(suffix) else ""
+
+
+def _clean_code(code: str) -> str:
+    """People type codes with spaces or dashes, as the doorbell may group them."""
+    return "".join(ch for ch in code if ch not in " -")

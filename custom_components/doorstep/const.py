@@ -1,0 +1,26 @@
+"""Constants for the Doorstep integration."""
+
+from typing import Final
+
+DOMAIN: Final = "doorstep"
+
+# Config entry data keys. Host and port use Home Assistant's CONF_HOST / CONF_PORT.
+CONF_DEVICE_ID: Final = "device_id"
+CONF_FINGERPRINT: Final = "fingerprint"
+CONF_TOKEN: Final = "token"
+CONF_CODE: Final = "code"
+
+# Options.
+CONF_RING_COOLDOWN: Final = "ring_cooldown"
+DEFAULT_RING_COOLDOWN: Final = 0
+MAX_RING_COOLDOWN: Final = 300
+
+# Bus events and device trigger types.
+EVENT_RING: Final = "doorstep_ring"
+TRIGGER_TYPE_PRESSED: Final = "pressed"
+
+# Repair issue ids are suffixed with the device id.
+ISSUE_IDENTITY_CHANGED: Final = "identity_changed"
+
+# What the hub calls itself when it pairs; the doorbell may show it in its own UI.
+PAIRING_CLIENT_NAME: Final = "Home Assistant"

@@ -1,0 +1,25 @@
+"""Runtime types of the Doorstep integration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from homeassistant.config_entries import ConfigEntry
+
+from .device import DeviceInfo, DoorstepClient
+
+if TYPE_CHECKING:
+    from .coordinator import DoorstepCoordinator
+
+
+@dataclass(slots=True)
+class DoorstepData:
+    """What a loaded config entry holds while it runs."""
+
+    client: DoorstepClient
+    device: DeviceInfo
+    coordinator: DoorstepCoordinator
+
+
+type DoorstepConfigEntry = ConfigEntry[DoorstepData]

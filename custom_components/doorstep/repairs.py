@@ -1,0 +1,56 @@
+"""Repair issues raised by Doorstep."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+
+from .const import CONF_DEVICE_ID, CONF_FINGERPRINT, DOMAIN, ISSUE_IDENTITY_CHANGED
+
+if TYPE_CHECKING:
+    from homeassistant.config_entries import ConfigEntry
+
+
+def identity_issue_id(device_id: str) -> str:
+    """One identity issue per doorbell."""
+    return f"{ISSUE_IDENTITY_CHANGED}_{device_id}"
+
+
+@callback
+def async_create_identity_issue(
+    hass: HomeAssistant, entry: ConfigEntry, presented_fingerprint: str | None
+) -> None:
+    """Tell the owner that something with a different certificate claims to be this doorbell.
+
+    Nothing about the entry changes: the pinned certificate stays, so the impostor (or a
+    doorbell that was reset) is refused until the owner pairs it again on purpose.
+    """
+    pinned: str = entry.data[CONF_FINGERPRINT]
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        identity_issue_id(entry.data[CONF_DEVICE_ID]),
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=ISSUE_IDENTITY_CHANGED,
+        translation_placeholders={
+            "name": entry.title,
+            "pinned": _short(pinned),
+            "presented": _short(presented_fingerprint) if presented_fingerprint else "?",
+        },
+    )
+
+
+@callback
+def async_delete_identity_issue(hass: HomeAssistant, device_id: str) -> None:
+    """Drop the issue once the owner re-paired the doorbell."""
+    ir.async_delete_issue(hass, DOMAIN, identity_issue_id(device_id))
+
+
+def _short(fingerprint: str) -> str:
+    """Enough of a fingerprint for a person to compare, in readable pairs."""
+    head = fingerprint[:16]
+    return ":".join(head[i : i + 2] for i in range(0, len(head), 2)) + "…"

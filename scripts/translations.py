@@ -1,0 +1,68 @@
+"""Build translations/en.json from strings.json, as Home Assistant's own build does for core.
+
+Custom integrations are loaded from translations/*.json as they are, so the
+``[%key:...%]`` references to Home Assistant's common strings must be resolved here.
+Run: .venv/bin/python scripts/translations.py  (tests fail when en.json is stale).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import re
+import sys
+from typing import Any
+
+import homeassistant
+
+INTEGRATION = Path(__file__).resolve().parent.parent / "custom_components" / "doorstep"
+REFERENCE = re.compile(r"\[%key:([a-z0-9_:]+)%\]")
+
+
+def _lookup(tree: dict[str, Any], dotted: str) -> str:
+    node: Any = tree
+    for part in dotted.split("::"):
+        node = node[part]
+    if not isinstance(node, str):
+        raise TypeError(f"{dotted} is not a string")
+    return node
+
+
+def resolve(node: Any, core: dict[str, Any], own: dict[str, Any]) -> Any:
+    """Replace every reference with the text it names (our own keys or Home Assistant's)."""
+    if isinstance(node, dict):
+        return {key: resolve(value, core, own) for key, value in node.items()}
+    if isinstance(node, str):
+
+        def text_of(match: re.Match[str]) -> str:
+            key = match.group(1)
+            if key.startswith("component::doorstep::"):
+                return str(resolve(_lookup(own, key.removeprefix("component::doorstep::")), core, own))
+            return _lookup(core, key)
+
+        return REFERENCE.sub(text_of, node)
+    return node
+
+
+def build() -> str:
+    """The text en.json should have."""
+    core = json.loads((Path(homeassistant.__file__).parent / "strings.json").read_text())
+    own = json.loads((INTEGRATION / "strings.json").read_text())
+    return json.dumps(resolve(own, core, own), indent=2, ensure_ascii=False) + "\n"
+
+
+def main() -> int:
+    """Write en.json, or with --check report whether it is current."""
+    target = INTEGRATION / "translations" / "en.json"
+    text = build()
+    if "--check" in sys.argv:
+        if target.read_text() != text:
+            print("translations/en.json is stale: run .venv/bin/python scripts/translations.py")
+            return 1
+        return 0
+    target.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

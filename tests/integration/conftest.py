@@ -1,0 +1,129 @@
+"""Fixtures for tests against a real Home Assistant core and a real reference doorbell.
+
+The doorbell runs in-process on 127.0.0.1 and speaks the real protocol over real TLS,
+so nothing between Home Assistant and the device is mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterator
+from ipaddress import ip_address
+from pathlib import Path
+
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.doorstep.const import (
+    CONF_DEVICE_ID,
+    CONF_FINGERPRINT,
+    CONF_TOKEN,
+    DOMAIN,
+)
+from custom_components.doorstep.device import SERVICE_TYPE, DoorstepClient
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from reference_doorbell.doorbell import Doorbell, DoorbellConfig
+
+# Short enough that an outage is noticed within a second (3 heartbeats of silence).
+HEARTBEAT = 0.2
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> Iterator[None]:
+    """Let Home Assistant load custom_components/doorstep."""
+    yield
+
+
+@pytest.fixture
+async def doorbell(socket_enabled: None, tmp_path: Path) -> AsyncIterator[Doorbell]:
+    """A real reference doorbell on loopback, stopped after the test."""
+    bell = Doorbell(
+        DoorbellConfig(
+            name="Front door",
+            state_dir=tmp_path / "front-door",
+            host="127.0.0.1",
+            port=0,
+            advertise=False,
+            heartbeat_interval=HEARTBEAT,
+            lockout_attempts=5,
+            lockout_seconds=60.0,
+        )
+    )
+    await bell.start()
+    yield bell
+    await bell.stop()
+
+
+def zeroconf_info(bell: Doorbell, **txt_overrides: str) -> ZeroconfServiceInfo:
+    """What Home Assistant's zeroconf integration hands the flow for this doorbell."""
+    properties = {
+        "id": bell.device_id,
+        "v": "1",
+        "model": "Doorstep Reference Doorbell",
+        "fw": "1.0.0",
+        "fp": bell.fingerprint,
+    } | txt_overrides
+    return ZeroconfServiceInfo(
+        ip_address=ip_address("127.0.0.1"),
+        ip_addresses=[ip_address("127.0.0.1")],
+        hostname="front-door.local.",
+        name=f"{bell.name}.{SERVICE_TYPE}",
+        port=bell.port,
+        type=SERVICE_TYPE,
+        properties=properties,
+    )
+
+
+async def pair_token(hass: HomeAssistant, bell: Doorbell) -> str:
+    """Pair with the doorbell as the config flow would, for tests that start paired."""
+    client = DoorstepClient(
+        async_get_clientsession(hass), "127.0.0.1", bell.port, fingerprint=bell.fingerprint
+    )
+    return await client.pair(bell.pairing_code, "tests")
+
+
+@pytest.fixture
+async def paired_entry(hass: HomeAssistant, doorbell: Doorbell) -> MockConfigEntry:
+    """A config entry for the doorbell, paired for real but not yet set up."""
+    token = await pair_token(hass, doorbell)
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title=doorbell.name,
+        unique_id=doorbell.device_id,
+        data={
+            CONF_HOST: "127.0.0.1",
+            CONF_PORT: doorbell.port,
+            CONF_DEVICE_ID: doorbell.device_id,
+            CONF_FINGERPRINT: doorbell.fingerprint,
+            CONF_TOKEN: token,
+        },
+    )
+    entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def loaded_entry(hass: HomeAssistant, paired_entry: MockConfigEntry) -> AsyncIterator[MockConfigEntry]:
+    """The paired doorbell set up, with its event stream connected; unloaded after the test."""
+    assert await hass.config_entries.async_setup(paired_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(hass, lambda: paired_entry.runtime_data.coordinator.data.connected)
+    yield paired_entry
+    await hass.config_entries.async_unload(paired_entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def wait_for(
+    hass: HomeAssistant, check: Callable[[], bool], timeout: float = 5.0
+) -> None:
+    """Let real network I/O happen until the condition holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)
+        await hass.async_block_till_done()
