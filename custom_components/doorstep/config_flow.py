@@ -6,8 +6,6 @@ from collections.abc import Mapping
 from math import ceil
 from typing import Any
 
-import voluptuous as vol
-
 from homeassistant.components import onboarding
 from homeassistant.config_entries import (
     SOURCE_REAUTH,
@@ -23,6 +21,7 @@ from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+import voluptuous as vol
 
 from .const import (
     CONF_CODE,
@@ -38,7 +37,6 @@ from .const import (
 from .device import (
     DEFAULT_PORT,
     SERVICE_TYPE,
-    CannotConnect,
     DeviceInfo,
     DoorstepClient,
     DoorstepError,
@@ -79,9 +77,7 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
 
     # Entry points ------------------------------------------------------------
 
-    async def async_step_zeroconf(
-        self, discovery_info: ZeroconfServiceInfo
-    ) -> ConfigFlowResult:
+    async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
         """A doorbell announced itself on the network."""
         advert = parse_txt(discovery_info.properties)
         if advert is None:
@@ -110,9 +106,7 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders={"name": self._name, "host": self._host},
         )
 
-    async def async_step_user(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The owner gives the doorbell's address, for networks without multicast."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -199,9 +193,7 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
 
     # Pairing -----------------------------------------------------------------
 
-    async def async_step_pair(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_pair(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Enter the code the doorbell shows."""
         placeholders = {"name": self._name, "host": self._host}
         if user_input is not None:
@@ -280,9 +272,7 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
     def _abort_if_known_doorbell(self, fingerprint: str) -> None:
         """Follow a known doorbell to its new address only if it proves the same identity."""
         assert self.unique_id is not None
-        entry = self.hass.config_entries.async_entry_for_domain_unique_id(
-            DOMAIN, self.unique_id
-        )
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, self.unique_id)
         if entry is None:
             return
         if entry.data[CONF_FINGERPRINT] == fingerprint:
@@ -302,9 +292,7 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
 class DoorstepOptionsFlow(OptionsFlow):
     """Settings that change how a doorbell's events are reported."""
 
-    async def async_step_init(
-        self, user_input: dict[str, Any] | None = None
-    ) -> ConfigFlowResult:
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show the options form."""
         if user_input is not None:
             return self.async_create_entry(data=user_input)

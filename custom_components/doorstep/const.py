@@ -7,7 +7,7 @@ DOMAIN: Final = "doorstep"
 # Config entry data keys. Host and port use Home Assistant's CONF_HOST / CONF_PORT.
 CONF_DEVICE_ID: Final = "device_id"
 CONF_FINGERPRINT: Final = "fingerprint"
-CONF_TOKEN: Final = "token"
+CONF_TOKEN: Final = "token"  # noqa: S105 -- a key name, not a secret
 CONF_CODE: Final = "code"
 
 # Options.

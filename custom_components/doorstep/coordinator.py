@@ -38,9 +38,7 @@ class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
 
     config_entry: DoorstepConfigEntry
 
-    def __init__(
-        self, hass: HomeAssistant, entry: DoorstepConfigEntry, device: DeviceInfo
-    ) -> None:
+    def __init__(self, hass: HomeAssistant, entry: DoorstepConfigEntry, device: DeviceInfo) -> None:
         """Start disconnected; the event stream reports when it is up."""
         super().__init__(
             hass,
@@ -51,6 +49,8 @@ class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
         )
         self.device = device
         self.data = DoorbellState()
+        # The first connection after setup is not a recovery and is not announced.
+        self._had_outage = False
 
     @callback
     def handle_event(self, event: DoorbellEvent) -> None:
@@ -69,9 +69,7 @@ class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
                 self._fire_ring_event(event)
             case EventType.MOTION_START | EventType.MOTION_STOP:
                 self.async_set_updated_data(
-                    replace(
-                        state, motion=event.type is EventType.MOTION_START, last_event=event
-                    )
+                    replace(state, motion=event.type is EventType.MOTION_START, last_event=event)
                 )
             case _:
                 pass
@@ -81,10 +79,13 @@ class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
         """Log each outage once, when it starts and when it ends."""
         if connected == self.data.connected:
             return
-        if connected:
+        if not connected:
+            self._had_outage = True
+            _LOGGER.info("%s is unavailable: its event stream fell silent", self.device.name)
+        elif self._had_outage:
             _LOGGER.info("%s is back online", self.device.name)
         else:
-            _LOGGER.info("%s is unavailable: its event stream fell silent", self.device.name)
+            _LOGGER.debug("%s connected", self.device.name)
         self.async_set_updated_data(replace(self.data, connected=connected))
 
     @callback

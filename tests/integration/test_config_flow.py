@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from unittest.mock import patch
 
+from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
+from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -16,11 +21,6 @@ from custom_components.doorstep.const import (
     DOMAIN,
 )
 from custom_components.doorstep.repairs import identity_issue_id
-from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
-from homeassistant.const import CONF_HOST, CONF_PORT
-from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
-from homeassistant.helpers import issue_registry as ir
 from reference_doorbell.doorbell import Doorbell
 
 from .conftest import zeroconf_info
@@ -32,9 +32,7 @@ def _wrong_code(bell: Doorbell) -> str:
     return zeros if bell.pairing_code != zeros else "1" * len(bell.pairing_code)
 
 
-async def test_zeroconf_discovery_confirm_and_pair(
-    hass: HomeAssistant, doorbell: Doorbell
-) -> None:
+async def test_zeroconf_discovery_confirm_and_pair(hass: HomeAssistant, doorbell: Doorbell) -> None:
     """Discovered → confirmed → paired with the code: an entry with a pinned certificate."""
     result = await hass.config_entries.flow.async_init(
         DOMAIN, context={"source": SOURCE_ZEROCONF}, data=zeroconf_info(doorbell)
@@ -109,9 +107,7 @@ async def test_zeroconf_certificate_not_as_advertised(
     )
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
     code = doorbell.pairing_code
-    result = await hass.config_entries.flow.async_configure(
-        result["flow_id"], {CONF_CODE: code}
-    )
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {CONF_CODE: code})
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "wrong_device"}
     # The doorbell never saw the code, so it is still valid.
@@ -343,9 +339,7 @@ async def test_reconfigure_new_port(
 ) -> None:
     """Same doorbell, same certificate, new address: updated without a code."""
     # The entry points somewhere stale; reconfigure points it back at the doorbell.
-    hass.config_entries.async_update_entry(
-        paired_entry, data={**paired_entry.data, CONF_PORT: 1}
-    )
+    hass.config_entries.async_update_entry(paired_entry, data={**paired_entry.data, CONF_PORT: 1})
     result = await paired_entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
     with patch("custom_components.doorstep.async_setup_entry", return_value=True):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from homeassistant.const import CONF_HOST
+from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
@@ -9,8 +11,6 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.doorstep.const import CONF_FINGERPRINT, CONF_TOKEN
-from homeassistant.const import CONF_HOST
-from homeassistant.core import HomeAssistant
 from reference_doorbell.doorbell import Doorbell
 
 

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
-
-from custom_components.doorstep.const import CONF_RING_COOLDOWN, DOMAIN, EVENT_RING
 from homeassistant.components import automation
 from homeassistant.components.device_automation import (
     DeviceAutomationType,
@@ -15,6 +11,10 @@ from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNAVAILABLE, STATE_UN
 from homeassistant.core import HomeAssistant, ServiceCall
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.doorstep.const import CONF_RING_COOLDOWN, DOMAIN, EVENT_RING
 from reference_doorbell.doorbell import Doorbell
 
 from .conftest import wait_for
@@ -77,7 +77,9 @@ async def test_ring_reaches_entity_and_bus(
     assert _state(hass, DOORBELL) != first
 
 
-async def test_motion(hass: HomeAssistant, doorbell: Doorbell, loaded_entry: MockConfigEntry) -> None:
+async def test_motion(
+    hass: HomeAssistant, doorbell: Doorbell, loaded_entry: MockConfigEntry
+) -> None:
     """Motion turns the binary sensor on and off and is reported as events."""
     await doorbell.set_motion(True)
     await wait_for(hass, lambda: _state(hass, MOTION) == STATE_ON)
@@ -92,7 +94,9 @@ async def test_motion(hass: HomeAssistant, doorbell: Doorbell, loaded_entry: Moc
 
 
 async def test_silent_doorbell_goes_unavailable_and_recovers(
-    hass: HomeAssistant, doorbell: Doorbell, loaded_entry: MockConfigEntry,
+    hass: HomeAssistant,
+    doorbell: Doorbell,
+    loaded_entry: MockConfigEntry,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Silence makes the entities unavailable; the doorbell's return brings them back.
@@ -145,9 +149,7 @@ async def test_device_trigger(
     """'Doorbell pressed' is offered for the device and fires an automation."""
     device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, doorbell.device_id)})
     assert device is not None
-    triggers = await async_get_device_automations(
-        hass, DeviceAutomationType.TRIGGER, [device.id]
-    )
+    triggers = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, [device.id])
     ours = [t for t in triggers[device.id] if t["domain"] == DOMAIN]
     assert ours == [
         {

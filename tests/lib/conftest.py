@@ -1,11 +1,134 @@
-"""HA-free tests: real sockets on loopback, no Home Assistant fixtures."""
+"""Fixtures for the HA-free library tests: a real reference doorbell on loopback, an
+aiohttp session, and a scriptable TLS server for answers a well-behaved doorbell never
+gives."""
 
-from collections.abc import Iterator
+from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+import datetime as dt
+import hashlib
+from pathlib import Path
+import ssl
+from typing import TYPE_CHECKING
+
+import aiohttp
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 import pytest
+
+if TYPE_CHECKING:
+    from reference_doorbell.doorbell import Doorbell
 
 
 @pytest.fixture(autouse=True)
-def _loopback_sockets(socket_enabled: None) -> Iterator[None]:
-    """The HA test plugin blocks sockets for every test; these tests talk to real peers on 127.0.0.1."""
-    yield
+def _loopback_sockets(socket_enabled: None) -> None:
+    """The HA test plugin blocks sockets; these tests only ever talk to 127.0.0.1."""
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+async def bell(tmp_path: Path) -> AsyncIterator[Doorbell]:
+    """A started reference doorbell with a fast heartbeat and a short lockout."""
+    from reference_doorbell.doorbell import Doorbell, DoorbellConfig
+
+    doorbell = Doorbell(
+        DoorbellConfig(
+            name="Front door",
+            state_dir=tmp_path / "bell",
+            host="127.0.0.1",
+            port=0,
+            advertise=False,
+            heartbeat_interval=0.2,
+            lockout_attempts=5,
+            lockout_seconds=1.0,
+        )
+    )
+    await doorbell.start()
+    try:
+        yield doorbell
+    finally:
+        await doorbell.stop()
+
+
+@dataclass(frozen=True, slots=True)
+class TlsIdentity:
+    cert_path: Path
+    key_path: Path
+    fingerprint: str
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert_path, self.key_path)
+        return context
+
+
+@pytest.fixture(scope="session")
+def tls_identity(tmp_path_factory: pytest.TempPathFactory) -> TlsIdentity:
+    """A throwaway self-signed certificate for the fake device."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake doorbell")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    directory = tmp_path_factory.mktemp("tls")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return TlsIdentity(cert_path, key_path, hashlib.sha256(der).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class FakeDevice:
+    host: str
+    port: int
+    fingerprint: str
+
+
+type FakeDeviceFactory = Callable[[list[web.RouteDef]], Awaitable[FakeDevice]]
+
+
+@pytest.fixture
+async def fake_device(tls_identity: TlsIdentity) -> AsyncIterator[FakeDeviceFactory]:
+    """Start an HTTPS server on loopback that answers with the given routes."""
+    runners: list[web.AppRunner] = []
+
+    async def start(routes: list[web.RouteDef]) -> FakeDevice:
+        app = web.Application()
+        app.add_routes(routes)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls_identity.server_context())
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        return FakeDevice("127.0.0.1", port, tls_identity.fingerprint)
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

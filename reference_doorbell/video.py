@@ -1,0 +1,235 @@
+"""One encoder per doorbell, fanned out to every ``/v1/stream.ts`` viewer.
+
+The encoder runs only while at least one viewer is connected. Each viewer has a bounded
+queue; a viewer that falls behind loses its backlog and resumes at the next keyframe,
+so one slow phone never stalls the hub. All blocking work (capture, encode, JPEG)
+happens on a single worker thread, which also keeps the source and the encoder from
+ever being used by two threads at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+import contextlib
+import logging
+import time
+
+from .blockcode import RGBFrame, encode_blockcode
+from .encoding import Chunk, EncoderSettings, TsEncoder, encode_jpeg
+from .sources import FrameSource
+
+_LOGGER = logging.getLogger(__name__)
+
+# Forced keyframes (for a new or recovering viewer) no closer together than this, so a
+# flapping client cannot turn the stream into all-IDR.
+_MIN_FORCED_KEYFRAME_GAP = 0.25
+_FIRST_FRAME_TIMEOUT = 5.0
+
+
+class StreamViewer:
+    """One ``/v1/stream.ts`` response's view of the shared stream."""
+
+    def __init__(self, max_chunks: int) -> None:
+        self._max_chunks = max_chunks
+        self._queue: deque[bytes] = deque()
+        self._wakeup = asyncio.Event()
+        self._awaiting_keyframe = True
+        self._closed = False
+        self.dropped = 0
+
+    def push(self, chunk: Chunk) -> bool:
+        """Queue a chunk; returns True when the viewer overflowed and needs a keyframe."""
+        overflowed = False
+        if not self._awaiting_keyframe and len(self._queue) >= self._max_chunks:
+            # Behind by more than the queue holds: skip ahead rather than lag for ever.
+            self.dropped += len(self._queue)
+            self._queue.clear()
+            self._awaiting_keyframe = True
+            overflowed = True
+        if self._awaiting_keyframe:
+            if not chunk.keyframe:
+                return overflowed
+            self._awaiting_keyframe = False
+        self._queue.append(chunk.data)
+        self._wakeup.set()
+        return overflowed
+
+    def close(self) -> None:
+        """End this viewer's stream (the doorbell stops or the encoder failed)."""
+        self._closed = True
+        self._wakeup.set()
+
+    async def next(self) -> bytes | None:
+        """Wait for stream bytes; returns everything queued, or None at the end."""
+        while not self._queue:
+            if self._closed:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        data = b"".join(self._queue)
+        self._queue.clear()
+        return data
+
+
+class VideoPipeline:
+    """Captures, stamps and encodes frames while anyone watches; makes snapshots."""
+
+    def __init__(
+        self,
+        source: FrameSource,
+        settings: EncoderSettings,
+        blockcode: bool,
+        encoder_factory: Callable[[EncoderSettings], TsEncoder] = TsEncoder,
+    ) -> None:
+        self._source = source
+        self._settings = settings
+        self._blockcode = blockcode
+        self._encoder_factory = encoder_factory
+        self._executor: ThreadPoolExecutor | None = None
+        self._viewers: set[StreamViewer] = set()
+        self._task: asyncio.Task[None] | None = None
+        self._latest: RGBFrame | None = None
+        self._frame_ready = asyncio.Event()
+        self._keyframe_wanted = False
+        self._last_keyframe = 0.0
+        self._counter = 0
+        # Three seconds of video per viewer before it is skipped ahead.
+        self._max_chunks = max(8, settings.fps * 3)
+
+    @property
+    def viewer_count(self) -> int:
+        """How many stream responses are open."""
+        return len(self._viewers)
+
+    @property
+    def encoding(self) -> bool:
+        """True while the encoder runs."""
+        return self._task is not None and not self._task.done()
+
+    def add_viewer(self) -> StreamViewer:
+        """Join the stream; it starts at a keyframe, and the encoder starts if idle."""
+        viewer = StreamViewer(self._max_chunks)
+        self._viewers.add(viewer)
+        self._keyframe_wanted = True
+        if not self.encoding:
+            self._task = asyncio.create_task(self._run(), name="doorbell-video-encoder")
+        return viewer
+
+    def remove_viewer(self, viewer: StreamViewer) -> None:
+        """Leave the stream; the encoder stops after its current frame if nobody is left."""
+        self._viewers.discard(viewer)
+        viewer.close()
+
+    async def snapshot(self) -> bytes:
+        """Return a JPEG of the current picture."""
+        frame = self._latest if self.encoding else None
+        if frame is None and self.encoding:
+            # The stream is starting; the source is busy, so wait for its first frame.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._frame_ready.wait(), _FIRST_FRAME_TIMEOUT)
+            frame = self._latest
+        if frame is None:
+            frame = await self._call(self._grab_one)
+        return await self._call(encode_jpeg, frame)
+
+    def close_viewers(self) -> None:
+        """End every open stream response (the encoder then stops by itself)."""
+        for viewer in list(self._viewers):
+            self.remove_viewer(viewer)
+
+    async def stop(self) -> None:
+        """End every viewer and the encoder, and release the worker thread."""
+        self.close_viewers()
+        if self._task is not None:
+            # The loop notices that no viewer is left; cancelling would also work but
+            # could cut a capture in the middle of a device read.
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._executor is not None:
+            # Off the event loop: a snapshot may still be finishing on the worker.
+            executor, self._executor = self._executor, None
+            await asyncio.to_thread(executor.shutdown, wait=True)
+
+    async def _call[T](self, func: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="doorbell-video")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, func, *args)
+
+    def _stamp(self, frame: RGBFrame, counter: int) -> RGBFrame:
+        if self._blockcode:
+            encode_blockcode(frame, counter, time.time_ns() // 1000)
+        return frame
+
+    def _grab_one(self) -> RGBFrame:
+        """Capture a single frame while no stream runs (worker thread)."""
+        self._source.open()
+        try:
+            # A snapshot does not advance the counter: the counter counts streamed frames.
+            return self._stamp(self._source.read(), self._counter)
+        finally:
+            self._source.close()
+
+    def _capture_and_encode(
+        self, encoder: TsEncoder, force_keyframe: bool
+    ) -> tuple[RGBFrame, list[Chunk]]:
+        """Worker thread: read, stamp and encode one frame."""
+        frame = self._stamp(self._source.read(), self._counter)
+        self._counter = (self._counter + 1) % 2**32
+        return frame, encoder.encode(frame, force_keyframe)
+
+    async def _run(self) -> None:
+        # A viewer may join while a session winds down; it must not be left waiting.
+        while self._viewers:
+            await self._session()
+
+    async def _session(self) -> None:
+        loop = asyncio.get_running_loop()
+        encoder: TsEncoder | None = None
+        self._frame_ready.clear()
+        try:
+            await self._call(self._source.open)
+            encoder = await self._call(self._encoder_factory, self._settings)
+            period = 1.0 / self._settings.fps
+            due = loop.time()
+            while self._viewers:
+                force = self._take_keyframe_request()
+                frame, chunks = await self._call(self._capture_and_encode, encoder, force)
+                self._latest = frame
+                self._frame_ready.set()
+                self._fan_out(chunks)
+                if self._source.live:
+                    continue  # a camera's read already waited for the next frame
+                due += period
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif delay < -period:
+                    due = loop.time()  # fell behind: carry on, do not burst to catch up
+        except Exception:
+            _LOGGER.exception("Video pipeline failed; closing its viewers")
+            self.close_viewers()
+        finally:
+            self._latest = None
+            if encoder is not None:
+                await self._call(encoder.close)
+            await self._call(self._source.close)
+
+    def _take_keyframe_request(self) -> bool:
+        if not self._keyframe_wanted:
+            return False
+        if time.monotonic() - self._last_keyframe < _MIN_FORCED_KEYFRAME_GAP:
+            return False
+        self._keyframe_wanted = False
+        return True
+
+    def _fan_out(self, chunks: list[Chunk]) -> None:
+        for chunk in chunks:
+            if chunk.keyframe:
+                self._last_keyframe = time.monotonic()
+            for viewer in list(self._viewers):
+                if viewer.push(chunk):
+                    self._keyframe_wanted = True
