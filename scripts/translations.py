@@ -37,7 +37,9 @@ def resolve(node: Any, core: dict[str, Any], own: dict[str, Any]) -> Any:
         def text_of(match: re.Match[str]) -> str:
             key = match.group(1)
             if key.startswith("component::doorstep::"):
-                return str(resolve(_lookup(own, key.removeprefix("component::doorstep::")), core, own))
+                return str(
+                    resolve(_lookup(own, key.removeprefix("component::doorstep::")), core, own)
+                )
             return _lookup(core, key)
 
         return REFERENCE.sub(text_of, node)
