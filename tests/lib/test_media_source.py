@@ -1,0 +1,246 @@
+"""The stream source against the real reference doorbell on 127.0.0.1, and local files.
+
+The file tests go through the same PyAV-opens-the-URL path that ``rtsp://`` cameras use
+(MP4 additionally exercises the AVCC to Annex-B conversion).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from fractions import Fraction
+from pathlib import Path
+import threading
+
+import aiohttp
+import av
+import numpy as np
+import pytest
+
+from custom_components.doorstep.device.client import DoorstepClient
+from custom_components.doorstep.media import (
+    Backoff,
+    MediaRelay,
+    ProfileDecision,
+    StreamSource,
+    VideoPacket,
+)
+from custom_components.doorstep.media.h264 import is_annexb, parameter_sets
+from reference_doorbell.doorbell import Doorbell
+
+FAST_BACKOFF = Backoff(initial=0.05, maximum=0.2)
+
+
+def demux_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("doorstep demux")]
+
+
+async def take(packets: AsyncIterator[VideoPacket], count: int) -> list[VideoPacket]:
+    return [await anext(packets) for _ in range(count)]
+
+
+def assert_monotonic(packets: list[VideoPacket]) -> None:
+    stamps = [p.dts for p in packets if p.dts is not None]
+    assert len(stamps) == len(packets)
+    assert stamps == sorted(stamps)
+    assert len(set(stamps)) == len(stamps)
+
+
+@pytest.fixture
+async def client(bell: Doorbell, session: aiohttp.ClientSession) -> DoorstepClient:
+    doorstep = DoorstepClient(session, "127.0.0.1", bell.port, fingerprint=bell.fingerprint)
+    doorstep.set_token(await doorstep.pair(bell.pairing_code, "media tests"))
+    return doorstep
+
+
+async def test_doorbell_stream_starts_at_a_keyframe_and_passes_through(
+    client: DoorstepClient,
+) -> None:
+    decisions: list[ProfileDecision] = []
+    source = StreamSource.from_doorbell(client, backoff=FAST_BACKOFF, on_profile=decisions.append)
+    generator = source.packets()
+    try:
+        async with asyncio.timeout(3):
+            first = await anext(generator)
+        assert first.is_keyframe
+        assert is_annexb(first.payload)
+        sps, pps = parameter_sets(first.payload)
+        assert sps is not None
+        assert pps is not None
+        following = await take(generator, 5)
+        assert_monotonic([first, *following])
+        assert not any(p.is_keyframe for p in following)
+    finally:
+        await generator.aclose()
+    assert source.profile is not None
+    assert source.profile.passthrough
+    assert source.profile.profile == "constrained baseline"
+    assert (source.profile.width, source.profile.height) == (640, 360)
+    assert decisions == [source.profile]
+    assert source.stats.connects == 1
+    assert demux_threads() == []
+
+
+async def test_reconnects_after_the_doorbell_restarts(
+    bell: Doorbell, client: DoorstepClient
+) -> None:
+    source = StreamSource.from_doorbell(client, backoff=FAST_BACKOFF)
+    generator = source.packets()
+    try:
+        before = await take(generator, 3)
+        await bell.stop()
+        await bell.start()
+        async with asyncio.timeout(5):
+            after = await take(generator, 3)
+    finally:
+        await generator.aclose()
+    # Whatever was still in flight may come first; the new connection starts at a keyframe.
+    assert source.stats.connects == 2
+    assert source.stats.failures >= 1
+    assert any(p.is_keyframe for p in after)
+    assert_monotonic(before + after)
+    assert demux_threads() == []
+
+
+async def test_relay_over_the_doorbell_stream(client: DoorstepClient) -> None:
+    source = StreamSource.from_doorbell(client, backoff=FAST_BACKOFF)
+    relay = MediaRelay(source.packets, grace_period=0)
+    try:
+        first_viewer = relay.subscribe(name="first")
+        async with asyncio.timeout(3):
+            first = await first_viewer.get()
+            await first_viewer.get()
+        assert first.is_keyframe
+        second_viewer = relay.subscribe(name="second")
+        joined = second_viewer.get_nowait()
+        assert joined is not None
+        assert joined.is_keyframe
+        assert joined.replayed
+        assert relay.viewer_count == 2
+    finally:
+        await relay.close()
+    assert not relay.upstream_running
+    assert demux_threads() == []
+
+
+async def _failure(source: StreamSource) -> str:
+    """Run the source until its first failed connection; return the reason."""
+    generator = source.packets()
+    consumer = asyncio.create_task(anext(generator))
+    try:
+        for _ in range(250):
+            if source.stats.failures:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        consumer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await consumer
+        await generator.aclose()
+    assert source.stats.packets == 0
+    assert source.stats.last_error is not None
+    return source.stats.last_error
+
+
+async def test_wrong_certificate_is_refused(bell: Doorbell, client: DoorstepClient) -> None:
+    impostor = DoorstepClient(
+        client.session, "127.0.0.1", bell.port, fingerprint="ab" * 32, token=client.token
+    )
+    reason = await _failure(StreamSource.from_doorbell(impostor, backoff=FAST_BACKOFF))
+    assert "certificate" in reason
+
+
+async def test_unknown_token_says_pair_again(bell: Doorbell, client: DoorstepClient) -> None:
+    stranger = DoorstepClient(
+        client.session, "127.0.0.1", bell.port, fingerprint=bell.fingerprint, token="x" * 43
+    )
+    reason = await _failure(StreamSource.from_doorbell(stranger, backoff=FAST_BACKOFF))
+    assert "401" in reason
+    assert "pair again" in reason
+
+
+def write_mp4(path: Path, *, profile: str, bframes: int, frames: int = 20) -> None:
+    """A tiny H.264 MP4 (length-prefixed NAL units, SPS/PPS only in the avcC box)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(
+            "libx264",
+            rate=30,
+            options={
+                "profile": profile,
+                "preset": "veryfast",
+                "x264-params": f"bframes={bframes}:keyint=10:scenecut=0:b-adapt=0:threads=1",
+            },
+        )
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 30)  # type: ignore[assignment]
+        rng = np.random.default_rng(7)
+        for index in range(frames):
+            image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = index
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+async def test_mp4_file_is_converted_to_annexb_and_loops_on(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    write_mp4(path, profile="baseline", bframes=0)
+    source = StreamSource.from_url(str(path), backoff=FAST_BACKOFF)
+    generator = source.packets()
+    try:
+        async with asyncio.timeout(5):
+            packets = await take(generator, 25)  # past the end: it reopens
+    finally:
+        await generator.aclose()
+    assert all(is_annexb(p.payload) for p in packets)
+    keyframes = [i for i, p in enumerate(packets) if p.is_keyframe]
+    assert keyframes == [0, 10, 20]
+    for index in keyframes:
+        sps, pps = parameter_sets(packets[index].payload)
+        assert sps is not None  # put in front from the avcC box
+        assert pps is not None
+    assert_monotonic(packets)
+    assert source.stats.connects == 2
+    assert source.profile is not None
+    assert source.profile.passthrough
+    assert demux_threads() == []
+
+
+async def test_b_frames_in_a_camera_stream_need_transcoding(tmp_path: Path) -> None:
+    path = tmp_path / "main_b.mp4"
+    write_mp4(path, profile="main", bframes=2)
+    decisions: list[ProfileDecision] = []
+    source = StreamSource.from_url(str(path), backoff=FAST_BACKOFF, on_profile=decisions.append)
+    generator = source.packets()
+    try:
+        async with asyncio.timeout(5):
+            await take(generator, 10)
+    finally:
+        await generator.aclose()
+    assert source.profile is not None
+    assert source.profile.needs_transcode
+    assert "B-frames" in source.profile.reason
+    assert decisions[-1] == source.profile
+
+
+async def test_unreadable_url_fails_and_retries(tmp_path: Path) -> None:
+    source = StreamSource.from_url(str(tmp_path / "missing.ts"), backoff=FAST_BACKOFF)
+    reason = await _failure(source)
+    assert "No such file" in reason or "FileNotFound" in reason
+    assert demux_threads() == []
+
+
+def test_rtsp_urls_default_to_tcp() -> None:
+    source = StreamSource.from_url("rtsp://127.0.0.1:8554/doorbell")
+    assert source._options == {"rtsp_transport": "tcp"}
+    forced = StreamSource.from_url("rtsp://127.0.0.1/x", options={"rtsp_transport": "udp"})
+    assert forced._options == {"rtsp_transport": "udp"}
+    with pytest.raises(ValueError, match="exactly one"):
+        StreamSource(name="none")
+
+
+def test_backoff_doubles_up_to_the_maximum() -> None:
+    backoff = Backoff(initial=0.5, maximum=3.0)
+    assert [backoff.delay(n) for n in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    assert backoff.delay(10_000) == 3.0
