@@ -21,9 +21,7 @@ def _imported_modules(source: Path) -> set[str]:
 
 
 def _room_files() -> list[Path]:
-    return sorted(
-        path for room in HA_FREE_ROOMS for path in (INTEGRATION / room).rglob("*.py")
-    )
+    return sorted(path for room in HA_FREE_ROOMS for path in (INTEGRATION / room).rglob("*.py"))
 
 
 def test_rooms_exist() -> None:
