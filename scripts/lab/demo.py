@@ -1,0 +1,344 @@
+"""`scripts/demo`: Home Assistant with Doorstep and two reference doorbells on a private
+LAN in network namespaces, onboarded and paired, ready for a person's browser.
+
+    scripts/demo                 # run until Ctrl-C
+    scripts/demo --smoke         # start, pair, ring once, check, exit 0 (for tests)
+    scripts/demo --ring-every 45 # doorbells also ring by themselves
+    scripts/demo --lan           # Home Assistant alone on the real network (real doorbells)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import Sequence
+import contextlib
+from dataclasses import dataclass
+import os
+from pathlib import Path
+import shutil
+import signal
+import socket
+import sys
+import time
+
+import aiohttp
+
+from .doorbell import Doorbell
+from .forward import TcpForwarder
+from .hass import (
+    HASS_PORT,
+    REPO,
+    HassClient,
+    HassError,
+    HassWebSocket,
+    Owner,
+    hass_process,
+    onboard,
+    prepare_config_dir,
+    wait_http_ready,
+)
+from .netns import NetnsError, Topology, create_topology, lab_unavailable_reason
+from .pairing import dismiss_stale_discovery_notice, pair_flow, wait_for_discovery
+from .procs import ManagedProcess, ProcessFailed, within
+
+# DOORSTEP_DEMO_DIR lets a test run the demo without touching a person's .demo/.
+DEMO_DIR = Path(os.environ.get("DOORSTEP_DEMO_DIR") or REPO / ".demo")
+DOORBELL_NAMES = ("Front door", "Back door")
+OWNER = Owner()
+SMOKE_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoOptions:
+    lan: bool
+    smoke: bool
+    ring_every: float | None
+
+
+def parse_args(argv: Sequence[str]) -> DemoOptions:
+    parser = argparse.ArgumentParser(prog="scripts/demo", description=__doc__.split("\n\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--lan",
+        action="store_true",
+        help="no namespaces: run Home Assistant on this machine's real network, for real "
+        "doorbells (you onboard in the browser)",
+    )
+    mode.add_argument(
+        "--smoke",
+        action="store_true",
+        help="start everything, check both doorbells pair and a ring arrives, then exit",
+    )
+    parser.add_argument(
+        "--ring-every",
+        type=float,
+        metavar="SECONDS",
+        help="let the reference doorbells ring by themselves this often",
+    )
+    args = parser.parse_args(argv)
+    smoke = args.smoke or os.environ.get("DOORSTEP_DEMO_SMOKE") == "1"
+    return DemoOptions(lan=args.lan, smoke=smoke and not args.lan, ring_every=args.ring_every)
+
+
+def say(text: str) -> None:
+    print(f"demo: {text}", flush=True)
+
+
+def _slug(name: str) -> str:
+    return name.lower().replace(" ", "-")
+
+
+def _entity(name: str, suffix: str, domain: str) -> str:
+    return f"{domain}.{name.lower().replace(' ', '_')}_{suffix}"
+
+
+class AlreadyRunning(RuntimeError):
+    """Another demo holds the lab directory."""
+
+
+def _claim(run_dir: Path) -> None:
+    """Make `run_dir` fresh for this run, unless a live demo is using it."""
+    pid_file = run_dir / "demo.pid"
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        pid = int(pid_file.read_text(encoding="utf-8"))
+        if pid != os.getpid() and Path(f"/proc/{pid}").exists():
+            raise AlreadyRunning(f"another demo is running (pid {pid}); stop it first")
+    # Every lab run starts from nothing: a fresh owner, fresh doorbells, fresh pairing.
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    pid_file.write_text(str(os.getpid()), encoding="utf-8")
+
+
+class LabDemo:
+    """Everything one namespace demo started, so `close` can stop it in order."""
+
+    def __init__(self, options: DemoOptions, run_dir: Path) -> None:
+        self.options = options
+        self.run_dir = run_dir
+        self.topology: Topology | None = None
+        self.doorbells: list[Doorbell] = []
+        self.hass: ManagedProcess | None = None
+        self.forwarder: TcpForwarder | None = None
+        self.url = ""
+
+    def start_processes(self) -> None:
+        """Network and processes, from the main thread (see procs.py on why)."""
+        self.topology = topo = create_topology(len(DOORBELL_NAMES))
+        say(f"lab network up: home LAN {topo.lan} in namespaces {', '.join(topo.namespaces())}")
+        for name, host in zip(DOORBELL_NAMES, topo.doorbells, strict=True):
+            bell = Doorbell(
+                name=name,
+                address=host.address,
+                ns=host.ns,
+                state_dir=self.run_dir / _slug(name),
+                log_path=self.run_dir / f"{_slug(name)}.log",
+                ring_every=self.options.ring_every,
+            )
+            bell.start()
+            self.doorbells.append(bell)
+        config_dir = prepare_config_dir(self.run_dir / "config")
+        self.hass = hass_process(config_dir, self.run_dir / "home-assistant.log", topo.hub_ns)
+        self.hass.start()
+        say(f"Home Assistant starting in {topo.hub_ns} (log: {self.hass.log_path})")
+
+    @property
+    def hass_direct_url(self) -> str:
+        assert self.topology is not None
+        return f"http://{self.topology.hub_uplink_address}:{HASS_PORT}"
+
+    async def setup(self, session: aiohttp.ClientSession) -> HassClient:
+        assert self.hass is not None
+        infos = []
+        for bell in self.doorbells:
+            async with within(30, f"doorbell {bell.name!r} answers", bell.process):
+                infos.append(await bell.wait_ready(session))
+        for bell, info in zip(self.doorbells, infos, strict=True):
+            say(f"doorbell {bell.name!r} ({info['id']}) up at {bell.base_url}")
+        base = self.hass_direct_url
+        async with within(90, "Home Assistant answers HTTP", self.hass):
+            await wait_http_ready(session, base, self.hass)
+        token = await onboard(session, base, OWNER)
+        client = HassClient(session=session, base_url=base, token=token)
+        async with within(90, "Home Assistant finishes starting", self.hass):
+            await client.wait_running()
+        client.token = await client.long_lived_token("doorstep demo")
+        token_file = self.run_dir / "token"
+        token_file.write_text(client.token + "\n", encoding="utf-8")
+        token_file.chmod(0o600)
+        say("Home Assistant running and onboarded")
+
+        ws = await client.websocket()
+        try:
+            for bell, info in zip(self.doorbells, infos, strict=True):
+                started = time.monotonic()
+                async with within(30, f"Home Assistant discovers {bell.name!r} by mDNS"):
+                    flow = await wait_for_discovery(ws, device_id=info["id"])
+                say(f"discovered {bell.name!r} by mDNS after {time.monotonic() - started:.1f} s")
+                result = await pair_flow(client, flow, bell.pairing_code())
+                if result["type"] != "create_entry":
+                    raise RuntimeError(f"pairing {bell.name!r} did not finish: {result}")
+                say(f"paired {bell.name!r} through the config flow")
+            await dismiss_stale_discovery_notice(client, ws)
+        finally:
+            await ws.close()
+        await self._start_forwarder()
+        return client
+
+    async def _start_forwarder(self) -> None:
+        assert self.topology is not None
+        forwarder = TcpForwarder("127.0.0.1", HASS_PORT, self.topology.hub_uplink_address,
+                                 HASS_PORT)  # fmt: skip
+        try:
+            await forwarder.start()
+        except OSError as err:
+            say(f"127.0.0.1:{HASS_PORT} is taken ({err.strerror}); use the direct address")
+            self.url = self.hass_direct_url
+            return
+        self.forwarder = forwarder
+        self.url = f"http://127.0.0.1:{HASS_PORT}"
+
+    def banner(self) -> str:
+        lines = [
+            "",
+            "Doorstep demo is ready.",
+            f"  Open      {self.url}",
+            f"  Log in    username {OWNER.username!r}, password {OWNER.password!r}",
+            f"  Token     {self.run_dir / 'token'} (long-lived, for the REST API)",
+            "  Ring a doorbell:",
+        ]
+        lines += [f"    {bell.curl_press()}    # {bell.name}" for bell in self.doorbells]
+        if self.options.ring_every:
+            lines.append(f"  The doorbells also ring every {self.options.ring_every:g} s.")
+        lines += [f"  Logs      {self.run_dir}/*.log", "  Stop      Ctrl-C", ""]
+        return "\n".join(lines)
+
+    async def close(self) -> None:
+        if self.forwarder is not None:
+            await self.forwarder.close()
+        if self.hass is not None:
+            self.hass.stop()
+        for bell in self.doorbells:
+            bell.stop()
+        if self.topology is not None:
+            self.topology.teardown()
+        with contextlib.suppress(FileNotFoundError):
+            (self.run_dir / "demo.pid").unlink()
+
+
+async def smoke_check(demo: LabDemo, client: HassClient, session: aiohttp.ClientSession) -> None:
+    """Both doorbells' entities exist, a ring arrives, and the UI answers on the URL."""
+    async with session.get(f"{demo.url}/") as resp:
+        if resp.status != 200 or "<html" not in (await resp.text()).lower():
+            raise RuntimeError(f"the UI at {demo.url} answered {resp.status}")
+    ws: HassWebSocket = await client.websocket()
+    try:
+        changes = await ws.subscribe("subscribe_events", event_type="state_changed")
+        for name in DOORBELL_NAMES:
+            connectivity = _entity(name, "connectivity", "binary_sensor")
+            async with within(20, f"{connectivity} is on"):
+                await _wait_entity_state(client, connectivity, "on")
+        front = demo.doorbells[0]
+        entity = _entity(front.name, "doorbell", "event")
+        before = (await client.get(f"/api/states/{entity}"))["state"]
+        pressed = time.monotonic()
+        await front.press(session)
+        async with within(10, f"the ring reaches {entity}"):
+            while True:
+                data = (await changes.get())["data"]
+                state = (data["new_state"] or {}).get("state")
+                if data["entity_id"] == entity and state not in {before, "unavailable", None}:
+                    break
+        say(f"smoke: ring reached {entity} {1000 * (time.monotonic() - pressed):.0f} ms "
+            "after the press")  # fmt: skip
+    finally:
+        await ws.close()
+
+
+async def _wait_entity_state(client: HassClient, entity_id: str, want: str) -> None:
+    while True:
+        # 404 until the entity exists.
+        with contextlib.suppress(HassError):
+            if (await client.get(f"/api/states/{entity_id}"))["state"] == want:
+                return
+        await asyncio.sleep(0.2)
+
+
+async def run_lab(options: DemoOptions) -> int:
+    reason = lab_unavailable_reason()
+    if reason:
+        say(f"cannot build the demo network: {reason}")
+        return 1
+    run_dir = DEMO_DIR / "lab"
+    try:
+        _claim(run_dir)
+    except AlreadyRunning as err:
+        say(str(err))
+        return 1
+    demo = LabDemo(options, run_dir)
+    started = time.monotonic()
+    try:
+        demo.start_processes()
+        async with aiohttp.ClientSession() as session:
+            if options.smoke:
+                async with within(SMOKE_TIMEOUT, "smoke run"):
+                    client = await demo.setup(session)
+                    await smoke_check(demo, client, session)
+                say(f"smoke: OK in {time.monotonic() - started:.0f} s")
+                return 0
+            await demo.setup(session)
+            print(demo.banner(), flush=True)
+            await asyncio.Event().wait()  # until Ctrl-C cancels us
+    except asyncio.CancelledError:
+        say("stopping")
+        # Ctrl-C ends a normal demo as intended; a smoke run that was cut short failed.
+        return 130 if options.smoke else 0
+    except (NetnsError, ProcessFailed, RuntimeError, TimeoutError, aiohttp.ClientError) as err:
+        say(f"failed: {err!r}" if not str(err) else f"failed: {err}")
+        say(f"logs: {run_dir}/*.log")
+        return 1
+    finally:
+        await demo.close()
+        say("stopped; network namespaces removed")
+    return 0
+
+
+def run_lan() -> int:
+    """Home Assistant on the real network, with the demo configuration; never automated."""
+    config_dir = prepare_config_dir(
+        DEMO_DIR / "lan" / "config", skip_core_config=False, overwrite=False
+    )
+    host = socket.gethostname()
+    say(f"Home Assistant on this machine's network, config in {config_dir}")
+    say("edit its configuration.yaml for your home's location and time zone")
+    say(f"open http://{host}:{HASS_PORT} (or this machine's address) and create your account;")
+    say("Doorstep offers every doorbell it finds on the LAN under Settings > Devices.")
+    argv = [sys.executable, "-m", "homeassistant", "-c", str(config_dir), "--skip-pip"]
+    os.execv(sys.executable, argv)  # noqa: S606 - this process becomes Home Assistant
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = parse_args(sys.argv[1:] if argv is None else argv)
+    if options.lan:
+        return run_lan()
+
+    async def guarded() -> int:
+        # Ctrl-C and SIGTERM cancel the run, so its finally block tears everything down.
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(sig, task.cancel)
+        return await run_lab(options)
+
+    try:
+        return asyncio.run(guarded())
+    except asyncio.CancelledError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+__all__ = ["DemoOptions", "LabDemo", "main", "parse_args"]

@@ -1,0 +1,73 @@
+"""A tiny TCP forwarder, so http://127.0.0.1:8123 in the root namespace reaches Home
+Assistant inside the hub namespace (browsers treat 127.0.0.1 as a secure context)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+
+class TcpForwarder:
+    """Accepts on (listen_host, listen_port) and pipes each connection to the target."""
+
+    def __init__(
+        self, listen_host: str, listen_port: int, target_host: str, target_port: int
+    ) -> None:
+        self.listen_host = listen_host
+        self.listen_port = listen_port
+        self.target_host = target_host
+        self.target_port = target_port
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Start listening; raises OSError when the port is taken."""
+        self._server = await asyncio.start_server(
+            self._handle, self.listen_host, self.listen_port, reuse_address=True
+        )
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            try:
+                up_reader, up_writer = await asyncio.open_connection(
+                    self.target_host, self.target_port
+                )
+            except OSError:
+                writer.close()
+                return
+            try:
+                await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
+            finally:
+                up_writer.close()
+        finally:
+            writer.close()
+            self._tasks.discard(task)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        # Half-close so HTTP keep-alive and websockets end cleanly on both sides.
+        with contextlib.suppress(OSError, RuntimeError):
+            if writer.can_write_eof():
+                writer.write_eof()
+            else:
+                writer.close()

@@ -1,0 +1,48 @@
+"""`scripts/demo --smoke` proves the demo a person runs works: it builds the lab, starts
+two reference doorbells and Home Assistant, pairs both by real mDNS discovery, rings
+one, checks the UI answers on the printed URL, and tears everything down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+import re
+import subprocess
+import sys
+
+import pytest
+
+from scripts.lab.hass import REPO
+
+from .conftest import require_lab
+
+pytestmark = pytest.mark.e2e
+
+
+def test_demo_smoke(tmp_path: Path) -> None:
+    require_lab()
+    env = dict(os.environ, DOORSTEP_DEMO_DIR=str(tmp_path / "demo"))
+    proc = subprocess.run(
+        [str(REPO / "scripts" / "demo"), "--smoke"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    sys.stdout.write(proc.stdout)
+    logs = "\n".join(
+        f"--- {log}\n" + "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        for log in sorted((tmp_path / "demo" / "lab").glob("*.log"))
+    )
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\n{logs}"
+    assert "smoke: OK" in proc.stdout
+    assert "paired 'Front door'" in proc.stdout
+    assert "paired 'Back door'" in proc.stdout
+    # Everything the demo built is gone again.
+    built = re.search(r"in namespaces (.+)$", proc.stdout, re.MULTILINE)
+    assert built is not None, proc.stdout
+    listing = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    for ns in built.group(1).split(", "):
+        assert ns not in listing
