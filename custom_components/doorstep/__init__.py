@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
@@ -23,6 +25,9 @@ from .repairs import async_create_identity_issue
 _LOGGER = logging.getLogger(__name__)
 
 PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT]
+
+# Seconds setup waits for the event stream before adding entities.
+FIRST_CONNECTION_WAIT = 5.0
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> bool:
@@ -53,8 +58,6 @@ async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> 
     coordinator = DoorstepCoordinator(hass, entry, device)
     entry.runtime_data = DoorstepData(client=client, device=device, coordinator=coordinator)
 
-    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-
     stream = EventStream(
         client,
         on_event=coordinator.handle_event,
@@ -66,6 +69,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> 
     entry.async_create_background_task(
         hass, stream.run(), name=f"{DOMAIN} event stream {device.device_id}"
     )
+    # Entities written before the stream is up would start unavailable and flip to their
+    # real state a moment later, which the logbook shows as a spurious event. A short
+    # wait avoids that; a doorbell that takes longer simply starts unavailable.
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(FIRST_CONNECTION_WAIT):
+            await coordinator.first_connection.wait()
+
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
 

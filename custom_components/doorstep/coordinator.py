@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from datetime import datetime
 import logging
@@ -51,6 +52,7 @@ class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
         self.data = DoorbellState()
         # The first connection after setup is not a recovery and is not announced.
         self._had_outage = False
+        self.first_connection = asyncio.Event()
 
     @callback
     def handle_event(self, event: DoorbellEvent) -> None:
@@ -86,6 +88,7 @@ class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
             _LOGGER.info("%s is back online", self.device.name)
         else:
             _LOGGER.debug("%s connected", self.device.name)
+            self.first_connection.set()
         self.async_set_updated_data(replace(self.data, connected=connected))
 
     @callback

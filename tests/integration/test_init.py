@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNKNOWN
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -99,3 +100,21 @@ async def test_remove_entry_with_doorbell_offline(
     await hass.config_entries.async_remove(loaded_entry.entry_id)
     await hass.async_block_till_done()
     assert not hass.config_entries.async_entries(DOMAIN)
+
+
+async def test_entities_do_not_start_unavailable(
+    hass: HomeAssistant, doorbell: Doorbell, paired_entry: MockConfigEntry
+) -> None:
+    """Setup waits briefly for the doorbell: no spurious unavailable → unknown change is logged."""
+    seen: list[str] = []
+
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        if event.data["entity_id"] == "event.front_door_doorbell" and event.data["new_state"]:
+            seen.append(event.data["new_state"].state)
+
+    hass.bus.async_listen(EVENT_STATE_CHANGED, record)
+    assert await hass.config_entries.async_setup(paired_entry.entry_id)
+    await hass.async_block_till_done()
+    assert seen == [STATE_UNKNOWN]
+    assert await hass.config_entries.async_unload(paired_entry.entry_id)
