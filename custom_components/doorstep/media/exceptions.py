@@ -25,3 +25,34 @@ class SubscriptionClosed(MediaError):
 
 class StreamError(MediaError):
     """One connection to a video source failed; the source reconnects by itself."""
+
+
+class WebRTCError(MediaError):
+    """A live-view session could not be set up or was used wrongly.
+
+    The message is written for a person: the camera entity shows it as it is.
+    """
+
+
+class InvalidOffer(WebRTCError):
+    """An SDP offer that Doorstep will not hand to aiortc, and why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidCandidate(WebRTCError):
+    """A trickled ICE candidate that is not well-formed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SessionClosed(WebRTCError):
+    """The session is closed (or was never opened); start a new one."""
+
+
+class TooManySessions(WebRTCError):
+    """The hub already serves as many live viewers as it allows."""
