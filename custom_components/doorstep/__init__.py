@@ -20,11 +20,18 @@ from .device import (
     EventStream,
     FingerprintMismatch,
 )
+from .live_view import home_network_policy, live_view_settings
+from .media import MediaRelay, SessionManager, StreamSource
 from .repairs import async_create_identity_issue
 
 _LOGGER = logging.getLogger(__name__)
 
-PLATFORMS: list[Platform] = [Platform.BINARY_SENSOR, Platform.EVENT]
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.CAMERA,
+    Platform.EVENT,
+    Platform.SENSOR,
+]
 
 # Seconds setup waits for the event stream before adding entities.
 FIRST_CONNECTION_WAIT = 5.0
@@ -56,7 +63,31 @@ async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> 
         ) from err
 
     coordinator = DoorstepCoordinator(hass, entry, device)
-    entry.runtime_data = DoorstepData(client=client, device=device, coordinator=coordinator)
+    relay = MediaRelay(
+        lambda: StreamSource.from_doorbell(client, name=device.name).packets(),
+        name=device.name,
+    )
+    sessions = SessionManager(policy=home_network_policy(entry.options))
+    entry.runtime_data = DoorstepData(
+        client=client, device=device, coordinator=coordinator, relay=relay, sessions=sessions
+    )
+
+    async def _stop_media() -> None:
+        # Every aiortc peer connection first, then the upstream they were fed from.
+        await sessions.close_all()
+        await relay.close()
+
+    entry.async_on_unload(_stop_media)
+
+    # Who may watch is fixed into the session manager; a change of it needs a reload.
+    # Other options (the ring cooldown) are read when used and need none.
+    settings_at_setup = live_view_settings(entry.options)
+
+    async def _async_options_updated(hass: HomeAssistant, entry: DoorstepConfigEntry) -> None:
+        if live_view_settings(entry.options) != settings_at_setup:
+            await hass.config_entries.async_reload(entry.entry_id)
+
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
 
     stream = EventStream(
         client,

@@ -24,9 +24,11 @@ from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import voluptuous as vol
 
 from .const import (
+    CONF_ALLOW_REMOTE_LIVE_VIEW,
     CONF_CODE,
     CONF_DEVICE_ID,
     CONF_FINGERPRINT,
+    CONF_HOME_NETWORKS,
     CONF_RING_COOLDOWN,
     CONF_TOKEN,
     DEFAULT_RING_COOLDOWN,
@@ -45,6 +47,7 @@ from .device import (
     PairingLocked,
     parse_txt,
 )
+from .live_view import parse_home_networks
 from .repairs import async_create_identity_issue, async_delete_identity_issue
 
 CODE_SCHEMA = vol.Schema({vol.Required(CONF_CODE): str})
@@ -294,27 +297,50 @@ class DoorstepOptionsFlow(OptionsFlow):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show the options form."""
+        errors: dict[str, str] = {}
         if user_input is not None:
-            return self.async_create_entry(data=user_input)
-        schema = vol.Schema(
-            {
-                vol.Required(
-                    CONF_RING_COOLDOWN, default=DEFAULT_RING_COOLDOWN
-                ): selector.NumberSelector(
-                    selector.NumberSelectorConfig(
-                        min=0,
-                        max=MAX_RING_COOLDOWN,
-                        step=1,
-                        unit_of_measurement="s",
-                        mode=selector.NumberSelectorMode.BOX,
-                    )
-                ),
-            }
-        )
+            try:
+                networks = parse_home_networks(user_input.get(CONF_HOME_NETWORKS, ""))
+            except ValueError:
+                errors[CONF_HOME_NETWORKS] = "invalid_network"
+            else:
+                return self.async_create_entry(
+                    data={
+                        CONF_RING_COOLDOWN: int(user_input[CONF_RING_COOLDOWN]),
+                        CONF_ALLOW_REMOTE_LIVE_VIEW: user_input[CONF_ALLOW_REMOTE_LIVE_VIEW],
+                        CONF_HOME_NETWORKS: networks,
+                    }
+                )
+        options = self.config_entry.options
+        suggested = user_input or {
+            CONF_RING_COOLDOWN: options.get(CONF_RING_COOLDOWN, DEFAULT_RING_COOLDOWN),
+            CONF_ALLOW_REMOTE_LIVE_VIEW: options.get(CONF_ALLOW_REMOTE_LIVE_VIEW, False),
+            CONF_HOME_NETWORKS: ", ".join(options.get(CONF_HOME_NETWORKS, [])),
+        }
         return self.async_show_form(
             step_id="init",
-            data_schema=self.add_suggested_values_to_schema(schema, self.config_entry.options),
+            data_schema=self.add_suggested_values_to_schema(OPTIONS_SCHEMA, suggested),
+            errors=errors,
         )
+
+
+OPTIONS_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_RING_COOLDOWN, default=DEFAULT_RING_COOLDOWN): selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=0,
+                max=MAX_RING_COOLDOWN,
+                step=1,
+                unit_of_measurement="s",
+                mode=selector.NumberSelectorMode.BOX,
+            )
+        ),
+        vol.Required(CONF_ALLOW_REMOTE_LIVE_VIEW, default=False): selector.BooleanSelector(),
+        vol.Optional(CONF_HOME_NETWORKS, default=""): selector.TextSelector(
+            selector.TextSelectorConfig(multiline=True)
+        ),
+    }
+)
 
 
 def _instance_name(service_name: str) -> str:

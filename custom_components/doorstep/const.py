@@ -15,6 +15,10 @@ CONF_RING_COOLDOWN: Final = "ring_cooldown"
 DEFAULT_RING_COOLDOWN: Final = 0
 MAX_RING_COOLDOWN: Final = 300
 
+# Live view (invariant I3): off by default, so only the home network may watch.
+CONF_ALLOW_REMOTE_LIVE_VIEW: Final = "allow_remote_live_view"
+CONF_HOME_NETWORKS: Final = "home_networks"
+
 # Bus events and device trigger types.
 EVENT_RING: Final = "doorstep_ring"
 TRIGGER_TYPE_PRESSED: Final = "pressed"

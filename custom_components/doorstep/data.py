@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from homeassistant.config_entries import ConfigEntry
 
 from .device import DeviceInfo, DoorstepClient
+from .media import MediaRelay, SessionManager
 
 if TYPE_CHECKING:
     from .coordinator import DoorstepCoordinator
@@ -20,6 +21,10 @@ class DoorstepData:
     client: DoorstepClient
     device: DeviceInfo
     coordinator: DoorstepCoordinator
+    # One upstream video connection to the doorbell, shared by every viewer.
+    relay: MediaRelay
+    # One aiortc peer connection per browser watching this doorbell.
+    sessions: SessionManager
 
 
 type DoorstepConfigEntry = ConfigEntry[DoorstepData]

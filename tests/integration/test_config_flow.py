@@ -13,9 +13,11 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.doorstep.const import (
+    CONF_ALLOW_REMOTE_LIVE_VIEW,
     CONF_CODE,
     CONF_DEVICE_ID,
     CONF_FINGERPRINT,
+    CONF_HOME_NETWORKS,
     CONF_RING_COOLDOWN,
     CONF_TOKEN,
     DOMAIN,
@@ -406,12 +408,31 @@ async def test_reconfigure_cannot_connect(
 
 
 async def test_options(hass: HomeAssistant, paired_entry: MockConfigEntry) -> None:
-    """The ring cooldown is stored as an option."""
+    """Cooldown and live-view settings are stored; a bad network is refused with the input kept."""
     with patch("custom_components.doorstep.async_setup_entry", return_value=True):
         result = await hass.config_entries.options.async_init(paired_entry.entry_id)
         assert result["step_id"] == "init"
         result = await hass.config_entries.options.async_configure(
-            result["flow_id"], {CONF_RING_COOLDOWN: 10}
+            result["flow_id"],
+            {
+                CONF_RING_COOLDOWN: 10,
+                CONF_ALLOW_REMOTE_LIVE_VIEW: False,
+                CONF_HOME_NETWORKS: "100.64.0.0/10, not-a-network",
+            },
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {CONF_HOME_NETWORKS: "invalid_network"}
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"],
+            {
+                CONF_RING_COOLDOWN: 10,
+                CONF_ALLOW_REMOTE_LIVE_VIEW: False,
+                CONF_HOME_NETWORKS: "100.64.0.0/10\n 2001:db8::/32 ",
+            },
         )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert paired_entry.options == {CONF_RING_COOLDOWN: 10}
+    assert paired_entry.options == {
+        CONF_RING_COOLDOWN: 10,
+        CONF_ALLOW_REMOTE_LIVE_VIEW: False,
+        CONF_HOME_NETWORKS: ["100.64.0.0/10", "2001:db8::/32"],
+    }
