@@ -1,0 +1,111 @@
+"""Per-request footage sharing, free of Home Assistant: requests, the egress gate, the
+audit log, signed manifests.
+
+The Home Assistant glue builds one :class:`EgressGate` per hub, persists
+:attr:`EgressGate.state` with :func:`state_to_dict` after every change, and maps
+:class:`SharingError` subclasses to translated errors.
+"""
+
+from .archive import CONTENT_TYPE, verify_archive
+from .audit import AuditKind, AuditLog
+from .clips import ClipSource
+from .exceptions import (
+    ApprovalRefused,
+    AuditCorruptError,
+    AuditWriteError,
+    ClipIntegrityError,
+    CorruptStateError,
+    InvalidId,
+    InvalidManifest,
+    InvalidRequest,
+    InvalidToken,
+    NotReleasable,
+    ReleaseStopped,
+    RequestClosed,
+    SharingError,
+    TooManyPending,
+    UnknownRequest,
+    UnknownRequester,
+)
+from .gate import EgressGate, Release
+from .ids import check_id, child_path, is_valid_id, new_id
+from .manifest import build_manifest, verify_manifest
+from .models import (
+    Actor,
+    AuditRef,
+    ClipInfo,
+    Delivery,
+    DeliveryMethod,
+    FrozenClip,
+    PickupLink,
+    Requester,
+    RequesterKind,
+    RequesterStatus,
+    RequestState,
+    ShareRequest,
+    requester_status,
+)
+from .schema import REQUEST_SCHEMA, RequestFields, parse_request_body, validate_request
+from .signing import HubKey, key_id_of
+from .state import SharingState
+from .store import STATE_VERSION, migrate, state_from_dict, state_to_dict
+from .tokens import hash_token, new_requester_token, token_matches
+
+__all__ = [
+    "CONTENT_TYPE",
+    "REQUEST_SCHEMA",
+    "STATE_VERSION",
+    "Actor",
+    "ApprovalRefused",
+    "AuditCorruptError",
+    "AuditKind",
+    "AuditLog",
+    "AuditRef",
+    "AuditWriteError",
+    "ClipInfo",
+    "ClipIntegrityError",
+    "ClipSource",
+    "CorruptStateError",
+    "Delivery",
+    "DeliveryMethod",
+    "EgressGate",
+    "FrozenClip",
+    "HubKey",
+    "InvalidId",
+    "InvalidManifest",
+    "InvalidRequest",
+    "InvalidToken",
+    "NotReleasable",
+    "PickupLink",
+    "Release",
+    "ReleaseStopped",
+    "RequestClosed",
+    "RequestFields",
+    "RequestState",
+    "Requester",
+    "RequesterKind",
+    "RequesterStatus",
+    "ShareRequest",
+    "SharingError",
+    "SharingState",
+    "TooManyPending",
+    "UnknownRequest",
+    "UnknownRequester",
+    "build_manifest",
+    "check_id",
+    "child_path",
+    "hash_token",
+    "is_valid_id",
+    "key_id_of",
+    "migrate",
+    "new_id",
+    "new_requester_token",
+    "parse_request_body",
+    "requester_status",
+    "state_from_dict",
+    "state_to_dict",
+    "token_matches",
+    "validate_request",
+    "verify_archive",
+    "verify_manifest",
+]

@@ -1,0 +1,103 @@
+"""Exceptions raised by the Doorstep sharing library.
+
+Every error a caller must handle derives from :class:`SharingError`, so the Home Assistant
+glue can map the whole family to translated errors in one place.
+"""
+
+from __future__ import annotations
+
+
+class SharingError(Exception):
+    """Base class for every error this library raises on purpose."""
+
+
+class InvalidRequest(SharingError):
+    """An incoming request body (HTTP or service) failed validation.
+
+    ``field`` is a dotted path such as ``window.start`` (or ``body`` for the whole body),
+    so the HTTP view can answer 400 with a field-level message.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class InvalidId(SharingError):
+    """An id from outside is not a well-formed ULID (or is a path in disguise)."""
+
+
+class InvalidToken(SharingError):
+    """A requester or pickup token is malformed, unknown, revoked or expired.
+
+    Deliberately one class: the HTTP layer answers 401/404 without saying which.
+    """
+
+
+class UnknownRequest(SharingError):
+    """No request with that id (or not one the caller may see)."""
+
+
+class UnknownRequester(SharingError):
+    """No requester with that id."""
+
+
+class TooManyPending(SharingError):
+    """The requester already has the maximum number of pending requests (HTTP 429)."""
+
+
+class RequestClosed(SharingError):
+    """The request is declined, expired, revoked or otherwise past the asked-for step."""
+
+    def __init__(self, request_id: str, state: str) -> None:
+        super().__init__(f"request {request_id} is {state}")
+        self.request_id = request_id
+        self.state = state
+
+
+class ApprovalRefused(SharingError):
+    """The actor may not approve: not a person, not an admin, a system or read-only user.
+
+    The refusal is already in the audit log when this is raised.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"approval refused: {reason}")
+        self.reason = reason
+
+
+class NotReleasable(SharingError):
+    """The gate will not release bytes for this request or link right now."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"not releasable: {reason}")
+        self.reason = reason
+
+
+class ReleaseStopped(NotReleasable):
+    """A release was cut off mid-stream (revoked or expired while streaming)."""
+
+
+class ClipIntegrityError(SharingError):
+    """A frozen clip changed or vanished between approval and delivery."""
+
+
+class AuditWriteError(SharingError):
+    """An audit entry could not be made durable (disk full, I/O error).
+
+    The log is left without a partial line, and the step that needed the entry did not
+    happen: nothing is approved or released on the strength of an unwritten entry.
+    """
+
+
+class AuditCorruptError(SharingError):
+    """The audit log cannot be read well enough to append to it safely."""
+
+
+class CorruptStateError(SharingError):
+    """Persisted sharing state is unreadable or inconsistent; nothing will be released."""
+
+
+class InvalidManifest(SharingError):
+    """A manifest or archive does not verify: bad signature, bad hash, or malformed."""
