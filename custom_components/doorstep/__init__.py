@@ -9,7 +9,9 @@ import logging
 from homeassistant.const import CONF_HOST, CONF_PORT, Platform
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.typing import ConfigType
 
 from .const import CONF_FINGERPRINT, CONF_TOKEN, DOMAIN
 from .coordinator import DoorstepCoordinator
@@ -20,6 +22,7 @@ from .device import (
     EventStream,
     FingerprintMismatch,
 )
+from .ice import async_start_local_stun
 from .live_view import home_network_policy, live_view_settings
 from .media import MediaRelay, SessionManager, StreamSource
 from .repairs import async_create_identity_issue
@@ -35,6 +38,15 @@ PLATFORMS: list[Platform] = [
 
 # Seconds setup waits for the event stream before adding entities.
 FIRST_CONNECTION_WAIT = 5.0
+
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Once per Home Assistant: the local STUN responder for browsers watching live."""
+    await async_start_local_stun(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> bool:

@@ -1,0 +1,71 @@
+"""Keep the browser's side of live view at home too (invariant I4).
+
+Home Assistant tells every browser to use a STUN server during WebRTC, and unless the
+owner configured ``homeassistant: webrtc: ice_servers`` that is its public
+stun.home-assistant.io. Doorstep's media never needs it, but the browser would still
+contact it. Doorstep runs a STUN responder on the hub and, while Home Assistant's
+default is in force, raises a repair issue telling the owner how to point
+``ice_servers`` at it.
+
+Considered and not taken: filtering the list inside Doorstep's camera entity. Core
+builds that list in a final method and appends its servers after ours, so a filter
+would depend on core's internals, and would not cover other integrations' cameras.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from homeassistant.components import network
+from homeassistant.components.network.const import MDNS_TARGET_IP
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+
+from .const import DOMAIN
+from .media.stun import DEFAULT_STUN_PORT, StunResponder
+
+_LOGGER = logging.getLogger(__name__)
+
+ISSUE_PUBLIC_STUN = "public_stun_server"
+
+
+async def async_start_local_stun(hass: HomeAssistant) -> None:
+    """Answer STUN on the hub and tell the owner how to use it instead of the public server."""
+    responder = StunResponder()
+    try:
+        await responder.start("0.0.0.0", DEFAULT_STUN_PORT)  # noqa: S104 -- browsers on any home interface ask it
+    except OSError as err:
+        _LOGGER.warning(
+            "Could not start the local STUN responder on UDP port %s (%s); "
+            "point ice_servers at another STUN server inside your home instead",
+            DEFAULT_STUN_PORT,
+            err,
+        )
+        listening = False
+    else:
+        listening = True
+
+        @callback
+        def _stop(_event: Event) -> None:
+            responder.close()
+
+        hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop)
+
+    if hass.config.webrtc.ice_servers:
+        ir.async_delete_issue(hass, DOMAIN, ISSUE_PUBLIC_STUN)
+        return
+    try:
+        hub_ip = await network.async_get_source_ip(hass, target_ip=MDNS_TARGET_IP)
+    except HomeAssistantError:
+        hub_ip = "HUB-ADDRESS"
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        ISSUE_PUBLIC_STUN,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_PUBLIC_STUN if listening else f"{ISSUE_PUBLIC_STUN}_no_responder",
+        translation_placeholders={"stun_url": f"stun:{hub_ip}:{DEFAULT_STUN_PORT}"},
+    )
