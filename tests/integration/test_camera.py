@@ -8,6 +8,7 @@ from typing import Any
 from unittest.mock import patch
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -133,6 +134,49 @@ async def test_live_view_end_to_end(
         await pc.close()
     # The browser hung up: its session closes and the count drops.
     await wait_for(hass, lambda: hass.states.get(VIEWERS).state == "0", within=15)  # type: ignore[union-attr]
+
+
+async def test_viewer_survives_doorbell_outage(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    doorbell: Doorbell,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """The doorbell vanishes mid-stream: the picture freezes, then goes live again by itself."""
+    ws = await hass_ws_client(hass)
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    counters: list[int] = []
+
+    @pc.on("track")
+    def on_track(track: Any) -> None:
+        async def read() -> None:
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return  # the test hung up
+                code = decode_blockcode(frame.to_ndarray(format="rgb24"))
+                if code is not None:
+                    counters.append(code[0])
+
+        hass.async_create_background_task(read(), "test viewer")
+
+    try:
+        messages = await _send_offer(ws, await _offer(pc))
+        await pc.setRemoteDescription(RTCSessionDescription(messages[-1]["answer"], "answer"))
+        await wait_for(hass, lambda: len(counters) >= 5, within=20)
+
+        await doorbell.stop()
+        await asyncio.sleep(1.5)
+        frozen_at = len(counters)
+        await doorbell.start()
+        back = asyncio.get_running_loop().time()
+        # Live again: frames with new counters arrive without a new offer.
+        await wait_for(hass, lambda: len(counters) >= frozen_at + 5, within=10)
+        recovered_in = asyncio.get_running_loop().time() - back
+        assert recovered_in < 5, f"live again only after {recovered_in:.1f} s"
+    finally:
+        await pc.close()
 
 
 async def test_live_view_refused_outside_home(
