@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import cast
 
-from homeassistant.const import CONF_HOST, CONF_PORT, Platform
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ConfigEntryNotReady
+from homeassistant.config_entries import SOURCE_SYSTEM
+from homeassistant.const import CONF_HOST, CONF_PORT, EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.core import Event, HomeAssistant
+from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_FINGERPRINT, CONF_TOKEN, DOMAIN
+from .const import CONF_FINGERPRINT, CONF_KIND, CONF_TOKEN, DOMAIN, KIND_SHARING
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
 from .device import (
@@ -22,10 +24,14 @@ from .device import (
     EventStream,
     FingerprintMismatch,
 )
+from .http import async_register_views
 from .ice import async_start_local_stun
 from .live_view import home_network_policy, live_view_settings
 from .media import MediaRelay, SessionManager, StreamSource
 from .repairs import async_create_identity_issue
+from .services import async_setup_services
+from .sharing import state_to_dict
+from .sharing_hub import DATA_SHARING, SharingConfigEntry, async_create_sharing_hub
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ PLATFORMS: list[Platform] = [
     Platform.SENSOR,
 ]
 
+SHARING_PLATFORMS: list[Platform] = [Platform.BUTTON, Platform.SENSOR, Platform.SWITCH]
+
 # Seconds setup waits for the event stream before adding entities.
 FIRST_CONNECTION_WAIT = 5.0
 
@@ -44,12 +52,47 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Once per Home Assistant: the local STUN responder for browsers watching live."""
+    """Once per Home Assistant: actions, the requester API, STUN, and the sharing entry."""
+    async_setup_services(hass)
+    async_register_views(hass)
     await async_start_local_stun(hass)
+    if not any(
+        entry.data.get(CONF_KIND) == KIND_SHARING
+        for entry in hass.config_entries.async_entries(DOMAIN, include_ignore=False)
+    ):
+        # Requests are for the whole household, not one doorbell: they get their own
+        # entry (and device), made once, with its requesters managed in its options.
+        hass.async_create_task(
+            hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_SYSTEM}),
+            eager_start=True,
+        )
     return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> bool:
+    """Set up a doorbell, or the household's sharing gate."""
+    if entry.data.get(CONF_KIND) == KIND_SHARING:
+        return await _async_setup_sharing(hass, cast(SharingConfigEntry, entry))
+    return await _async_setup_doorbell(hass, entry)
+
+
+async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -> bool:
+    hub = await async_create_sharing_hub(hass)
+    if hub is None:
+        raise ConfigEntryError(translation_domain=DOMAIN, translation_key="sharing_state_corrupt")
+    entry.runtime_data = hub
+    hass.data[DATA_SHARING] = hub
+
+    async def _stop_sharing() -> None:
+        hass.data.pop(DATA_SHARING, None)
+        await hub.store.async_save(state_to_dict(hub.gate.state))
+
+    entry.async_on_unload(_stop_sharing)
+    await hass.config_entries.async_forward_entry_setups(entry, SHARING_PLATFORMS)
+    return True
+
+
+async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry) -> bool:
     """Connect to a paired doorbell and start listening to it."""
     client = DoorstepClient(
         async_get_clientsession(hass),
@@ -91,6 +134,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> 
 
     entry.async_on_unload(_stop_media)
 
+    # Home Assistant does not unload entries when it stops: close media before its HTTP
+    # session goes, so a relay in its grace period does not try to reconnect through it.
+    async def _stop_media_at_shutdown(_event: Event) -> None:
+        await _stop_media()
+
+    entry.async_on_unload(
+        hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop_media_at_shutdown)
+    )
+
     # Who may watch is fixed into the session manager; a change of it needs a reload.
     # Other options (the ring cooldown) are read when used and need none.
     settings_at_setup = live_view_settings(entry.options)
@@ -125,11 +177,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> 
 
 async def async_unload_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> bool:
     """Stop listening and remove the entities."""
-    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+    platforms = SHARING_PLATFORMS if entry.data.get(CONF_KIND) == KIND_SHARING else PLATFORMS
+    return await hass.config_entries.async_unload_platforms(entry, platforms)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> None:
     """Ask the doorbell to forget this hub's token; removal goes on if it can't be reached."""
+    if entry.data.get(CONF_KIND) == KIND_SHARING:
+        return
     client = DoorstepClient(
         async_get_clientsession(hass),
         entry.data[CONF_HOST],

@@ -29,12 +29,15 @@ from .const import (
     CONF_DEVICE_ID,
     CONF_FINGERPRINT,
     CONF_HOME_NETWORKS,
+    CONF_KIND,
     CONF_RING_COOLDOWN,
     CONF_TOKEN,
     DEFAULT_RING_COOLDOWN,
     DOMAIN,
+    KIND_SHARING,
     MAX_RING_COOLDOWN,
     PAIRING_CLIENT_NAME,
+    SHARING_UNIQUE_ID,
 )
 from .device import (
     DEFAULT_PORT,
@@ -49,8 +52,15 @@ from .device import (
 )
 from .live_view import parse_home_networks
 from .repairs import async_create_identity_issue, async_delete_identity_issue
+from .sharing import RequesterKind
+from .sharing_hub import SharingHub
 
 CODE_SCHEMA = vol.Schema({vol.Required(CONF_CODE): str})
+
+# Fields of the sharing entry's requester options.
+CONF_REQUESTER_NAME = "name"
+CONF_REQUESTER_KIND = "kind"
+CONF_REQUESTER_ID = "requester"
 
 
 def _host_schema(host: str = "", port: int = DEFAULT_PORT) -> vol.Schema:
@@ -194,6 +204,12 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
             description_placeholders={"name": entry.title},
         )
 
+    async def async_step_system(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Made once by Doorstep itself: the entry that holds footage requests."""
+        await self.async_set_unique_id(SHARING_UNIQUE_ID)
+        self._abort_if_unique_id_configured()
+        return self.async_create_entry(title="Doorstep sharing", data={CONF_KIND: KIND_SHARING})
+
     # Pairing -----------------------------------------------------------------
 
     async def async_step_pair(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -287,8 +303,10 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
 
     @staticmethod
     @callback
-    def async_get_options_flow(config_entry: ConfigEntry) -> DoorstepOptionsFlow:
-        """Options for a paired doorbell."""
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """Doorbell options, or the sharing entry's requesters."""
+        if config_entry.data.get(CONF_KIND) == KIND_SHARING:
+            return RequestersOptionsFlow()
         return DoorstepOptionsFlow()
 
 
@@ -321,6 +339,109 @@ class DoorstepOptionsFlow(OptionsFlow):
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(OPTIONS_SCHEMA, suggested),
             errors=errors,
+        )
+
+
+class RequestersOptionsFlow(OptionsFlow):
+    """Who may ask for footage: requesters get a token, shown once, and can be revoked."""
+
+    def __init__(self) -> None:
+        """Nothing created yet."""
+        self._created: tuple[str, str] | None = None
+
+    def _hub(self) -> SharingHub | None:
+        hub = getattr(self.config_entry, "runtime_data", None)
+        return hub if isinstance(hub, SharingHub) else None
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Add a requester, or revoke one."""
+        if self._hub() is None:
+            return self.async_abort(reason="sharing_unavailable")
+        return self.async_show_menu(
+            step_id="init", menu_options=["add_requester", "revoke_requester"]
+        )
+
+    async def async_step_add_requester(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Name and kind of who may ask."""
+        hub = self._hub()
+        if hub is None:
+            return self.async_abort(reason="sharing_unavailable")
+        if user_input is not None:
+            name = user_input[CONF_REQUESTER_NAME].strip()
+            if name:
+                requester, token = hub.gate.create_requester(
+                    name, RequesterKind(user_input[CONF_REQUESTER_KIND])
+                )
+                self._created = (requester.name, token)
+                return await self.async_step_requester_token()
+        return self.async_show_form(
+            step_id="add_requester",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_REQUESTER_NAME): selector.TextSelector(),
+                    vol.Required(
+                        CONF_REQUESTER_KIND, default=RequesterKind.POLICE.value
+                    ): selector.SelectSelector(
+                        selector.SelectSelectorConfig(
+                            options=[kind.value for kind in RequesterKind],
+                            translation_key="requester_kind",
+                        )
+                    ),
+                }
+            ),
+            errors={"base": "name_required"} if user_input is not None else None,
+        )
+
+    async def async_step_requester_token(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the token once; it is stored only as a hash."""
+        hub = self._hub()
+        if user_input is not None or self._created is None or hub is None:
+            return self.async_create_entry(data=dict(self.config_entry.options))
+        name, token = self._created
+        return self.async_show_form(
+            step_id="requester_token",
+            description_placeholders={
+                "name": name,
+                "token": token,
+                "key_id": hub.key.key_id,
+            },
+        )
+
+    async def async_step_revoke_requester(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Stop a requester from asking again (open requests stay as they are)."""
+        hub = self._hub()
+        if hub is None:
+            return self.async_abort(reason="sharing_unavailable")
+        active = {
+            requester.id: f"{requester.name} ({requester.kind.value})"
+            for requester in hub.gate.state.requesters.values()
+            if not requester.revoked
+        }
+        if not active:
+            return self.async_abort(reason="no_requesters")
+        if user_input is not None:
+            hub.gate.revoke_requester(user_input[CONF_REQUESTER_ID])
+            return self.async_create_entry(data=dict(self.config_entry.options))
+        return self.async_show_form(
+            step_id="revoke_requester",
+            data_schema=vol.Schema(
+                {
+                    vol.Required(CONF_REQUESTER_ID): selector.SelectSelector(
+                        selector.SelectSelectorConfig(
+                            options=[
+                                selector.SelectOptionDict(value=key, label=label)
+                                for key, label in active.items()
+                            ]
+                        )
+                    )
+                }
+            ),
         )
 
 

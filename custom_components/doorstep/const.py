@@ -28,3 +28,17 @@ ISSUE_IDENTITY_CHANGED: Final = "identity_changed"
 
 # What the hub calls itself when it pairs; the doorbell may show it in its own UI.
 PAIRING_CLIENT_NAME: Final = "Home Assistant"
+
+# The sharing gate lives in its own config entry ("Doorstep sharing"), made automatically.
+CONF_KIND: Final = "kind"
+KIND_SHARING: Final = "sharing"
+SHARING_UNIQUE_ID: Final = "doorstep_sharing"
+
+# Where Doorstep keeps its files under the Home Assistant config directory.
+STORAGE_DIR: Final = "doorstep"
+SHARING_STORE_KEY: Final = "doorstep.sharing"
+SHARING_STORE_VERSION: Final = 1
+
+EVENT_SHARE_REQUESTED: Final = "doorstep_share_requested"
+ISSUE_SHARING_STATE_CORRUPT: Final = "sharing_state_corrupt"
+ISSUE_AUDIT_WRITE_FAILED: Final = "audit_write_failed"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from homeassistant.components.sensor import (
     SensorEntity,
     SensorEntityDescription,
@@ -10,11 +12,21 @@ from homeassistant.components.sensor import (
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .const import CONF_KIND, KIND_SHARING
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
 from .entity import DoorstepEntity
+from .sharing import RequestState
+from .sharing_hub import SharingHub
+from .switch import sharing_device_info
 
 PARALLEL_UPDATES = 0
+
+PENDING_REQUESTS = SensorEntityDescription(
+    key="pending_requests",
+    translation_key="pending_requests",
+    state_class=SensorStateClass.MEASUREMENT,
+)
 
 LIVE_VIEWERS = SensorEntityDescription(
     key="live_viewers",
@@ -28,7 +40,11 @@ async def async_setup_entry(
     entry: DoorstepConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the live viewers sensor."""
+    """A doorbell gets its live viewers sensor; the sharing entry its pending count."""
+    if entry.data.get(CONF_KIND) == KIND_SHARING:
+        hub = cast(SharingHub, entry.runtime_data)
+        async_add_entities([PendingRequestsSensor(hub)])
+        return
     async_add_entities([LiveViewersSensor(entry.runtime_data.coordinator, entry.runtime_data)])
 
 
@@ -58,3 +74,26 @@ class LiveViewersSensor(DoorstepEntity, SensorEntity):
     def native_value(self) -> int:
         """Viewers right now."""
         return self._data.relay.viewer_count
+
+
+class PendingRequestsSensor(SensorEntity):
+    """How many footage requests wait for the household's answer."""
+
+    _attr_has_entity_name = True
+    _attr_should_poll = False
+    entity_description = PENDING_REQUESTS
+
+    def __init__(self, hub: SharingHub) -> None:
+        """Counts the gate's pending requests."""
+        self._hub = hub
+        self._attr_unique_id = "sharing_pending_requests"
+        self._attr_device_info = sharing_device_info()
+
+    async def async_added_to_hass(self) -> None:
+        """Recount on every change."""
+        self.async_on_remove(self._hub.add_listener(self.async_write_ha_state))
+
+    @property
+    def native_value(self) -> int:
+        """Requests still pending."""
+        return sum(1 for r in self._hub.gate.requests() if r.state is RequestState.PENDING)

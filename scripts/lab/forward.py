@@ -26,6 +26,14 @@ class TcpForwarder:
             self._handle, self.listen_host, self.listen_port, reuse_address=True
         )
 
+    @property
+    def bound_port(self) -> int:
+        """The port it listens on: the one the system picked when `listen_port` was 0."""
+        if self._server is None or not self._server.sockets:
+            raise RuntimeError("the forwarder is not listening")
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None

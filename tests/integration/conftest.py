@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from ipaddress import ip_address
 from pathlib import Path
+from unittest.mock import patch
 
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
@@ -21,8 +22,11 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.doorstep.const import (
     CONF_DEVICE_ID,
     CONF_FINGERPRINT,
+    CONF_KIND,
     CONF_TOKEN,
     DOMAIN,
+    KIND_SHARING,
+    SHARING_UNIQUE_ID,
 )
 from custom_components.doorstep.device import SERVICE_TYPE, DoorstepClient
 from reference_doorbell.doorbell import Doorbell, DoorbellConfig
@@ -128,4 +132,39 @@ async def wait_for(hass: HomeAssistant, check: Callable[[], bool], within: float
         if loop.time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.02)
+        await hass.async_block_till_done()
+
+
+@pytest.fixture(autouse=True)
+def _ephemeral_stun_port() -> Iterator[None]:
+    """The hub's STUN responder binds a free port in tests, never the real 3478."""
+    with patch("custom_components.doorstep.ice.DEFAULT_STUN_PORT", 0):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _private_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
+    """Doorstep writes under the config dir (audit log, keys, clips): keep each test's apart."""
+    config_dir = tmp_path / "config"
+    config_dir.mkdir()
+    hass.config.config_dir = str(config_dir)
+
+
+@pytest.fixture
+async def sharing_entry(
+    hass: HomeAssistant, socket_enabled: None
+) -> AsyncIterator[MockConfigEntry]:
+    """The household's sharing entry, set up."""
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Doorstep sharing",
+        unique_id=SHARING_UNIQUE_ID,
+        data={CONF_KIND: KIND_SHARING},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    yield entry
+    if hass.config_entries.async_get_entry(entry.entry_id) is not None:
+        await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()

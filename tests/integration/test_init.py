@@ -30,6 +30,13 @@ async def test_setup_and_unload(
     assert device.model == "Doorstep Reference Doorbell"
     assert device.sw_version
 
+    # The household's sharing entry is made once, beside the first doorbell.
+    sharing = [
+        e for e in hass.config_entries.async_entries(DOMAIN) if e.data.get("kind") == "sharing"
+    ]
+    assert len(sharing) == 1
+    assert sharing[0].state is ConfigEntryState.LOADED
+
     assert await hass.config_entries.async_unload(paired_entry.entry_id)
     await hass.async_block_till_done()
     assert paired_entry.state is ConfigEntryState.NOT_LOADED
@@ -99,7 +106,7 @@ async def test_remove_entry_with_doorbell_offline(
     await doorbell.stop()
     await hass.config_entries.async_remove(loaded_entry.entry_id)
     await hass.async_block_till_done()
-    assert not hass.config_entries.async_entries(DOMAIN)
+    assert hass.config_entries.async_get_entry(loaded_entry.entry_id) is None
 
 
 async def test_entities_do_not_start_unavailable(

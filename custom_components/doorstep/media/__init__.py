@@ -4,16 +4,22 @@
 ``relay`` fans it out to viewers and the recorder with bounded memory, and ``h264``
 holds the little bitstream parsing that passthrough needs. ``webrtc`` serves one aiortc
 peer connection per browser (``sdp`` checks offers first, ``network`` says what counts
-as the home network).
+as the home network). ``recorder`` keeps a pre-roll and writes event clips (and, if
+asked, continuous segments) into a ``clips.ClipStore``, which ``retention`` trims.
 """
 
+from .clips import ClipRecord, ClipStore
 from .exceptions import (
     BitstreamError,
+    ClipHeld,
     InvalidCandidate,
+    InvalidClipId,
     InvalidOffer,
     InvalidSps,
     MediaError,
+    RecordingError,
     SessionClosed,
+    StorageFull,
     StreamError,
     SubscriptionClosed,
     TooManySessions,
@@ -22,17 +28,27 @@ from .exceptions import (
 from .h264 import ProfileDecision, SpsInfo, decide_profile, parse_sps
 from .network import NetworkPolicy
 from .packet import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, VideoPacket
+from .recorder import REASON_CONTINUOUS, Recorder, RecorderConfig, RecorderStats
+from .recorder_preroll import PreRollBuffer
+from .recorder_writer import ClipWriter
 from .relay import MediaRelay, Subscription, SubscriptionStats
+from .retention import plan_retention
 from .sdp import OfferLimits, OfferSummary, validate_offer
 from .source import Backoff, SourceStats, StreamEndpoint, StreamSource
 from .webrtc import LocalCandidate, RelayVideoTrack, SessionManager, SessionStats, WebRTCSession
 
 __all__ = [
+    "REASON_CONTINUOUS",
     "VIDEO_CLOCK_RATE",
     "VIDEO_TIME_BASE",
     "Backoff",
     "BitstreamError",
+    "ClipHeld",
+    "ClipRecord",
+    "ClipStore",
+    "ClipWriter",
     "InvalidCandidate",
+    "InvalidClipId",
     "InvalidOffer",
     "InvalidSps",
     "LocalCandidate",
@@ -41,13 +57,19 @@ __all__ = [
     "NetworkPolicy",
     "OfferLimits",
     "OfferSummary",
+    "PreRollBuffer",
     "ProfileDecision",
+    "Recorder",
+    "RecorderConfig",
+    "RecorderStats",
+    "RecordingError",
     "RelayVideoTrack",
     "SessionClosed",
     "SessionManager",
     "SessionStats",
     "SourceStats",
     "SpsInfo",
+    "StorageFull",
     "StreamEndpoint",
     "StreamError",
     "StreamSource",
@@ -60,5 +82,6 @@ __all__ = [
     "WebRTCSession",
     "decide_profile",
     "parse_sps",
+    "plan_retention",
     "validate_offer",
 ]

@@ -56,3 +56,22 @@ class SessionClosed(WebRTCError):
 
 class TooManySessions(WebRTCError):
     """The hub already serves as many live viewers as it allows."""
+
+
+class RecordingError(MediaError):
+    """A clip or segment could not be written; the recorder goes on with later events.
+
+    The partial file is already gone when this is raised or reported.
+    """
+
+
+class StorageFull(RecordingError):
+    """The disk (or the user's quota) is full: the HA glue raises a repair issue."""
+
+
+class InvalidClipId(MediaError):
+    """A clip id from outside that is not a well-formed id; no file was touched."""
+
+
+class ClipHeld(MediaError):
+    """The clip is under legal hold (an open sharing request) and cannot be deleted."""

@@ -1,0 +1,175 @@
+"""Service actions: ask for footage locally, decline, and check or export the audit log.
+
+There is deliberately no action that approves: approval is a person turning on a
+request's switch in the dashboard (invariant I2).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from homeassistant.core import (
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.util import dt as dt_util
+import voluptuous as vol
+
+from .const import DOMAIN, STORAGE_DIR
+from .sharing import (
+    InvalidId,
+    InvalidRequest,
+    RequestClosed,
+    RequesterKind,
+    SharingError,
+    TooManyPending,
+    UnknownRequest,
+    validate_request,
+)
+from .sharing_hub import DATA_SHARING, SharingHub, async_actor_from_context
+
+SERVICE_REQUEST_CLIP = "request_clip"
+SERVICE_DECLINE_REQUEST = "decline_request"
+SERVICE_VERIFY_AUDIT_LOG = "verify_audit_log"
+SERVICE_EXPORT_AUDIT_LOG = "export_audit_log"
+
+LOCAL_REQUESTER = "Local automation"
+
+REQUEST_CLIP_SCHEMA = vol.Schema(
+    {
+        vol.Optional("requester", default=LOCAL_REQUESTER): cv.string,
+        vol.Optional("kind", default=RequesterKind.OTHER.value): vol.In(
+            [kind.value for kind in RequesterKind]
+        ),
+        vol.Required("reference"): cv.string,
+        vol.Required("reason"): cv.string,
+        vol.Required("window_start"): cv.datetime,
+        vol.Required("window_end"): cv.datetime,
+        vol.Optional("doorbells"): vol.All(cv.ensure_list, [cv.string]),
+        vol.Required("contact"): cv.string,
+        vol.Required("wanted_by"): cv.datetime,
+        vol.Optional("upload_url"): cv.string,
+    }
+)
+DECLINE_SCHEMA = vol.Schema({vol.Required("request_id"): cv.string})
+
+
+def _hub(hass: HomeAssistant) -> SharingHub:
+    hub = hass.data.get(DATA_SHARING)
+    if hub is None:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="sharing_unavailable")
+    return hub
+
+
+def _iso(value: datetime) -> str:
+    return dt_util.as_utc(
+        value if value.tzinfo else value.replace(tzinfo=dt_util.get_default_time_zone())
+    ).isoformat()
+
+
+@callback
+def async_setup_services(hass: HomeAssistant) -> None:
+    """Register Doorstep's actions (once, when the integration loads)."""
+
+    async def request_clip(call: ServiceCall) -> ServiceResponse:
+        hub = _hub(hass)
+        data = call.data
+        body: dict[str, Any] = {
+            "reference": data["reference"],
+            "reason": data["reason"],
+            "window": {"start": _iso(data["window_start"]), "end": _iso(data["window_end"])},
+            "contact": data["contact"],
+            "wanted_by": _iso(data["wanted_by"]),
+            "delivery": {"method": "upload", "url": data["upload_url"]}
+            if "upload_url" in data
+            else {"method": "pickup"},
+        }
+        if "doorbells" in data:
+            body["doorbells"] = data["doorbells"]
+        # The same schema as the HTTP entry point: one set of rules for every request.
+        try:
+            fields = validate_request(body, now=dt_util.utcnow())
+        except InvalidRequest as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="invalid_request",
+                translation_placeholders={"field": err.field, "message": err.message},
+            ) from err
+        requester = hub.local_requester(data["requester"], RequesterKind(data["kind"]))
+        try:
+            filed = await hub.gate.file_request(requester.id, fields)
+        except TooManyPending as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="too_many_pending"
+            ) from err
+        return {"request_id": filed.id, "status": filed.state.value}
+
+    async def decline_request(call: ServiceCall) -> None:
+        hub = _hub(hass)
+        actor = await async_actor_from_context(hass, call.context)
+        try:
+            await hub.gate.decline(call.data["request_id"], actor)
+        except (InvalidId, UnknownRequest) as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="unknown_request",
+                translation_placeholders={"request_id": call.data["request_id"]},
+            ) from err
+        except RequestClosed as err:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN, translation_key="request_closed"
+            ) from err
+        except SharingError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="sharing_failed",
+                translation_placeholders={"error": str(err)},
+            ) from err
+
+    async def verify_audit_log(call: ServiceCall) -> ServiceResponse:
+        hub = _hub(hass)
+        broken = await hub.audit.verify()
+        return {"valid": broken is None, "first_broken_entry": broken}
+
+    async def export_audit_log(call: ServiceCall) -> ServiceResponse:
+        hub = _hub(hass)
+        content = await hub.audit.export()
+        stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%SZ")
+        target = Path(hass.config.path(STORAGE_DIR, "exports", f"audit-{stamp}.jsonl"))
+
+        def write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+
+        await hass.async_add_executor_job(write)
+        return {"path": str(target), "bytes": len(content)}
+
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_REQUEST_CLIP,
+        request_clip,
+        schema=REQUEST_CLIP_SCHEMA,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+    hass.services.async_register(
+        DOMAIN, SERVICE_DECLINE_REQUEST, decline_request, schema=DECLINE_SCHEMA
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_VERIFY_AUDIT_LOG,
+        verify_audit_log,
+        supports_response=SupportsResponse.ONLY,
+    )
+    hass.services.async_register(
+        DOMAIN,
+        SERVICE_EXPORT_AUDIT_LOG,
+        export_audit_log,
+        supports_response=SupportsResponse.OPTIONAL,
+    )
