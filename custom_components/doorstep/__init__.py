@@ -9,7 +9,7 @@ from typing import cast
 
 from homeassistant.config_entries import SOURCE_SYSTEM
 from homeassistant.const import CONF_HOST, CONF_PORT, EVENT_HOMEASSISTANT_STOP, Platform
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -28,6 +28,7 @@ from .http import async_register_views
 from .ice import async_start_local_stun
 from .live_view import home_network_policy, live_view_settings
 from .media import MediaRelay, SessionManager, StreamSource
+from .recording import DATA_CLIPS, async_setup_recording, recorder_config, start_recorder
 from .repairs import async_create_identity_issue
 from .services import async_setup_services
 from .sharing import state_to_dict
@@ -56,6 +57,13 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     async_register_views(hass)
     await async_start_local_stun(hass)
+    stop_retention = await async_setup_recording(hass)
+
+    @callback
+    def _stop_retention(_event: Event) -> None:
+        stop_retention()
+
+    hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop_retention)
     if not any(
         entry.data.get(CONF_KIND) == KIND_SHARING
         for entry in hass.config_entries.async_entries(DOMAIN, include_ignore=False)
@@ -77,7 +85,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> 
 
 
 async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -> bool:
-    hub = await async_create_sharing_hub(hass)
+    hub = await async_create_sharing_hub(hass, hass.data[DATA_CLIPS])
     if hub is None:
         raise ConfigEntryError(translation_domain=DOMAIN, translation_key="sharing_state_corrupt")
     entry.runtime_data = hub
@@ -127,9 +135,17 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
         client=client, device=device, coordinator=coordinator, relay=relay, sessions=sessions
     )
 
+    recorder = None
+    if (config := recorder_config(dict(entry.options))) is not None:
+        recorder, trigger = start_recorder(hass, device.device_id, config, relay)
+        entry.async_on_unload(coordinator.add_event_hook(trigger))
+
     async def _stop_media() -> None:
-        # Every aiortc peer connection first, then the upstream they were fed from.
+        # Every aiortc peer connection first, then the recorder (which saves an open
+        # clip), then the upstream they were all fed from.
         await sessions.close_all()
+        if recorder is not None:
+            await recorder.close()
         await relay.close()
 
     entry.async_on_unload(_stop_media)
@@ -143,12 +159,13 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
         hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop_media_at_shutdown)
     )
 
-    # Who may watch is fixed into the session manager; a change of it needs a reload.
-    # Other options (the ring cooldown) are read when used and need none.
-    settings_at_setup = live_view_settings(entry.options)
+    # Who may watch and how clips are cut are fixed at setup; changing them reloads.
+    # The ring cooldown is read when used and needs no reload.
+    settings_at_setup = (live_view_settings(entry.options), recorder_config(dict(entry.options)))
 
     async def _async_options_updated(hass: HomeAssistant, entry: DoorstepConfigEntry) -> None:
-        if live_view_settings(entry.options) != settings_at_setup:
+        settings = (live_view_settings(entry.options), recorder_config(dict(entry.options)))
+        if settings != settings_at_setup:
             await hass.config_entries.async_reload(entry.entry_id)
 
     entry.async_on_unload(entry.add_update_listener(_async_options_updated))

@@ -30,12 +30,18 @@ from .const import (
     CONF_FINGERPRINT,
     CONF_HOME_NETWORKS,
     CONF_KIND,
+    CONF_POST_ROLL,
+    CONF_PRE_ROLL,
+    CONF_RECORD_CLIPS,
     CONF_RING_COOLDOWN,
     CONF_TOKEN,
+    DEFAULT_POST_ROLL,
+    DEFAULT_PRE_ROLL,
     DEFAULT_RING_COOLDOWN,
     DOMAIN,
     KIND_SHARING,
     MAX_RING_COOLDOWN,
+    MAX_ROLL,
     PAIRING_CLIENT_NAME,
     SHARING_UNIQUE_ID,
 )
@@ -327,6 +333,9 @@ class DoorstepOptionsFlow(OptionsFlow):
                         CONF_RING_COOLDOWN: int(user_input[CONF_RING_COOLDOWN]),
                         CONF_ALLOW_REMOTE_LIVE_VIEW: user_input[CONF_ALLOW_REMOTE_LIVE_VIEW],
                         CONF_HOME_NETWORKS: networks,
+                        CONF_RECORD_CLIPS: user_input[CONF_RECORD_CLIPS],
+                        CONF_PRE_ROLL: int(user_input[CONF_PRE_ROLL]),
+                        CONF_POST_ROLL: int(user_input[CONF_POST_ROLL]),
                     }
                 )
         options = self.config_entry.options
@@ -334,6 +343,9 @@ class DoorstepOptionsFlow(OptionsFlow):
             CONF_RING_COOLDOWN: options.get(CONF_RING_COOLDOWN, DEFAULT_RING_COOLDOWN),
             CONF_ALLOW_REMOTE_LIVE_VIEW: options.get(CONF_ALLOW_REMOTE_LIVE_VIEW, False),
             CONF_HOME_NETWORKS: ", ".join(options.get(CONF_HOME_NETWORKS, [])),
+            CONF_RECORD_CLIPS: options.get(CONF_RECORD_CLIPS, True),
+            CONF_PRE_ROLL: options.get(CONF_PRE_ROLL, DEFAULT_PRE_ROLL),
+            CONF_POST_ROLL: options.get(CONF_POST_ROLL, DEFAULT_POST_ROLL),
         }
         return self.async_show_form(
             step_id="init",
@@ -445,6 +457,18 @@ class RequestersOptionsFlow(OptionsFlow):
         )
 
 
+def _seconds_selector(maximum: int) -> selector.NumberSelector:
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=1,
+            max=maximum,
+            step=1,
+            unit_of_measurement="s",
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    )
+
+
 OPTIONS_SCHEMA = vol.Schema(
     {
         vol.Required(CONF_RING_COOLDOWN, default=DEFAULT_RING_COOLDOWN): selector.NumberSelector(
@@ -460,6 +484,9 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Optional(CONF_HOME_NETWORKS, default=""): selector.TextSelector(
             selector.TextSelectorConfig(multiline=True)
         ),
+        vol.Required(CONF_RECORD_CLIPS, default=True): selector.BooleanSelector(),
+        vol.Required(CONF_PRE_ROLL, default=DEFAULT_PRE_ROLL): _seconds_selector(MAX_ROLL),
+        vol.Required(CONF_POST_ROLL, default=DEFAULT_POST_ROLL): _seconds_selector(MAX_ROLL),
     }
 )
 

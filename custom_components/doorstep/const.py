@@ -1,5 +1,6 @@
 """Constants for the Doorstep integration."""
 
+from datetime import timedelta
 from typing import Final
 
 DOMAIN: Final = "doorstep"
@@ -42,3 +43,13 @@ SHARING_STORE_VERSION: Final = 1
 EVENT_SHARE_REQUESTED: Final = "doorstep_share_requested"
 ISSUE_SHARING_STATE_CORRUPT: Final = "sharing_state_corrupt"
 ISSUE_AUDIT_WRITE_FAILED: Final = "audit_write_failed"
+
+# Recording (per doorbell options) and retention (for the whole clip store).
+CONF_RECORD_CLIPS: Final = "record_clips"
+CONF_PRE_ROLL: Final = "pre_roll"
+CONF_POST_ROLL: Final = "post_roll"
+DEFAULT_PRE_ROLL: Final = 10
+DEFAULT_POST_ROLL: Final = 10
+MAX_ROLL: Final = 60
+RETENTION_MAX_AGE: Final = timedelta(days=30)
+RETENTION_MAX_BYTES: Final = 10 * 1024**3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 import logging
@@ -53,10 +54,20 @@ class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
         # The first connection after setup is not a recovery and is not announced.
         self._had_outage = False
         self.first_connection = asyncio.Event()
+        # Things beside entities that act on frames, such as the recorder.
+        self._event_hooks: list[Callable[[DoorbellEvent], None]] = []
+
+    @callback
+    def add_event_hook(self, hook: Callable[[DoorbellEvent], None]) -> Callable[[], None]:
+        """Call ``hook`` with every frame from the doorbell; returns a remover."""
+        self._event_hooks.append(hook)
+        return lambda: self._event_hooks.remove(hook)
 
     @callback
     def handle_event(self, event: DoorbellEvent) -> None:
         """Apply one frame from the doorbell."""
+        for hook in self._event_hooks:
+            hook(event)
         state = self.data
         match event.type:
             case EventType.HELLO:

@@ -30,7 +30,7 @@ from .const import (
     SHARING_STORE_VERSION,
     STORAGE_DIR,
 )
-from .media.recorder import ClipStore
+from .media.clips import ClipStore
 from .sharing import (
     STATE_VERSION,
     Actor,
@@ -157,7 +157,9 @@ class SharingHub:
         )
 
 
-async def async_create_sharing_hub(hass: HomeAssistant) -> SharingHub | None:
+async def async_create_sharing_hub(
+    hass: HomeAssistant, clips_store: ClipStore
+) -> SharingHub | None:
     """Open the audit log, the hub key and the stored state; None (and a repair) if corrupt."""
     root = Path(hass.config.path(STORAGE_DIR))
     store = _SharingStore(hass, SHARING_STORE_VERSION, SHARING_STORE_KEY, minor_version=1)
@@ -179,11 +181,12 @@ async def async_create_sharing_hub(hass: HomeAssistant) -> SharingHub | None:
         return None
     ir.async_delete_issue(hass, DOMAIN, ISSUE_SHARING_STATE_CORRUPT)
 
-    def _open_files() -> tuple[HubKey, ClipStore]:
+    def _open_key() -> HubKey:
         root.mkdir(parents=True, exist_ok=True)
-        return HubKey.load_or_create(root / "hub_key.pem"), ClipStore(root / "clips")
+        return HubKey.load_or_create(root / "hub_key.pem")
 
-    key, clips = await hass.async_add_executor_job(_open_files)
+    key = await hass.async_add_executor_job(_open_key)
+    clips = clips_store
     audit = await AuditLog.open(root / "audit.jsonl")
     gate = EgressGate(clips=clips, audit=audit, key=key, state=state)
     hub = SharingHub(hass=hass, gate=gate, store=store, clips=clips, key=key, audit=audit)

@@ -18,6 +18,9 @@ from custom_components.doorstep.const import (
     CONF_DEVICE_ID,
     CONF_FINGERPRINT,
     CONF_HOME_NETWORKS,
+    CONF_POST_ROLL,
+    CONF_PRE_ROLL,
+    CONF_RECORD_CLIPS,
     CONF_RING_COOLDOWN,
     CONF_TOKEN,
     DOMAIN,
@@ -418,6 +421,9 @@ async def test_options(hass: HomeAssistant, paired_entry: MockConfigEntry) -> No
                 CONF_RING_COOLDOWN: 10,
                 CONF_ALLOW_REMOTE_LIVE_VIEW: False,
                 CONF_HOME_NETWORKS: "100.64.0.0/10, not-a-network",
+                CONF_RECORD_CLIPS: True,
+                CONF_PRE_ROLL: 5,
+                CONF_POST_ROLL: 15,
             },
         )
         assert result["type"] is FlowResultType.FORM
@@ -428,6 +434,9 @@ async def test_options(hass: HomeAssistant, paired_entry: MockConfigEntry) -> No
                 CONF_RING_COOLDOWN: 10,
                 CONF_ALLOW_REMOTE_LIVE_VIEW: False,
                 CONF_HOME_NETWORKS: "100.64.0.0/10\n 2001:db8::/32 ",
+                CONF_RECORD_CLIPS: True,
+                CONF_PRE_ROLL: 5,
+                CONF_POST_ROLL: 15,
             },
         )
     assert result["type"] is FlowResultType.CREATE_ENTRY
@@ -435,4 +444,7 @@ async def test_options(hass: HomeAssistant, paired_entry: MockConfigEntry) -> No
         CONF_RING_COOLDOWN: 10,
         CONF_ALLOW_REMOTE_LIVE_VIEW: False,
         CONF_HOME_NETWORKS: ["100.64.0.0/10", "2001:db8::/32"],
+        CONF_RECORD_CLIPS: True,
+        CONF_PRE_ROLL: 5,
+        CONF_POST_ROLL: 15,
     }

@@ -7,8 +7,10 @@ learns nothing beyond pending / fulfilled / closed.
 
 from __future__ import annotations
 
+import asyncio
 from base64 import b64decode
 from datetime import timedelta
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -25,9 +27,19 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.doorstep.const import DOMAIN, EVENT_SHARE_REQUESTED, KIND_SHARING
+from custom_components.doorstep.const import (
+    CONF_POST_ROLL,
+    CONF_PRE_ROLL,
+    DOMAIN,
+    EVENT_SHARE_REQUESTED,
+    KIND_SHARING,
+)
+from custom_components.doorstep.recording import DATA_CLIPS
 from custom_components.doorstep.sharing import RequesterKind, verify_archive
 from custom_components.doorstep.sharing_hub import SharingHub
+from reference_doorbell.doorbell import Doorbell
+
+from .conftest import wait_for
 
 API = "/api/doorstep/v1"
 
@@ -391,3 +403,68 @@ async def test_audit_log_services_and_local_requests(
     )
     assert result is not None
     assert result["valid"] is False
+
+
+async def test_ring_clip_is_held_then_released_exactly(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    hass_admin_user: MockUser,
+    doorbell: Doorbell,
+    paired_entry: MockConfigEntry,
+) -> None:
+    """A ring records a clip; a request holds it; approval releases exactly those bytes."""
+    hass.config_entries.async_update_entry(
+        paired_entry, options={CONF_PRE_ROLL: 1, CONF_POST_ROLL: 1}
+    )
+    assert await hass.config_entries.async_setup(paired_entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = paired_entry.runtime_data.coordinator
+    await wait_for(hass, lambda: coordinator.data.connected)
+    store = hass.data[DATA_CLIPS]
+    # Let the pre-roll fill, then ring.
+    await asyncio.sleep(2)
+    await doorbell.ring()
+    await wait_for(hass, lambda: len(store.list_clips()) == 1, within=15)
+    clip = store.list_clips()[0]
+    assert clip.doorbell_id == doorbell.device_id
+
+    sharing = next(
+        e for e in hass.config_entries.async_entries(DOMAIN) if e.data.get("kind") == KIND_SHARING
+    )
+    client = await hass_client_no_auth()
+    headers = _token(sharing)
+    now = dt_util.utcnow()
+    request_id = await _file(
+        client,
+        headers,
+        window={"start": (now - timedelta(minutes=5)).isoformat(), "end": now.isoformat()},
+    )
+    hub = _hub(sharing)
+    assert clip.id in hub.gate.held_clip_ids()
+    # Retention cannot touch a held clip, even when it is over every limit.
+    assert (
+        await hass.async_add_executor_job(
+            store.apply_retention, timedelta(0), 0, hub.gate.held_clip_ids()
+        )
+        == []
+    )
+    state = hass.states.get(_switch_id(hass, request_id))
+    assert state is not None
+    assert [c["id"] for c in state.attributes["clips"]] == [clip.id]
+
+    admin = Context(user_id=hass_admin_user.id)
+    await hass.services.async_call(
+        "switch",
+        "turn_on",
+        {"entity_id": _switch_id(hass, request_id)},
+        blocking=True,
+        context=admin,
+    )
+    status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
+    archive = await (await client.get(status["pickup_url"])).read()
+    key = await (await client.get(f"{API}/key", headers=headers)).json()
+    manifest = verify_archive(archive, b64decode(key["public_key"]))
+    assert [c["id"] for c in manifest["clips"]] == [clip.id]
+    clip_bytes = await hass.async_add_executor_job(store.clip_path(clip.id).read_bytes)
+    assert manifest["clips"][0]["sha256"] == hashlib.sha256(clip_bytes).hexdigest()
+    assert await hass.config_entries.async_unload(paired_entry.entry_id)
