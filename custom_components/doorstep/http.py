@@ -19,6 +19,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util import dt as dt_util
 
+from .media_source import ClipView
 from .sharing import (
     InvalidId,
     InvalidRequest,
@@ -49,6 +50,7 @@ def async_register_views(hass: HomeAssistant) -> None:
     hass.http.register_view(RequestStatusView())
     hass.http.register_view(PickupView())
     hass.http.register_view(KeyView())
+    hass.http.register_view(ClipView())
 
 
 def _error(status: HTTPStatus, error: str, message: str, **extra: Any) -> web.Response:

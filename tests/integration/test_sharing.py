@@ -17,11 +17,12 @@ from typing import Any
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.components import persistent_notification
+from homeassistant.components import media_source, persistent_notification
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
@@ -408,6 +409,7 @@ async def test_audit_log_services_and_local_requests(
 async def test_ring_clip_is_held_then_released_exactly(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
+    hass_client: ClientSessionGenerator,
     hass_admin_user: MockUser,
     doorbell: Doorbell,
     paired_entry: MockConfigEntry,
@@ -427,6 +429,21 @@ async def test_ring_clip_is_held_then_released_exactly(
     await wait_for(hass, lambda: len(store.list_clips()) == 1, within=15)
     clip = store.list_clips()[0]
     assert clip.doorbell_id == doorbell.device_id
+
+    # The household can watch it in the media browser.
+    assert await async_setup_component(hass, "media_source", {})
+    await hass.async_block_till_done()
+    folder = await media_source.async_browse_media(
+        hass, f"media-source://{DOMAIN}/{doorbell.device_id}"
+    )
+    assert [child.identifier for child in folder.children] == [f"{doorbell.device_id}/{clip.id}"]
+    played = await media_source.async_resolve_media(
+        hass, f"media-source://{DOMAIN}/{doorbell.device_id}/{clip.id}", None
+    )
+    viewer = await hass_client()
+    response = await viewer.get(played.url)
+    assert response.status == 200
+    assert (await response.read())[4:8] == b"ftyp"
 
     sharing = next(
         e for e in hass.config_entries.async_entries(DOMAIN) if e.data.get("kind") == KIND_SHARING

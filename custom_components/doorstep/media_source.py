@@ -1,0 +1,144 @@
+"""Browse recorded clips in Home Assistant's media browser, for watching at home.
+
+Clips are served to logged-in Home Assistant users on the home network only (the same
+rule as live view, invariant I3). Giving footage to anyone outside goes through the
+sharing gate and nowhere else.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+from aiohttp import web
+from homeassistant.components.media_player.const import MediaClass, MediaType
+from homeassistant.components.media_source import (
+    BrowseMediaSource,
+    MediaSource,
+    MediaSourceItem,
+    PlayMedia,
+    Unresolvable,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+
+from .const import DOMAIN
+from .live_view import home_network_policy
+from .media.clips import ClipRecord, ClipStore
+from .recording import DATA_CLIPS
+from .sharing import is_valid_id
+
+CLIP_URL = "/api/doorstep/v1/clips/{clip_id}"
+
+
+async def async_get_media_source(hass: HomeAssistant) -> MediaSource:
+    """Doorstep's clips as a media source."""
+    return DoorstepClipsSource(hass)
+
+
+class DoorstepClipsSource(MediaSource):
+    """A folder per doorbell, newest clip first."""
+
+    name = "Doorstep clips"
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Clips come from the shared clip store."""
+        super().__init__(DOMAIN)
+        self.hass = hass
+
+    def _store(self) -> ClipStore:
+        store = self.hass.data.get(DATA_CLIPS)
+        if store is None:
+            raise Unresolvable("Doorstep is not running")
+        return store
+
+    async def async_resolve_media(self, item: MediaSourceItem) -> PlayMedia:
+        """A clip id resolves to the authenticated clip URL."""
+        clip_id = item.identifier.rpartition("/")[2]
+        if not is_valid_id(clip_id) or self._store().get(clip_id) is None:
+            raise Unresolvable(f"No such clip: {clip_id}")
+        return PlayMedia(CLIP_URL.format(clip_id=clip_id), "video/mp4")
+
+    async def async_browse_media(self, item: MediaSourceItem) -> BrowseMediaSource:
+        """Root: doorbells; a doorbell: its clips."""
+        clips = await self.hass.async_add_executor_job(self._store().list_clips)
+        names = self._doorbell_names()
+        if item.identifier:
+            doorbell_id = item.identifier.partition("/")[0]
+            chosen = sorted(
+                (clip for clip in clips if clip.doorbell_id == doorbell_id),
+                key=lambda clip: clip.start,
+                reverse=True,
+            )
+            return self._folder(doorbell_id, names.get(doorbell_id, doorbell_id), chosen)
+        root = BrowseMediaSource(
+            domain=DOMAIN,
+            identifier=None,
+            media_class=MediaClass.DIRECTORY,
+            media_content_type=MediaType.VIDEO,
+            title=self.name,
+            can_play=False,
+            can_expand=True,
+            children_media_class=MediaClass.DIRECTORY,
+        )
+        root.children = [
+            self._folder(doorbell_id, names.get(doorbell_id, doorbell_id), [])
+            for doorbell_id in sorted({clip.doorbell_id for clip in clips})
+        ]
+        return root
+
+    def _folder(self, doorbell_id: str, title: str, clips: list[ClipRecord]) -> BrowseMediaSource:
+        folder = BrowseMediaSource(
+            domain=DOMAIN,
+            identifier=doorbell_id,
+            media_class=MediaClass.DIRECTORY,
+            media_content_type=MediaType.VIDEO,
+            title=title,
+            can_play=False,
+            can_expand=True,
+            children_media_class=MediaClass.VIDEO,
+        )
+        folder.children = [
+            BrowseMediaSource(
+                domain=DOMAIN,
+                identifier=f"{doorbell_id}/{clip.id}",
+                media_class=MediaClass.VIDEO,
+                media_content_type="video/mp4",
+                title=f"{clip.start.astimezone():%Y-%m-%d %H:%M:%S} ({clip.reason}, "
+                f"{clip.duration.total_seconds():.0f} s)",
+                can_play=True,
+                can_expand=False,
+            )
+            for clip in clips
+        ]
+        return folder
+
+    def _doorbell_names(self) -> dict[str, str]:
+        names = {}
+        for device in dr.async_get(self.hass).devices.values():
+            for domain, identifier in device.identifiers:
+                if domain == DOMAIN:
+                    names[identifier] = device.name_by_user or device.name or identifier
+        return names
+
+
+class ClipView(HomeAssistantView):
+    """``GET /api/doorstep/v1/clips/{clip_id}``: a clip, for a household member at home."""
+
+    url = CLIP_URL
+    name = "api:doorstep:clip"
+    requires_auth = True
+
+    async def get(self, request: web.Request, clip_id: str) -> web.StreamResponse:
+        """Serve the MP4 to logged-in users on the home network only."""
+        hass: HomeAssistant = request.app[KEY_HASS]
+        remote = request.remote
+        if remote is None or not home_network_policy({}).allows(remote):
+            return web.Response(status=HTTPStatus.FORBIDDEN, text="Clips are only shown at home")
+        store = hass.data.get(DATA_CLIPS)
+        if store is None or not is_valid_id(clip_id) or store.get(clip_id) is None:
+            return web.Response(status=HTTPStatus.NOT_FOUND)
+        return web.FileResponse(
+            store.clip_path(clip_id),
+            headers={"Content-Type": "video/mp4", "Cache-Control": "no-store"},
+        )
