@@ -17,7 +17,7 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import voluptuous as vol
@@ -139,6 +139,11 @@ def async_setup_services(hass: HomeAssistant) -> None:
         return {"valid": broken is None, "first_broken_entry": broken}
 
     async def export_audit_log(call: ServiceCall) -> ServiceResponse:
+        # The log names requesters and cases: admins (and their automations) only.
+        if call.context.user_id is not None:
+            user = await hass.auth.async_get_user(call.context.user_id)
+            if user is None or not user.is_admin:
+                raise Unauthorized(context=call.context)
         hub = _hub(hass)
         content = await hub.audit.export()
         stamp = dt_util.utcnow().strftime("%Y%m%dT%H%M%SZ")
