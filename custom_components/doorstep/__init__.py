@@ -29,7 +29,7 @@ from .ice import async_start_local_stun
 from .live_view import home_network_policy, live_view_settings
 from .media import MediaRelay, SessionManager, StreamSource
 from .recording import DATA_CLIPS, async_setup_recording, recorder_config, start_recorder
-from .repairs import async_create_identity_issue
+from .repairs import async_create_identity_issue, async_update_profile_issue
 from .services import async_setup_services
 from .sharing import state_to_dict
 from .sharing_hub import DATA_SHARING, SharingConfigEntry, async_create_sharing_hub
@@ -127,7 +127,11 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
 
     coordinator = DoorstepCoordinator(hass, entry, device)
     relay = MediaRelay(
-        lambda: StreamSource.from_doorbell(client, name=device.name).packets(),
+        lambda: StreamSource.from_doorbell(
+            client,
+            name=device.name,
+            on_profile=lambda decision: async_update_profile_issue(hass, entry, decision),
+        ).packets(),
         name=device.name,
     )
     sessions = SessionManager(policy=home_network_policy(entry.options))

@@ -26,6 +26,7 @@ TRIGGER_TYPE_PRESSED: Final = "pressed"
 
 # Repair issue ids are suffixed with the device id.
 ISSUE_IDENTITY_CHANGED: Final = "identity_changed"
+ISSUE_VIDEO_PROFILE: Final = "video_profile"
 
 # What the hub calls itself when it pairs; the doorbell may show it in its own UI.
 PAIRING_CLIENT_NAME: Final = "Home Assistant"

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from .const import CONF_DEVICE_ID, CONF_FINGERPRINT, DOMAIN, ISSUE_IDENTITY_CHANGED
+from .const import (
+    CONF_DEVICE_ID,
+    CONF_FINGERPRINT,
+    DOMAIN,
+    ISSUE_IDENTITY_CHANGED,
+    ISSUE_VIDEO_PROFILE,
+)
+from .media import ProfileDecision
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
@@ -54,3 +61,32 @@ def _short(fingerprint: str) -> str:
     """Enough of a fingerprint for a person to compare, in readable pairs."""
     head = fingerprint[:16]
     return ":".join(head[i : i + 2] for i in range(0, len(head), 2)) + "…"
+
+
+def profile_issue_id(device_id: str) -> str:
+    """One video-profile issue per doorbell."""
+    return f"{ISSUE_VIDEO_PROFILE}_{device_id}"
+
+
+@callback
+def async_update_profile_issue(
+    hass: HomeAssistant, entry: ConfigEntry, decision: ProfileDecision
+) -> None:
+    """Tell the owner when a doorbell's H.264 cannot go to browsers untouched."""
+    issue_id = profile_issue_id(entry.data[CONF_DEVICE_ID])
+    if decision.passthrough:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_VIDEO_PROFILE,
+        translation_placeholders={
+            "name": entry.title,
+            "profile": decision.profile,
+            "reason": decision.reason,
+        },
+    )

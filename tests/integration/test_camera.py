@@ -10,6 +10,7 @@ from unittest.mock import patch
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import (
@@ -17,8 +18,10 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
-from custom_components.doorstep.const import CONF_ALLOW_REMOTE_LIVE_VIEW, CONF_HOME_NETWORKS
+from custom_components.doorstep.const import CONF_ALLOW_REMOTE_LIVE_VIEW, CONF_HOME_NETWORKS, DOMAIN
 from custom_components.doorstep.live_view import may_watch
+from custom_components.doorstep.media import ProfileDecision
+from custom_components.doorstep.repairs import async_update_profile_issue, profile_issue_id
 from reference_doorbell.blockcode import decode_blockcode
 from reference_doorbell.doorbell import Doorbell
 
@@ -237,3 +240,41 @@ async def test_client_configuration_has_no_ice_servers_of_ours(
     assert camera.sessions is not None
     entity = hass.data["camera"].get_entity(CAMERA)
     assert entity._async_get_webrtc_client_configuration().configuration.ice_servers == []
+
+
+async def test_profile_that_needs_transcoding_raises_issue(
+    hass: HomeAssistant,
+    doorbell: Doorbell,
+    loaded_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """A High-profile (or B-frame) stream gets a repair issue; a baseline one clears it."""
+    high = ProfileDecision("High", "640028", 1920, 1080, True, "High profile needs decoding")
+    async_update_profile_issue(hass, loaded_entry, high)
+    issue_id = profile_issue_id(doorbell.device_id)
+    issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.translation_placeholders == {
+        "name": "Front door",
+        "profile": "High",
+        "reason": "High profile needs decoding",
+    }
+    baseline = ProfileDecision("Constrained Baseline", "42e01f", 640, 360, False, "ok")
+    async_update_profile_issue(hass, loaded_entry, baseline)
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+async def test_real_stream_is_passthrough(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    doorbell: Doorbell,
+    loaded_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+) -> None:
+    """The reference doorbell's baseline stream raises no profile issue."""
+    subscription = loaded_entry.runtime_data.relay.subscribe(name="test", viewer=False)
+    try:
+        await asyncio.wait_for(subscription.get(), 10)
+    finally:
+        subscription.close()
+    assert issue_registry.async_get_issue(DOMAIN, profile_issue_id(doorbell.device_id)) is None
