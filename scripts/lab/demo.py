@@ -41,6 +41,7 @@ from .hass import (
 from .netns import NetnsError, Topology, create_topology, lab_unavailable_reason
 from .pairing import dismiss_stale_discovery_notice, pair_flow, wait_for_discovery
 from .procs import ManagedProcess, ProcessFailed, within
+from .requests import REQUESTER_NAME, create_requester, file_request, requester_command
 
 # DOORSTEP_DEMO_DIR lets a test run the demo without touching a person's .demo/.
 DEMO_DIR = Path(os.environ.get("DOORSTEP_DEMO_DIR") or REPO / ".demo")
@@ -121,6 +122,7 @@ class LabDemo:
         self.hass: ManagedProcess | None = None
         self.forwarder: TcpForwarder | None = None
         self.url = ""
+        self.request_id: str | None = None
 
     def start_processes(self) -> None:
         """Network and processes, from the main thread (see procs.py on why)."""
@@ -183,7 +185,20 @@ class LabDemo:
         finally:
             await ws.close()
         await self._start_forwarder()
+        await self._ask_for_footage(session, client)
         return client
+
+    async def _ask_for_footage(self, session: aiohttp.ClientSession, client: HassClient) -> None:
+        """A ring leaves a clip; then an outside party asks for it and waits for a person."""
+        token_file = self.run_dir / "requester_token"
+        token_file.write_text(await create_requester(client) + "\n", encoding="utf-8")
+        token_file.chmod(0o600)
+        await self.doorbells[0].press(session)
+        # Pre-roll plus post-roll (10 + 10 s by default) and a moment to write the MP4.
+        say("rang the front door; waiting for its clip before filing a request")
+        await asyncio.sleep(12)
+        self.request_id = await file_request(self.hass_direct_url, token_file)
+        say(f"'{REQUESTER_NAME}' asked for footage: request {self.request_id} is pending")
 
     async def _start_forwarder(self) -> None:
         assert self.topology is not None
@@ -208,6 +223,19 @@ class LabDemo:
             "  Ring a doorbell:",
         ]
         lines += [f"    {bell.curl_press()}    # {bell.name}" for bell in self.doorbells]
+        if self.request_id:
+            token = self.run_dir / "requester_token"
+            fetch = " ".join(
+                requester_command(
+                    self.url, "fetch", self.request_id, f"--out={self.run_dir / 'evidence'}"
+                )
+            )
+            lines += [
+                f"  A footage request from {REQUESTER_NAME!r} is waiting. Nothing leaves until",
+                "  you turn on its switch: Settings > Devices > Doorstep sharing.",
+                "  Then fetch and verify it as the requester would:",
+                f"    DOORSTEP_REQUESTER_TOKEN=$(cat {token}) {fetch}",
+            ]
         if self.options.ring_every:
             lines.append(f"  The doorbells also ring every {self.options.ring_every:g} s.")
         lines += [f"  Logs      {self.run_dir}/*.log", "  Stop      Ctrl-C", ""]
@@ -251,6 +279,12 @@ async def smoke_check(demo: LabDemo, client: HassClient, session: aiohttp.Client
                     break
         say(f"smoke: ring reached {entity} {1000 * (time.monotonic() - pressed):.0f} ms "
             "after the press")  # fmt: skip
+        pending = await client.get("/api/states/sensor.doorstep_sharing_pending_requests")
+        if pending["state"] != "1":
+            raise RuntimeError(
+                f"the requester's request is not pending in Home Assistant: {pending}"
+            )
+        say("smoke: the footage request waits, off, for a person")
     finally:
         await ws.close()
 
