@@ -62,7 +62,11 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--host-resolver-rules=MAP *.google.com ~NOTFOUND, MAP *.googleapis.com ~NOTFOUND",
+    # raw.githubusercontent.com: with DevTools attached (Playwright), a console message
+    # with a stack makes Chromium fetch the frontend's original sources named in its
+    # source maps. A person's browser without DevTools open does not.
+    "--host-resolver-rules=MAP *.google.com ~NOTFOUND, MAP *.googleapis.com ~NOTFOUND, "
+    "MAP raw.githubusercontent.com ~NOTFOUND",
 ]
 # A group id nothing else on the machine uses, so the root namespace's nftables rules
 # match the browser's packets and only those. Per run, so parallel runs do not mix.
@@ -375,6 +379,13 @@ async def test_dashboard_plays_live_video_without_leaving_the_lab(
                 # are plain host addresses and no multicast is needed.
                 await context.grant_permissions(["camera", "microphone"], origin=url)
                 page = await context.new_page()
+                console: list[str] = []
+                page.on(
+                    "console",
+                    lambda message: console.append(f"{message.type}: {message.text}")
+                    if message.type in ("error", "warning")
+                    else None,
+                )
                 await page.add_init_script(RECORD_PEERS)
                 started = time.monotonic()
                 # Not logged in yet: Home Assistant sends the browser to its login page
@@ -410,7 +421,7 @@ async def test_dashboard_plays_live_video_without_leaving_the_lab(
         f"\nlive view: picture {first_picture:.1f} s after opening the dashboard, "
         f"{video['frames']} frames counted, {video['width']}x{video['height']}, "
         f"burned-in counters {counters}, peers {peers}, ICE servers {ice_servers}, "
-        f"packets {packets}"
+        f"packets {packets}, console {console}"
     )
     assert video["frames"] > MIN_FRAMES
     assert len(counters) >= 2, f"the block code decoded in only {len(counters)} of 6 frames"
