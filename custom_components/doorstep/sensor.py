@@ -16,9 +16,9 @@ from .const import CONF_KIND, KIND_SHARING
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
 from .entity import DoorstepEntity
+from .request_entity import sharing_device_info
 from .sharing import RequestState
 from .sharing_hub import SharingHub
-from .switch import sharing_device_info
 
 PARALLEL_UPDATES = 0
 

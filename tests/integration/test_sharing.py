@@ -485,3 +485,31 @@ async def test_ring_clip_is_held_then_released_exactly(
     clip_bytes = await hass.async_add_executor_job(store.clip_path(clip.id).read_bytes)
     assert manifest["clips"][0]["sha256"] == hashlib.sha256(clip_bytes).hexdigest()
     assert await hass.config_entries.async_unload(paired_entry.entry_id)
+
+
+async def test_decline_button_closes_and_removes_the_entities(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    hass_admin_user: MockUser,
+    sharing_entry: MockConfigEntry,
+) -> None:
+    """Pressing Decline closes the request; its switch and button go away."""
+    client = await hass_client_no_auth()
+    headers = _token(sharing_entry)
+    request_id = await _file(client, headers)
+    registry = er.async_get(hass)
+    button = registry.async_get_entity_id("button", DOMAIN, f"decline_request_{request_id}")
+    assert button is not None
+    await hass.services.async_call(
+        "button",
+        "press",
+        {"entity_id": button},
+        blocking=True,
+        context=Context(user_id=hass_admin_user.id),
+    )
+    await hass.async_block_till_done()
+    assert registry.async_get_entity_id("button", DOMAIN, f"decline_request_{request_id}") is None
+    assert registry.async_get_entity_id("switch", DOMAIN, f"share_request_{request_id}") is None
+    status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
+    assert status == {"id": request_id, "status": "closed"}
+    assert "declined" in [entry["kind"] for entry in _audit(hass)]
