@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from homeassistant.components.button import ButtonEntity
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import CONF_KIND, DOMAIN, KIND_SHARING
+from .const import CONF_KIND, KIND_SHARING
 from .request_entity import RequestEntity, async_keep_request_entities
 from .sharing import RequestClosed, RequestState, SharingError
-from .sharing_hub import SharingConfigEntry, async_actor_from_context
+from .sharing_hub import SharingConfigEntry, async_actor_from_context, sharing_failed
 
 PARALLEL_UPDATES = 0
 
@@ -45,8 +44,4 @@ class DeclineRequestButton(RequestEntity, ButtonEntity):
         except RequestClosed:
             return
         except SharingError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="sharing_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            raise sharing_failed(err) from err

@@ -33,7 +33,7 @@ from .sharing import (
     UnknownRequest,
     validate_request,
 )
-from .sharing_hub import DATA_SHARING, SharingHub, async_actor_from_context
+from .sharing_hub import DATA_SHARING, SharingHub, async_actor_from_context, sharing_failed
 
 SERVICE_REQUEST_CLIP = "request_clip"
 SERVICE_DECLINE_REQUEST = "decline_request"
@@ -127,11 +127,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
                 translation_domain=DOMAIN, translation_key="request_closed"
             ) from err
         except SharingError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="sharing_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            raise sharing_failed(err) from err
 
     async def verify_audit_log(call: ServiceCall) -> ServiceResponse:
         hub = _hub(hass)

@@ -18,6 +18,7 @@ from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
@@ -42,6 +43,7 @@ from .sharing import (
     RequesterKind,
     RequestState,
     ShareRequest,
+    SharingError,
     migrate,
     state_from_dict,
     state_to_dict,
@@ -195,6 +197,15 @@ async def async_create_sharing_hub(
     gate.add_listener(hub._gate_changed)
     _LOGGER.debug("Sharing gate ready (state version %s)", STATE_VERSION)
     return hub
+
+
+def sharing_failed(err: SharingError) -> HomeAssistantError:
+    """A gate error nobody could have avoided by asking differently, for people to read."""
+    return HomeAssistantError(
+        translation_domain=DOMAIN,
+        translation_key="sharing_failed",
+        translation_placeholders={"error": str(err)},
+    )
 
 
 async def async_actor_from_context(

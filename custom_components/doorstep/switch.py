@@ -19,7 +19,7 @@ from .sharing import (
     RequestState,
     SharingError,
 )
-from .sharing_hub import SharingConfigEntry, async_actor_from_context
+from .sharing_hub import SharingConfigEntry, async_actor_from_context, sharing_failed
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -93,11 +93,7 @@ class ShareRequestSwitch(RequestEntity, SwitchEntity):
                 translation_domain=DOMAIN, translation_key="request_closed"
             ) from err
         except SharingError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="sharing_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            raise sharing_failed(err) from err
         self.async_write_ha_state()
 
     async def async_turn_off(self, **kwargs: Any) -> None:
@@ -108,9 +104,5 @@ class ShareRequestSwitch(RequestEntity, SwitchEntity):
         except RequestClosed:
             return
         except SharingError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="sharing_failed",
-                translation_placeholders={"error": str(err)},
-            ) from err
+            raise sharing_failed(err) from err
         self.async_write_ha_state()
