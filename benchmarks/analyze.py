@@ -154,7 +154,8 @@ def analyze_run(run: dict[str, Any]) -> dict[str, Any]:
     emissions = Emissions(run.get("emissions", []))
     out: dict[str, Any] = {"label": run["label"]}
     hub = run["hub"]
-    steps = [step_figures(s, hub["viewer_files"], emissions) for s in hub["steps"]]
+    # ``--only chromium`` runs leave out the steps and the aiortc phases.
+    steps = [step_figures(s, hub.get("viewer_files", []), emissions) for s in hub.get("steps", [])]
     out["hub_steps"] = steps
     out["hub_cpu"] = scaling(steps, "server_cpu")
     out["hub_rss"] = scaling(steps, "server_rss_mb")
@@ -186,6 +187,57 @@ def analyze_run(run: dict[str, Any]) -> dict[str, Any]:
     else:
         out["janus_unavailable"] = janus.get("reason", "not run")
     out["hass"] = analyze_hass(run.get("hass"), emissions)
+    out["chromium"] = analyze_chromium(hub.get("chromium"), emissions)
+    return out
+
+
+def analyze_chromium(chromium: dict[str, Any] | None, emissions: Emissions) -> dict[str, Any]:
+    """The headless Chromium viewer: time to first frame and glass-to-glass latency.
+
+    Latency ends at the frame's expected display time; the same frames measured to
+    their last RTP packet's arrival and to their hand-over to the compositor show what
+    Chromium's receive, decode and rendering add.
+    """
+    if not chromium or not chromium.get("available"):
+        return {"available": False, "reason": (chromium or {}).get("reason", "not run")}
+    out: dict[str, Any] = {"available": True}
+    cold = chromium.get("cold") or {}
+    out["cold_ttff"] = ttff(cold.get("joins"))
+    out["cold_pc_ttff"] = summary(
+        [j["pc_ttff_s"] for j in cold.get("joins", []) if j.get("pc_ttff_s") is not None]
+    )
+    warm = chromium.get("warm") or {}
+    out["warm_ttff"] = ttff(warm.get("joins"))
+    out["errors"] = [
+        part["error"] for part in (cold, warm, chromium.get("watch") or {}) if part.get("error")
+    ]
+    if chromium.get("watch_error"):
+        out["errors"].append(chromium["watch_error"])
+    window = chromium.get("latency_window")
+    viewers = all_viewers([chromium.get("watch")])
+    if not window or not viewers:
+        return out
+    viewer = viewers[0]
+    start, end = window["start_us"], window["end_us"]
+    out["latency_ms"] = summary(latencies_ms(viewer["frames"], emissions, start, end))
+    # stages: counter, received, presented, display (µs), presented-frame count.
+    stages = [s for s in viewer.get("stages", []) if start <= s[3] < end]
+    for name, index in (("received", 1), ("presented", 2)):
+        frames = [[s[0], 0, s[index]] for s in stages if s[index] is not None]
+        out[f"{name}_latency_ms"] = summary(latencies_ms(frames, emissions))
+    seconds = (end - start) / 1e6
+    out["fps_read"] = frames_in(viewer["frames"], True, start, end) / seconds
+    presented = [s[4] for s in stages]
+    out["fps_presented"] = (max(presented) - min(presented) + 1) / seconds if presented else None
+    out["source_fps"] = emissions.count(start, end) / seconds
+    out["undecodable"] = viewer.get("undecodable")
+    out["read_ms"] = viewer.get("read_ms")
+    out["clock"] = (chromium.get("watch") or {}).get("clock")
+    out["clock_drift_us"] = viewer.get("clock_drift_us")
+    out["viewer_cpu"] = window["cpu_cores"]["viewers"]
+    out["viewer_rss_mb"] = window["rss_mb"]["viewers"]
+    out["hub_cpu"] = window["cpu_cores"]["hub"]
+    out["other_cores"] = window.get("other_cores")
     return out
 
 

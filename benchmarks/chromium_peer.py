@@ -66,9 +66,8 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from reference_doorbell.blockcode import COLUMNS, ROWS, decode_blockcode
 
-from .common import announce, now_us, summary, write_json
+from .common import CHROMIUM, announce, now_us, summary, write_json
 
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

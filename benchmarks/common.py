@@ -23,6 +23,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 HUB_CORE = 0
 VIEWER_CORE = 1
+# Debian's Chromium, the browser viewer (never a Playwright download).
+CHROMIUM = Path("/usr/bin/chromium")
 
 
 def now_us() -> int:
@@ -62,6 +64,26 @@ def sample_process(pid: int) -> ProcSample:
     cpu = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
     resident = int(Path(f"/proc/{pid}/statm").read_text(encoding="ascii").split()[1])
     return ProcSample(at, cpu, resident * PAGE_SIZE)
+
+
+def process_tree(root: int) -> list[int]:
+    """``root`` and every process descended from it (a browser's helpers, say)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text(encoding="ascii")
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, pending = [], [root]
+    while pending:
+        pid = pending.pop()
+        tree.append(pid)
+        pending.extend(children.get(pid, []))
+    return tree
 
 
 def machine_busy_seconds() -> tuple[float, float]:

@@ -86,13 +86,24 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str]]:
                 verdict(None if p95 is None else p95 <= 0.3 and warm["failed"] == 0),
             )
         )
-    rows.append(
-        (
-            "warm time to first frame p95 ≤ 0.5 s in Chromium",
-            "not measured: no Chromium viewer in this benchmark",
-            verdict(None),
+    for res in results.values():
+        chromium = res["chromium"]
+        name = f"warm time to first frame p95 ≤ 0.5 s in Chromium ({res['label']})"
+        if not chromium.get("available"):
+            rows.append((name, f"not measured: {chromium.get('reason')}", verdict(None)))
+            continue
+        warm = chromium["warm_ttff"]
+        p95 = warm.get("p95")
+        rows.append(
+            (
+                name,
+                f"p95 {fmt(p95)} s over {warm['n']} joins at random GOP phases, from "
+                "`new RTCPeerConnection` to the first frame's expected display (p50 "
+                f"{fmt(warm.get('p50'))} s, failed {warm['failed']}); headless Debian "
+                "Chromium",
+                verdict(None if p95 is None else p95 <= 0.5 and warm["failed"] == 0),
+            )
         )
-    )
     for res in results.values():
         direct = res.get("direct_latency_ms") or {}
         stock = res.get("hub_latency_ms") or {}
@@ -260,6 +271,11 @@ def latency_table(results: dict[str, dict[str, Any]]) -> str:
                 f"1-viewer step; other load {_other(janus_one.get('other_cores'))}",
             ),
             (
+                "hub, headless Chromium (to expected display)",
+                (res["chromium"] or {}).get("latency_ms"),
+                _chromium_note(res["chromium"]),
+            ),
+            (
                 "HA LL-HLS, eager part-by-part client",
                 hass.get("latency_ms") if hass.get("available") else None,
                 f"lower bound for HA; other load {_other(hass.get('other_cores'))}",
@@ -279,6 +295,21 @@ def latency_table(results: dict[str, dict[str, Any]]) -> str:
     return table(["format", "path", "p50 ms", "p95 ms", "p99 ms", "frames", "note"], rows)
 
 
+def _chromium_note(chromium: dict[str, Any]) -> str:
+    """Where Chromium's time goes, and how sure the clock mapping is."""
+    if not chromium.get("available"):
+        return f"not measured: {chromium.get('reason')}"
+    if not chromium.get("latency_ms"):
+        return "no latency window: " + "; ".join(chromium.get("errors") or ["no frames"])
+    clock = chromium.get("clock") or {}
+    return (
+        f"alone; p50 {ms(chromium.get('received_latency_ms'))} ms to the last packet, "
+        f"{ms(chromium.get('presented_latency_ms'))} ms to the compositor; page clock "
+        f"±{(clock.get('uncertainty_us') or 0) / 1000:.1f} ms; other load "
+        f"{_other(chromium.get('other_cores'))}"
+    )
+
+
 def ttff_table(results: dict[str, dict[str, Any]], raw: dict[str, Any]) -> str:
     rows = []
     for label, res in results.items():
@@ -296,6 +327,29 @@ def ttff_table(results: dict[str, dict[str, Any]], raw: dict[str, Any]) -> str:
                 str(warm["n"]),
             ]
         )
+        chromium = res["chromium"]
+        if chromium.get("available"):
+            cold_chromium, warm_chromium = chromium["cold_ttff"], chromium["warm_ttff"]
+            pc_cold = chromium["cold_pc_ttff"]
+            rows.append(
+                [
+                    label,
+                    "hub, Chromium cold (new page to first frame, relay idle; from "
+                    f"`new RTCPeerConnection`: p50 {fmt(pc_cold.get('p50'))} s)",
+                    fmt(cold_chromium.get("p50")),
+                    fmt(cold_chromium.get("p95")),
+                    f"{cold_chromium['n']} (failed {cold_chromium['failed']})",
+                ]
+            )
+            rows.append(
+                [
+                    label,
+                    "hub, Chromium warm (random GOP phase)",
+                    fmt(warm_chromium.get("p50")),
+                    fmt(warm_chromium.get("p95")),
+                    f"{warm_chromium['n']} (failed {warm_chromium['failed']})",
+                ]
+            )
         janus = res.get("janus_warm_ttff")
         if janus and janus["n"]:
             rows.append(
@@ -343,6 +397,7 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
         ("direct reader", big.get("direct_latency_ms")),
         ("hub, browser-like receiver", big.get("hub_marker_latency_ms")),
         ("hub, stock aiortc receiver", big.get("hub_latency_ms")),
+        ("hub, headless Chromium", big["chromium"].get("latency_ms")),
         ("Janus, stock aiortc receiver", at(big.get("janus_steps", []), 1).get("latency_ms")),
         ("HA LL-HLS (eager client)", big["hass"].get("latency_ms")),
     ):
@@ -463,6 +518,22 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
                 f"Janus at {res['label']}: not measured ({res.get('janus_unavailable')}).",
                 "",
             ]
+        chromium = res["chromium"]
+        if chromium.get("available") and chromium.get("latency_ms"):
+            read = chromium.get("read_ms") or {}
+            parts += [
+                f"Headless Chromium watching the hub at {res['label']} (latency window): the "
+                f"compositor presented {fmt(chromium['fps_presented'])} fps, the page read "
+                f"the code of {fmt(chromium['fps_read'])} fps (doorbell "
+                f"{fmt(chromium['source_fps'])} fps; {chromium['undecodable']} frames "
+                f"without a readable code; reading one cost p50 {fmt(read.get('p50'))} ms, "
+                f"p95 {fmt(read.get('p95'))} ms); the browser's processes used "
+                f"{fmt(chromium['viewer_cpu'])} cores and {fmt(chromium['viewer_rss_mb'], 4)} "
+                f"MB RSS; the hub {fmt(chromium['hub_cpu'])} cores.",
+                "",
+            ]
+        elif chromium.get("errors"):
+            parts += [f"Chromium at {res['label']}: " + "; ".join(chromium["errors"]), ""]
         hass = res["hass"]
         if hass.get("available"):
             parts += [

@@ -1,6 +1,7 @@
 # ruff: noqa: S603 - fixed argv: this interpreter, pip and venv
-"""Run the live-view benchmark: hub, direct reader, Janus and Home Assistant's LL-HLS,
-at 720p30 and 1080p30, and write ``docs/benchmarks/live_view.json``.
+"""Run the live-view benchmark: hub (aiortc viewers and one headless Chromium), direct
+reader, Janus and Home Assistant's LL-HLS, at 720p30 and 1080p30, and write
+``docs/benchmarks/live_view.json``.
 
 Every process is a child of this one (and dies with it), pinned with ``taskset``: the
 hub (and each peer server in its turn) on core 0, viewers, the doorbell and feeders on
@@ -15,6 +16,7 @@ import asyncio
 from collections.abc import Iterable
 import contextlib
 from dataclasses import dataclass, field
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -30,11 +32,12 @@ from typing import Any
 
 import aiohttp
 
-from scripts.lab.procs import ManagedProcess, python_env
+from scripts.lab.procs import ManagedProcess, ProcessFailed, python_env
 
 from . import hass_peer, janus_peer
 from .clip import clip_path
 from .common import (
+    CHROMIUM,
     HUB_CORE,
     REPO,
     VIEWER_CORE,
@@ -42,6 +45,7 @@ from .common import (
     cpu_rate,
     machine_busy_seconds,
     now_us,
+    process_tree,
     sample_process,
 )
 
@@ -63,6 +67,9 @@ class Settings:
     cold_joins: int = 3
     hls_seconds: float = 30.0
     peers: bool = True
+    chromium: bool = True
+    # Only the Chromium viewer's figures (with one aiortc viewer to keep the relay warm).
+    only_chromium: bool = False
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="doorstep-bench-")))
     clips: Path = field(
         default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -341,6 +348,119 @@ async def run_steps(
     return steps, outs
 
 
+def chromium_unavailable() -> str | None:
+    """Why the Chromium viewer cannot run on this machine, or None if it can."""
+    if not CHROMIUM.exists():
+        return f"{CHROMIUM} is not installed (Debian package chromium)"
+    if importlib.util.find_spec("playwright") is None:
+        return "Playwright for Python is not installed"
+    return None
+
+
+class ChromiumViewer:
+    """The headless Chromium viewer's three phases against one hub
+    (see :mod:`benchmarks.chromium_peer`); each is a fresh browser process."""
+
+    def __init__(self, lab: Lab, settings: Settings, label: str, hub_url: str) -> None:
+        self.lab, self.settings, self.label, self.hub_url = lab, settings, label, hub_url
+        self.result: dict[str, Any] = {"available": True}
+
+    def _spawn(self, mode: str, *args: str) -> tuple[ManagedProcess, Path]:
+        out = self.settings.work / f"chromium-{mode}-{self.label}.json"
+        proc = self.lab.python(
+            f"chromium-{mode}-{self.label}",
+            "benchmarks.chromium_peer",
+            mode,
+            "--url",
+            self.hub_url,
+            "--out",
+            str(out),
+            *args,
+            core=VIEWER_CORE,
+        )
+        return proc, out
+
+    async def cold(self) -> None:
+        """New pages while the relay and doorbell are idle (the gaps outlast the grace)."""
+        log(f"{self.label}: Chromium cold joins ({self.settings.cold_joins})")
+        proc, out = self._spawn(
+            "cold",
+            "--joins",
+            str(self.settings.cold_joins),
+            "--gap-min",
+            str(HUB_GRACE + 2.0),
+            "--join-spread",
+            "0.5",
+        )
+        await wait_exit(proc, 30 + self.settings.cold_joins * 25)
+        self.result["cold"] = read_json(out)
+
+    async def warm(self) -> None:
+        """Joins at random GOP phases while another viewer keeps the relay running."""
+        log(f"{self.label}: Chromium warm joins at random GOP phases ({self.settings.warm_joins})")
+        proc, out = self._spawn(
+            "warm", "--joins", str(self.settings.warm_joins), "--gap-min", "0.3"
+        )
+        await wait_exit(proc, 30 + self.settings.warm_joins * 5)
+        self.result["warm"] = read_json(out)
+
+    async def latency_window(self, hub_pid: int, doorbell: Doorbell) -> None:
+        """Chromium alone watching the hub for one window, reading every frame's code."""
+        log(f"{self.label}: Chromium latency window")
+        proc, out = self._spawn("watch", "--name", f"chromium-{self.label}")
+        try:
+            await announced(proc)
+            async with aiohttp.ClientSession() as http:
+                await wait_connected(http, f"{self.hub_url}/stats", 1)
+            await asyncio.sleep(self.settings.settle + 1.0)
+            window = await measure(
+                {
+                    "hub": hub_pid,
+                    "doorbell": doorbell.proc.pid or 0,
+                    # The Python driver, Playwright's driver and every Chromium process.
+                    "viewers": process_tree(proc.pid or 0),
+                },
+                self.settings.window,
+            )
+            self.result["latency_window"] = window.to_json()
+        except (ProcessFailed, TimeoutError) as err:
+            self.result["watch_error"] = str(err)
+        finally:
+            # At SIGTERM the page hands over its frames; give it time to.
+            self.lab.stop(proc, 30.0)
+        self.result["watch"] = read_json(out)
+
+
+async def bench_hub_chromium_only(
+    lab: Lab, settings: Settings, label: str, doorbell: Doorbell, hub_url: str, hub_pid: int
+) -> dict[str, Any]:
+    """``--only chromium``: the Chromium viewer's phases, in the full run's order, with
+    one aiortc viewer (the full run's step-1 viewer) keeping the relay warm for the warm
+    joins."""
+    chromium = ChromiumViewer(lab, settings, label, hub_url)
+    await chromium.cold()
+    await chromium.latency_window(hub_pid, doorbell)
+    keeper = lab.python(
+        f"keeper-{label}",
+        "benchmarks.viewer_proc",
+        "hub",
+        "--url",
+        hub_url,
+        "--count",
+        "1",
+        "--join-spread",
+        "0",
+        "--out",
+        str(settings.work / f"keeper-{label}.json"),
+        core=VIEWER_CORE,
+    )
+    async with aiohttp.ClientSession() as http:
+        await wait_connected(http, f"{hub_url}/stats", 1)
+    await chromium.warm()
+    lab.stop(keeper)
+    return chromium.result
+
+
 async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell) -> dict[str, Any]:
     hub = lab.python(
         f"hub-{label}",
@@ -361,6 +481,16 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
 
     idle = await measure({"hub": hub_pid, "doorbell": doorbell.proc.pid or 0}, 3.0)
     result["idle"] = idle.to_json()
+    reason = chromium_unavailable() if settings.chromium else "not asked for (--no-chromium)"
+    if settings.only_chromium:
+        result["chromium"] = (
+            {"available": False, "reason": reason}
+            if reason is not None
+            else await bench_hub_chromium_only(lab, settings, label, doorbell, hub_url, hub_pid)
+        )
+        lab.stop(hub)
+        return result
+    chromium = ChromiumViewer(lab, settings, label, hub_url) if reason is None else None
 
     log(f"{label}: cold joins (relay and doorbell idle between joins)")
     cold_out = settings.work / f"cold-{label}.json"
@@ -382,14 +512,17 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
     )
     await wait_exit(cold, 20 + settings.cold_joins * 8)
     result["cold"] = read_json(cold_out)
+    if chromium is not None:
+        await chromium.cold()
 
     direct_out = settings.work / f"direct-{label}.json"
     marker_out = settings.work / f"marker-{label}.json"
     warm_out = settings.work / f"warm-{label}.json"
 
     async def latency_phase() -> None:
-        """Before the steps: the browser-like probe alone, then the direct reader alone
-        (two 1080p decoders at once would fill the viewers' core and skew both)."""
+        """Before the steps: the browser-like probe alone, then the direct reader alone,
+        then Chromium alone (two 1080p decoders at once would fill the viewers' core and
+        skew both)."""
         marker = lab.python(
             f"marker-{label}",
             "benchmarks.viewer_proc",
@@ -432,6 +565,8 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
         )
         result["latency_window_direct"] = window.to_json()
         lab.stop(direct)
+        if chromium is not None:
+            await chromium.latency_window(hub_pid, doorbell)
 
     async def warm_joins() -> None:
         """With the step-1 viewer keeping the relay warm."""
@@ -455,8 +590,10 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
             core=VIEWER_CORE,
         )
         await wait_exit(warm, 20 + settings.warm_joins * 4)
+        if chromium is not None:
+            await chromium.warm()
 
-    log(f"{label}: latency phase (direct reader and browser-like probe)")
+    log(f"{label}: latency phase (browser-like probe, direct reader, Chromium)")
     await latency_phase()
     await asyncio.sleep(HUB_GRACE + 1.0)  # the relay stops: step 1 starts like a new audience
     log(f"{label}: hub steps {STEPS}")
@@ -477,6 +614,9 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
     result["direct"] = read_json(direct_out)
     result["marker"] = read_json(marker_out)
     result["warm"] = read_json(warm_out)
+    result["chromium"] = (
+        chromium.result if chromium is not None else {"available": False, "reason": reason}
+    )
     lab.stop(hub)
     return result
 
@@ -778,7 +918,12 @@ async def encode_clips(settings: Settings, labels: list[str]) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    settings = Settings(peers=not args.no_peers)
+    only_chromium = args.only == "chromium"
+    settings = Settings(
+        peers=not (args.no_peers or only_chromium),
+        chromium=not args.no_chromium,
+        only_chromium=only_chromium,
+    )
     if args.quick:
         settings.window, settings.warm_joins, settings.cold_joins = 4.0, 6, 2
         settings.hls_seconds = 20.0
@@ -794,17 +939,19 @@ async def main_async(args: argparse.Namespace) -> None:
         "hub_grace_s": HUB_GRACE,
         "steps": STEPS,
         "quick": args.quick,
+        "only": args.only,
+        "chromium": settings.chromium,
     }
     log(f"work dir {settings.work}; load average {os.getloadavg()}")
     try:
         await encode_clips(settings, labels)
-        if settings.peers and not args.no_av19_check:
+        if settings.peers and not args.no_av19_check and not only_chromium:
             data["hass_av19"] = await hass_av19_check(lab, settings)
         data["runs"] = {}
         for label in labels:
             data["runs"][label] = await bench_resolution(lab, settings, label)
         data["live_encoder"] = {}
-        for label in labels:
+        for label in labels if not only_chromium else []:
             log(f"{label}: the reference doorbell's live encoder")
             data["live_encoder"][label] = await encoder_check(lab, settings, label)
     finally:
@@ -831,6 +978,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short windows (development)")
     parser.add_argument("--no-peers", action="store_true", help="only the hub")
     parser.add_argument("--no-av19-check", action="store_true")
+    parser.add_argument("--no-chromium", action="store_true", help="no Chromium viewer")
+    parser.add_argument(
+        "--only",
+        choices=("chromium",),
+        help="only the hub's Chromium viewer (cold, latency window, warm joins)",
+    )
     parser.add_argument(
         "--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS)
     )
