@@ -310,6 +310,16 @@ def _chromium_note(chromium: dict[str, Any]) -> str:
     )
 
 
+def _clock(chromium: dict[str, Any]) -> str:
+    clock = chromium.get("clock") or {}
+    if clock.get("offset_us") is None:
+        return "n/a"
+    return (
+        f"{clock['offset_us'] / 1000:+.1f} ms ± {clock['uncertainty_us'] / 1000:.1f} ms "
+        f"(it moved {(chromium.get('clock_drift_us') or 0) / 1000:+.1f} ms over the window)"
+    )
+
+
 def ttff_table(results: dict[str, dict[str, Any]], raw: dict[str, Any]) -> str:
     rows = []
     for label, res in results.items():
@@ -403,12 +413,24 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     ):
         if stats and stats.get("p50"):
             bars.append((name, float(stats["p50"])))
+    joins = []
+    for res in results.values():
+        chromium = res["chromium"]
+        for name, stats in (
+            ("hub, aiortc", res.get("warm_ttff")),
+            ("hub, Chromium", chromium.get("warm_ttff") if chromium.get("available") else None),
+            ("Janus, aiortc", res.get("janus_warm_ttff")),
+        ):
+            if stats and stats.get("p95"):
+                joins.append((f"{name}, {res['label']}", float(stats["p95"]) * 1000))
     panels = [
         line_panel("Server CPU vs viewers", "viewers", "cores", cpu, ticks),
         line_panel("Server RSS growth vs viewers", "viewers", "MB", rss, ticks),
         line_panel("Probe viewer latency p95 vs viewers", "viewers", "ms", lat, ticks),
         bar_panel(f"Glass-to-glass p50, {big['label']}, 1 viewer", "ms", bars),
     ]
+    if joins:
+        panels.append(bar_panel("Warm time to first frame p95", "ms", joins))
     grid(panels, 2, path)
 
 
@@ -487,8 +509,9 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
         f"- Windows marked ⚠ below had more than {DISTURBED} core of other work: read "
         "their frame rates and latency tails with that in mind.",
         "- Pinning: the hub process (and, in their turn, Janus and Home Assistant) on "
-        "core 0; every viewer process, the direct reader, the Janus feeder and the "
-        "doorbell on core 1. The doorbell therefore shares the viewers' core.",
+        "core 0; every viewer process (Chromium and its helpers included), the direct "
+        "reader, the Janus feeder and the doorbell on core 1. The doorbell therefore "
+        "shares the viewers' core.",
         "",
         "## Latency (glass-to-glass)",
         "",
@@ -529,7 +552,8 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
                 f"without a readable code; reading one cost p50 {fmt(read.get('p50'))} ms, "
                 f"p95 {fmt(read.get('p95'))} ms); the browser's processes used "
                 f"{fmt(chromium['viewer_cpu'])} cores and {fmt(chromium['viewer_rss_mb'], 4)} "
-                f"MB RSS; the hub {fmt(chromium['hub_cpu'])} cores.",
+                f"MB RSS (summed over processes); the hub {fmt(chromium['hub_cpu'])} cores. "
+                f"Page clock offset {_clock(chromium)}.",
                 "",
             ]
         elif chromium.get("errors"):
@@ -639,6 +663,33 @@ METHOD = """## Method
   frame. Cold: the hub's relay and the doorbell's encoder are idle (the hub connects to
   the doorbell, which starts at a keyframe). Warm: another viewer keeps the relay
   running; joins at random GOP phases, each leaving once it has a picture.
+- **Chromium.** Debian's Chromium (`/usr/bin/chromium`, headless, software decoding,
+  driven by Playwright for Python; `benchmarks/chromium_peer.py`) loads a small page
+  from a loopback server that also forwards the page's `/offer` and `/close` to the hub,
+  so it negotiates exactly as the aiortc viewers do and the hub is unchanged. The page
+  sends its offer once it holds its loopback candidate (the only one the hub's
+  loopback-only policy takes; the dashboard trickles, so it would not wait for the
+  others either). No name is resolved (`--host-resolver-rules`), no ICE server is
+  given, and the page's origin has camera permission, so candidates are plain
+  addresses and no mDNS is sent; `--allow-loopback-in-peer-connection` lets Chromium
+  offer 127.0.0.1. Every frame is timed with `requestVideoFrameCallback`: when its last
+  RTP packet arrived, when Chromium handed it to the compositor and when the compositor
+  expects to show it (headless Chromium runs a simulated 60 Hz display, so this adds up
+  to one refresh: the rendering delay). Latency and time to first frame end at that
+  expected display time. The page copies the code band of each presented frame with
+  WebCodecs (`VideoFrame.copyTo`, luma rows only, no RGB conversion) and sends 120 block
+  levels to Python, which decodes them with the reference decoder. The page's clock
+  (`performance.timeOrigin + now()`) is mapped to the emission log's wall clock by
+  sampling it over DevTools between two reads of Python's clock, keeping the shortest
+  round trip; half that round trip is the mapping's uncertainty (both are shown per
+  resolution). Phases: cold, a new page per
+  join while the relay and doorbell are idle ("page to first frame", from navigation
+  start; from `new RTCPeerConnection` too); latency, Chromium watching alone for one
+  window after the direct reader; warm, joins at random GOP phases in one page (a new
+  peer connection and `<video>` each time) while the 1-viewer step's viewer keeps the
+  relay running, right after the aiortc warm joins. Chromium and all its helper
+  processes are pinned to core 1 with the other viewers; their CPU and (summed, so
+  shared pages count more than once) RSS are listed per resolution.
 - **CPU and memory.** utime+stime of all threads from `/proc/<pid>/stat` over the
   window (core-seconds per second), RSS from `/proc/<pid>/statm` every 0.5 s.
   "Per extra viewer" is the least-squares slope over the five steps.
@@ -672,8 +723,12 @@ METHOD = """## Method
   (2026-11-26) five runs gave 720p30 per-extra-viewer hub CPU between 0.0075 and
   0.012 core, and the Janus ratio between 2.0x and 3.0x. Treat a figure near its
   threshold as undecided, not as met or missed.
-- Not measured: forced transcoding (no transcoder exists in `media/`), a Chromium
-  viewer, and live x264 encoding at 1080p30 (it does not fit the machine).
+- Not measured: forced transcoding (no transcoder exists in `media/`), and live x264
+  encoding at 1080p30 (it does not fit the machine).
+- Chromium is one browser on a two-core machine: no GPU (software H.264 decode and
+  compositing), a simulated display, and the same core as the doorbell. Its times to
+  first frame and its latency tail react strongly to other load; read them next to
+  their window's "other load".
 """
 
 
