@@ -42,10 +42,13 @@ which decodes it with the reference decoder. Shipping the band's raw pixels for 
 1080p frame through DevTools would cost more than the decoding being measured.
 
 Network: the browser resolves no name (``--host-resolver-rules``), uses no ICE server,
-and has camera permission for the page's origin, so its candidates are plain addresses
-and it needs no mDNS. ``--allow-loopback-in-peer-connection`` lets it offer 127.0.0.1,
-the only address the hub's loopback-only policy accepts; checks from any other local
-address are ignored by the hub, so media flows over loopback only.
+and has camera permission for the page's origin, so its candidates are plain addresses;
+with ``WebRtcHideLocalIpsWithMdns`` disabled it does not even open an mDNS socket (it
+otherwise joins the mDNS group on every interface). ``--allow-loopback-in-peer-connection``
+lets it offer 127.0.0.1, the only address the hub's loopback-only policy accepts.
+Chromium still gathers on its other interfaces and sends connectivity checks from them
+to the hub's 127.0.0.1 candidate (they stay on the machine); the hub ignores them, so
+media flows over loopback only.
 """
 
 from __future__ import annotations
@@ -80,6 +83,10 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
     # Chromium leaves loopback out of WebRTC's networks unless told otherwise.
     "--allow-loopback-in-peer-connection",
+    # Even with plain-address candidates, a peer connection starts Chromium's mDNS
+    # responder, which joins 224.0.0.251 on every interface (an IGMP report on the real
+    # one). Without the feature no mDNS socket is opened at all.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 FIRST_FRAME_TIMEOUT = 15.0
 # Clock-offset samples; the one with the shortest DevTools round trip is kept.
