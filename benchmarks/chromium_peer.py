@@ -165,6 +165,8 @@ async function join(read) {
     pc, video, started, id: null, offered: null, answered: null, first: null,
     frames: [], closed: false, error: null, callbacks: 0, presentedFrames: [null, null],
   };
+  // Settles at the first presented frame, or when joining fails.
+  session.settled = new Promise((resolve) => { session.settle = resolve; });
   window.bench.session = session;
   let reading = false;
   const onFrame = async (_now, meta) => {
@@ -177,7 +179,10 @@ async function join(read) {
       rtp: meta.rtpTimestamp ?? null,
       presentedFrames: meta.presentedFrames,
     };
-    if (session.first === null) session.first = entry;
+    if (session.first === null) {
+      session.first = entry;
+      session.settle(true);
+    }
     session.callbacks += 1;
     if (session.presentedFrames[0] === null) session.presentedFrames[0] = meta.presentedFrames;
     session.presentedFrames[1] = meta.presentedFrames;
@@ -217,6 +222,7 @@ async function join(read) {
     session.answered = performance.now();
   } catch (err) {
     session.error = String(err);
+    session.settle(false);
   }
   return started;
 }
@@ -235,6 +241,14 @@ async function leave() {
       body: JSON.stringify({ id: session.id }),
     }).catch(() => {});
   }
+}
+
+// Python waits on this rather than polling the page, which would share its core.
+function firstFrame(timeoutMs) {
+  const session = window.bench.session;
+  if (!session) return Promise.resolve(false);
+  const timeout = new Promise((resolve) => setTimeout(() => resolve(false), timeoutMs));
+  return Promise.race([session.settled, timeout]);
 }
 
 // What Python reads back: everything but the objects.
@@ -338,14 +352,9 @@ class Viewer:
         return round((origin_ms + at_ms) * 1000 + self.clock["offset_us"])
 
     async def first_frame(self, page: Page) -> dict[str, Any] | None:
-        """Wait for the session's first presented frame; None on timeout or error."""
-        with contextlib.suppress(TimeoutError):
-            await page.wait_for_function(
-                "() => { const s = window.bench.session;"
-                " return s && (s.first !== null || s.error !== null); }",
-                timeout=FIRST_FRAME_TIMEOUT * 1000,
-                polling=10,
-            )
+        """Wait for the session's first presented frame (or its failure), then read
+        the session's report."""
+        await page.evaluate(f"firstFrame({FIRST_FRAME_TIMEOUT * 1000:.0f})")
         report: dict[str, Any] | None = await page.evaluate("report()")
         return report
 
