@@ -208,6 +208,8 @@ def analyze_chromium(chromium: dict[str, Any] | None, emissions: Emissions) -> d
     )
     warm = chromium.get("warm") or {}
     out["warm_ttff"] = ttff(warm.get("joins"))
+    out["cold_other_cores"] = chromium.get("cold_other_cores")
+    out["warm_other_cores"] = chromium.get("warm_other_cores")
     out["errors"] = [
         part["error"] for part in (cold, warm, chromium.get("watch") or {}) if part.get("error")
     ]

@@ -86,6 +86,38 @@ def process_tree(root: int) -> list[int]:
     return tree
 
 
+class OtherLoad:
+    """CPU used by processes outside this run (other work on the machine) between
+    creation and :meth:`cores`, for phases without a fixed window, like join loops.
+
+    Only processes alive at both ends count, so short-lived ones are missed: a lower
+    bound.
+    """
+
+    def __init__(self) -> None:
+        self._at = time.monotonic()
+        self._first = self._sample()
+
+    @staticmethod
+    def _sample() -> dict[int, float]:
+        ours = set(process_tree(os.getpid()))
+        seconds: dict[int, float] = {}
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) in ours:
+                continue
+            try:
+                seconds[int(entry.name)] = sample_process(int(entry.name)).cpu_seconds
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue
+        return seconds
+
+    def cores(self) -> float:
+        """Core-seconds per second those processes used since creation."""
+        last = self._sample()
+        used = sum(last[pid] - cpu for pid, cpu in self._first.items() if pid in last)
+        return max(0.0, used) / max(1e-9, time.monotonic() - self._at)
+
+
 def machine_busy_seconds() -> tuple[float, float]:
     """Core-seconds since boot all cores spent busy, and lost to the hypervisor (steal),
     from /proc/stat."""

@@ -41,6 +41,7 @@ from .common import (
     HUB_CORE,
     REPO,
     VIEWER_CORE,
+    OtherLoad,
     ProcSample,
     cpu_rate,
     machine_busy_seconds,
@@ -392,8 +393,10 @@ class ChromiumViewer:
             "--join-spread",
             "0.5",
         )
+        other = OtherLoad()
         await wait_exit(proc, 30 + self.settings.cold_joins * 25)
         self.result["cold"] = read_json(out)
+        self.result["cold_other_cores"] = other.cores()
 
     async def warm(self) -> None:
         """Joins at random GOP phases while another viewer keeps the relay running."""
@@ -401,8 +404,10 @@ class ChromiumViewer:
         proc, out = self._spawn(
             "warm", "--joins", str(self.settings.warm_joins), "--gap-min", "0.3"
         )
+        other = OtherLoad()
         await wait_exit(proc, 30 + self.settings.warm_joins * 5)
         self.result["warm"] = read_json(out)
+        self.result["warm_other_cores"] = other.cores()
 
     async def latency_window(self, hub_pid: int, doorbell: Doorbell) -> None:
         """Chromium alone watching the hub for one window, reading every frame's code."""
