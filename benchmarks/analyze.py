@@ -208,6 +208,7 @@ def analyze_chromium(chromium: dict[str, Any] | None, emissions: Emissions) -> d
     )
     warm = chromium.get("warm") or {}
     out["warm_ttff"] = ttff(warm.get("joins"))
+    out["warm_priming_ttff_s"] = (warm.get("priming") or {}).get("ttff_s")
     out["cold_other_cores"] = chromium.get("cold_other_cores")
     out["warm_other_cores"] = chromium.get("warm_other_cores")
     out["errors"] = [

@@ -1,11 +1,11 @@
 """A Chromium viewer of the benchmark hub: Debian's headless Chromium, driven by Playwright.
 
 The browser loads a small page from this process (loopback) and negotiates with the hub
-exactly as the aiortc viewers do: it creates a recvonly H.264-capable offer, waits for
-its own candidates (the hub does not trickle), POSTs it to the hub's ``/offer`` and sets
-the answer; ``/close`` ends the session. This process only forwards those two calls to
-the hub, because the page's origin is not the hub's (the hub serves no CORS headers and
-its media path stays untouched). Chromium decodes the H.264 itself.
+exactly as the aiortc viewers do: it creates a recvonly offer, waits until the offer
+holds its loopback candidate (the hub does not trickle), POSTs it to the hub's
+``/offer`` and sets the answer; ``/close`` ends the session. This process only forwards
+those two calls to the hub, because the page's origin is not the hub's (the hub serves
+no CORS headers, and its media path stays untouched). Chromium decodes the H.264 itself.
 
 Modes (each writes ``--out`` when done, or at SIGTERM for ``watch``):
 
@@ -13,8 +13,10 @@ Modes (each writes ``--out`` when done, or at SIGTERM for ``watch``):
   frame is counted from the page's navigation start ("page to first frame") and, to
   compare with aiortc, from the moment the page creates its ``RTCPeerConnection``. The
   orchestrator runs this while the hub's relay is idle, and the gaps let it go idle.
-* ``warm``: one page joins, waits for the first frame, leaves, ``--joins`` times, after
-  a random gap each (so at a random GOP phase). Something else keeps the hub streaming.
+* ``warm``: in one page, ``--joins`` times after a random gap (so at a random GOP
+  phase): a new peer connection and ``<video>`` join, wait for the first frame and
+  leave. Something else keeps the hub streaming. One join before them, kept apart as
+  ``priming``, starts the page's WebRTC stack and decoder.
 * ``watch``: one page joins and reads the burned-in block code of every frame the
   compositor presents, until SIGTERM: the glass-to-glass latency sample.
 
@@ -35,11 +37,13 @@ the output. A frame's times are:
 Glass-to-glass latency and time to first frame use ``display``; the other two show
 where the time goes.
 
-The block code is read in the page: the top band of the frame is drawn to a canvas, and
-for each of its 120 blocks the mean brightness of the block's central half (the same
-measure as :func:`reference_doorbell.blockcode.decode_blockcode`) goes back to Python,
-which decodes it with the reference decoder. Shipping the band's raw pixels for every
-1080p frame through DevTools would cost more than the decoding being measured.
+The block code is read in the page: WebCodecs copies the code band's rows of each
+presented frame as decoded (``VideoFrame.copyTo``, luma only, no RGB conversion), and
+for each of the 120 blocks the mean of the block's central half (the measure of
+:func:`reference_doorbell.blockcode.decode_blockcode`, on luma as the aiortc probe reads
+it) goes back to Python, which decodes it with the reference decoder. Shipping the
+band's pixels for every frame through DevTools would cost more than the decoding being
+measured, and a canvas converts the whole frame to RGB first.
 
 Network: the browser resolves no name (``--host-resolver-rules``), uses no ICE server,
 and has camera permission for the page's origin, so its candidates are plain addresses;
@@ -65,7 +69,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 import numpy as np
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import BrowserContext, Page, async_playwright
 
 from reference_doorbell.blockcode import COLUMNS, ROWS, decode_blockcode
 
@@ -337,10 +341,9 @@ async def page_clock(page: Page) -> dict[str, float]:
 
 
 class Viewer:
-    """One browser, its context and the page server; modes use it."""
+    """A browser context and the page server; the modes drive pages through it."""
 
-    def __init__(self, browser: Browser, context: BrowserContext, server: PageServer) -> None:
-        self.browser = browser
+    def __init__(self, context: BrowserContext, server: PageServer) -> None:
         self.context = context
         self.server = server
         self.clock: dict[str, float] = {}
@@ -358,7 +361,9 @@ class Viewer:
         report: dict[str, Any] | None = await page.evaluate("report()")
         return report
 
-    def join_record(self, name: str, report: dict[str, Any] | None, since_ms: float) -> Any:
+    def join_record(
+        self, name: str, report: dict[str, Any] | None, since_ms: float
+    ) -> dict[str, Any]:
         """A join in the aiortc viewers' shape: ``join_us``, ``first_frame_us``,
         ``ttff_s`` (to the frame's expected display), plus Chromium's own stages."""
         if report is None:
@@ -422,15 +427,23 @@ async def run_warm(viewer: Viewer, args: argparse.Namespace, stop: asyncio.Event
     joins: list[dict[str, Any]] = []
     page = await viewer.open_page()
     viewer.clock = await page_clock(page)
-    for index in range(args.joins):
+    # The first peer connection of a page also starts Chromium's WebRTC stack and its
+    # decoder (the cold figures include that, from a new page); it is kept apart so the
+    # warm sample is about joining a running stream.
+    priming: dict[str, Any] | None = None
+    for index in range(-1, args.joins):
         if await gap(stop, args.gap_min + random.uniform(0.0, args.join_spread)):
             break
         started = float(await page.evaluate("join(false)"))
         report = await viewer.first_frame(page)
-        joins.append(viewer.join_record(f"warm-{index}", report, started))
+        record = viewer.join_record(f"warm-{index}", report, started)
         await viewer.leave(page)
+        if index < 0:
+            priming = record
+        else:
+            joins.append(record)
     await page.close()
-    return {"joins": joins}
+    return {"joins": joins, "priming": priming}
 
 
 async def run_watch(viewer: Viewer, args: argparse.Namespace, stop: asyncio.Event) -> Any:
@@ -510,7 +523,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 # With camera permission Chromium offers plain addresses instead of
                 # random .local names that it would answer by multicast.
                 await context.grant_permissions(["camera", "microphone"], origin=url.rstrip("/"))
-                viewer = Viewer(browser, context, server)
+                viewer = Viewer(context, server)
                 result["browser"] = browser.version
                 announce(page=url, browser=browser.version)
                 result.update(await runners[args.mode](viewer, args, stop))

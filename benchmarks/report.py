@@ -359,7 +359,9 @@ def ttff_table(results: dict[str, dict[str, Any]], raw: dict[str, Any]) -> str:
             rows.append(
                 [
                     label,
-                    "hub, Chromium warm (random GOP phase)",
+                    "hub, Chromium warm (random GOP phase; the page's first join, which "
+                    f"also starts its WebRTC stack, apart: {fmt(chromium['warm_priming_ttff_s'])}"
+                    " s)",
                     fmt(warm_chromium.get("p50")),
                     fmt(warm_chromium.get("p95")),
                     f"{warm_chromium['n']} (failed {warm_chromium['failed']}); other load "
@@ -693,9 +695,11 @@ METHOD = """## Method
   start; from `new RTCPeerConnection` too); latency, Chromium watching alone for one
   window after the direct reader; warm, joins at random GOP phases in one page (a new
   peer connection and `<video>` each time) while the 1-viewer step's viewer keeps the
-  relay running, right after the aiortc warm joins. Chromium and all its helper
-  processes are pinned to core 1 with the other viewers; their CPU and (summed, so
-  shared pages count more than once) RSS are listed per resolution.
+  relay running, right after the aiortc warm joins. The page's first join also starts
+  Chromium's WebRTC stack and decoder (part of the cold figure), so it is shown apart
+  and the warm sample starts with the second. Chromium and all its helper processes
+  are pinned to core 1 with the other viewers; their CPU and (summed, so shared pages
+  count more than once) RSS are listed per resolution.
 - **CPU and memory.** utime+stime of all threads from `/proc/<pid>/stat` over the
   window (core-seconds per second), RSS from `/proc/<pid>/statm` every 0.5 s.
   "Per extra viewer" is the least-squares slope over the five steps.
