@@ -694,8 +694,10 @@ METHOD = """## Method
   join while the relay and doorbell are idle ("page to first frame", from navigation
   start; from `new RTCPeerConnection` too); latency, Chromium watching alone for one
   window after the direct reader; warm, joins at random GOP phases in one page (a new
-  peer connection and `<video>` each time) while the 1-viewer step's viewer keeps the
-  relay running, right after the aiortc warm joins. The page's first join also starts
+  peer connection and `<video>` each time) while one aiortc viewer like the 1-viewer
+  step's (it decodes every frame) keeps the relay running; this runs before the steps
+  rather than inside the 1-viewer step, where the aiortc warm joins run, so a decoding
+  browser cannot leave that step's probe behind for its window. The page's first join also starts
   Chromium's WebRTC stack and decoder (part of the cold figure), so it is shown apart
   and the warm sample starts with the second. Chromium and all its helper processes
   are pinned to core 1 with the other viewers; their CPU and (summed, so shared pages

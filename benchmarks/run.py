@@ -399,7 +399,34 @@ class ChromiumViewer:
         self.result["cold_other_cores"] = other.cores()
 
     async def warm(self) -> None:
-        """Joins at random GOP phases while another viewer keeps the relay running."""
+        """Joins at random GOP phases while one aiortc viewer, like the hub steps'
+        first (it decodes every frame), keeps the relay running.
+
+        Not inside the 1-viewer step, as the aiortc warm joins are: a browser decoding
+        next to that step's probe can leave the probe behind for the step's window.
+        """
+        keeper = self.lab.python(
+            f"keeper-{self.label}",
+            "benchmarks.viewer_proc",
+            "hub",
+            "--url",
+            self.hub_url,
+            "--count",
+            "1",
+            "--join-spread",
+            "0",
+            "--out",
+            str(self.settings.work / f"keeper-{self.label}.json"),
+            core=VIEWER_CORE,
+        )
+        try:
+            async with aiohttp.ClientSession() as http:
+                await wait_connected(http, f"{self.hub_url}/stats", 1)
+            await self._warm_joins()
+        finally:
+            self.lab.stop(keeper)
+
+    async def _warm_joins(self) -> None:
         log(f"{self.label}: Chromium warm joins at random GOP phases ({self.settings.warm_joins})")
         proc, out = self._spawn(
             "warm", "--joins", str(self.settings.warm_joins), "--gap-min", "0.3"
@@ -439,30 +466,11 @@ class ChromiumViewer:
 async def bench_hub_chromium_only(
     lab: Lab, settings: Settings, label: str, doorbell: Doorbell, hub_url: str, hub_pid: int
 ) -> dict[str, Any]:
-    """``--only chromium``: the Chromium viewer's phases, in the full run's order, with
-    one aiortc viewer (the full run's step-1 viewer) keeping the relay warm for the warm
-    joins."""
+    """``--only chromium``: the Chromium viewer's phases, as in the full run."""
     chromium = ChromiumViewer(lab, settings, label, hub_url)
     await chromium.cold()
     await chromium.latency_window(hub_pid, doorbell)
-    keeper = lab.python(
-        f"keeper-{label}",
-        "benchmarks.viewer_proc",
-        "hub",
-        "--url",
-        hub_url,
-        "--count",
-        "1",
-        "--join-spread",
-        "0",
-        "--out",
-        str(settings.work / f"keeper-{label}.json"),
-        core=VIEWER_CORE,
-    )
-    async with aiohttp.ClientSession() as http:
-        await wait_connected(http, f"{hub_url}/stats", 1)
     await chromium.warm()
-    lab.stop(keeper)
     return chromium.result
 
 
@@ -595,11 +603,11 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
             core=VIEWER_CORE,
         )
         await wait_exit(warm, 20 + settings.warm_joins * 4)
-        if chromium is not None:
-            await chromium.warm()
 
     log(f"{label}: latency phase (browser-like probe, direct reader, Chromium)")
     await latency_phase()
+    if chromium is not None:
+        await chromium.warm()
     await asyncio.sleep(HUB_GRACE + 1.0)  # the relay stops: step 1 starts like a new audience
     log(f"{label}: hub steps {STEPS}")
     steps, outs = await run_steps(
