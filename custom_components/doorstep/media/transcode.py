@@ -552,6 +552,11 @@ class _LiveStream:
             raise
         except Exception as err:  # the source's own failure ends this run; the relay retries
             error = f"{type(err).__name__}: {err}"
+        else:
+            # The stream ended: what the transcoder already holds still goes out.
+            if self._transcoder is not None and self._pump is not None:
+                self._transcoder.finish()
+                await asyncio.gather(self._pump, return_exceptions=True)
         await self._stop_transcoder()
         await self._output.put(_End(error))
 
