@@ -206,6 +206,28 @@ async def test_forced_transcoding_reencodes_even_baseline() -> None:
     assert decode(out) == list(range(len(out)))
 
 
+async def test_back_to_passthrough_when_the_doorbell_is_fixed(
+    high_packets: list[VideoPacket],
+) -> None:
+    """The owner switches the doorbell to baseline: from its first keyframe on, packets
+    pass through untouched again, later in time than anything transcoded, and the
+    transcoding thread is gone."""
+    baseline = encoded_packets(20, profile="baseline")
+    offset = 100 * 90_000
+    fixed = [replace(p, pts=(p.pts or 0) + offset, dts=(p.dts or 0) + offset) for p in baseline]
+    stream = live_packets(paced([*high_packets, *fixed], 1 / 30), name="test")
+    try:
+        async with asyncio.timeout(30):
+            out = [packet async for packet in stream]  # the upstream ends: so does this
+        assert not transcode_threads()
+    finally:
+        await stream.aclose()
+    tail = out[-len(fixed) :]
+    assert [p.payload for p in tail] == [p.payload for p in fixed]
+    stamps = [p.dts or 0 for p in out]
+    assert all(b > a for a, b in itertools.pairwise(stamps))
+
+
 async def test_bad_input_neither_crashes_nor_leaks_the_thread(
     high_packets: list[VideoPacket],
 ) -> None:
