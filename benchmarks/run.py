@@ -1,6 +1,7 @@
 # ruff: noqa: S603 - fixed argv: this interpreter, pip and venv
-"""Run the live-view benchmark: hub, direct reader, Janus and Home Assistant's LL-HLS,
-at 720p30 and 1080p30, and write ``docs/benchmarks/live_view.json``.
+"""Run the live-view benchmark: hub (passthrough, and with forced transcoding), direct
+reader, Janus and Home Assistant's LL-HLS, at 720p30 and 1080p30, and write
+``docs/benchmarks/live_view.json``.
 
 Every process is a child of this one (and dies with it), pinned with ``taskset``: the
 hub (and each peer server in its turn) on core 0, viewers, the doorbell and feeders on
@@ -46,6 +47,9 @@ from .common import (
 )
 
 STEPS = (1, 2, 4, 8, 16)
+# Re-encoding takes most of the hub's core at 1080p30; more viewers than this only
+# measure a saturated core.
+TRANSCODE_STEPS = (1, 2, 4)
 RESOLUTIONS = {"720p30": (1280, 720, 30), "1080p30": (1920, 1080, 30)}
 HUB_GRACE = 2.0
 HASS_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / (
@@ -63,6 +67,8 @@ class Settings:
     cold_joins: int = 3
     hls_seconds: float = 30.0
     peers: bool = True
+    passthrough: bool = True
+    transcode: bool = True
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="doorstep-bench-")))
     clips: Path = field(
         default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -273,14 +279,15 @@ async def run_steps(
     hub_stats: str | None = None,
     on_first_step: Any = None,
     after_first_step: Any = None,
+    audience: tuple[int, ...] = STEPS,
 ) -> tuple[list[dict[str, Any]], list[Path]]:
-    """Grow the audience 1, 2, 4, 8, 16 and measure a window at each size."""
+    """Grow the audience (1, 2, 4, 8, 16 by default) and measure a window at each size."""
     steps: list[dict[str, Any]] = []
     outs: list[Path] = []
     viewers: list[ManagedProcess] = []
     previous = 0
     async with aiohttp.ClientSession() as http:
-        for step in STEPS:
+        for step in audience:
             count = viewer_layout(step, previous)
             out = settings.work / f"{tag}-viewers-{step}.json"
             outs.append(out)
@@ -481,6 +488,43 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
     return result
 
 
+async def bench_hub_transcode(
+    lab: Lab, settings: Settings, label: str, doorbell: Doorbell
+) -> dict[str, Any]:
+    """The same hub with the transcoding fallback forced on: decode and re-encode to
+    constrained baseline before the live relay, then the usual fan-out."""
+    hub = lab.python(
+        f"hub-transcode-{label}",
+        "benchmarks.hub_proc",
+        "--doorbell-port",
+        str(doorbell.port),
+        "--fp",
+        doorbell.fingerprint,
+        "--code",
+        doorbell.code,
+        "--grace",
+        str(HUB_GRACE),
+        "--transcode",
+        core=HUB_CORE,
+    )
+    hub_url = f"http://127.0.0.1:{(await announced(hub))['port']}"
+    log(f"{label}: hub with forced transcoding, steps {TRANSCODE_STEPS}")
+    steps, outs = await run_steps(
+        lab,
+        settings,
+        f"transcode-{label}",
+        "hub",
+        hub_url,
+        hub.pid or 0,
+        doorbell,
+        {},
+        hub_stats=f"{hub_url}/stats",
+        audience=TRANSCODE_STEPS,
+    )
+    lab.stop(hub)
+    return {"steps": steps, "viewer_files": [read_json(p) for p in outs]}
+
+
 async def wait_exit(proc: ManagedProcess, within: float) -> None:
     """Let a child finish by itself; stop it after ``within`` seconds."""
     deadline = time.monotonic() + within
@@ -670,7 +714,10 @@ async def bench_resolution(lab: Lab, settings: Settings, label: str) -> dict[str
     result: dict[str, Any] = {"label": label, "format": RESOLUTIONS[label]}
     doorbell = await start_doorbell(lab, settings, label, "replay")
     try:
-        result["hub"] = await bench_hub(lab, settings, label, doorbell)
+        if settings.passthrough:
+            result["hub"] = await bench_hub(lab, settings, label, doorbell)
+        if settings.transcode:
+            result["hub_transcode"] = await bench_hub_transcode(lab, settings, label, doorbell)
         if settings.peers:
             result["janus"] = await bench_janus(lab, settings, label, doorbell)
             python = hass_python()
@@ -778,7 +825,9 @@ async def encode_clips(settings: Settings, labels: list[str]) -> None:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    settings = Settings(peers=not args.no_peers)
+    settings = Settings(peers=not args.no_peers and not args.transcode_only)
+    settings.passthrough = not args.transcode_only
+    settings.transcode = not args.no_transcode
     if args.quick:
         settings.window, settings.warm_joins, settings.cold_joins = 4.0, 6, 2
         settings.hls_seconds = 20.0
@@ -793,6 +842,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "cold_joins": settings.cold_joins,
         "hub_grace_s": HUB_GRACE,
         "steps": STEPS,
+        "transcode_steps": TRANSCODE_STEPS if settings.transcode else (),
         "quick": args.quick,
     }
     log(f"work dir {settings.work}; load average {os.getloadavg()}")
@@ -804,7 +854,7 @@ async def main_async(args: argparse.Namespace) -> None:
         for label in labels:
             data["runs"][label] = await bench_resolution(lab, settings, label)
         data["live_encoder"] = {}
-        for label in labels:
+        for label in labels if settings.passthrough else ():
             log(f"{label}: the reference doorbell's live encoder")
             data["live_encoder"][label] = await encoder_check(lab, settings, label)
     finally:
@@ -831,6 +881,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short windows (development)")
     parser.add_argument("--no-peers", action="store_true", help="only the hub")
     parser.add_argument("--no-av19-check", action="store_true")
+    parser.add_argument("--no-transcode", action="store_true", help="skip forced transcoding")
+    parser.add_argument(
+        "--transcode-only",
+        action="store_true",
+        help="only the hub with forced transcoding (development; the report needs a full run)",
+    )
     parser.add_argument(
         "--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS)
     )

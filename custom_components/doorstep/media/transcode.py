@@ -48,6 +48,8 @@ _RATE_WINDOW: Final = 15
 _DEFAULT_FPS: Final = 15.0
 _MIN_FPS: Final = 1.0
 _MAX_FPS: Final = 60.0
+_RATE_SETTLED_AFTER: Final = 8
+_RATE_TOLERANCE: Final = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,9 @@ class TranscodeSettings:
     bits_per_pixel: float = 0.1
     min_bitrate: int = 250_000
     max_bitrate: int = 8_000_000
+    # ...but never far above what the camera itself sends: ultrafast baseline needs
+    # about twice the bits of a camera's High profile, and more would be waste.
+    input_headroom: float = 2.0
     # x264 threads; 0 lets it choose (sliced threads under zerolatency: no added delay).
     threads: int = 0
     # Encoded input waiting for the thread: about one second at 30 fps.
@@ -70,9 +75,13 @@ class TranscodeSettings:
     # Re-encoded packets the consumer has not taken yet.
     max_output_packets: int = 30
 
-    def bitrate(self, width: int, height: int, fps: float) -> int:
-        """Target bits per second for this picture size and frame rate."""
+    def bitrate(
+        self, width: int, height: int, fps: float, input_bitrate: float | None = None
+    ) -> int:
+        """Target bits per second for this picture size, frame rate and input."""
         wanted = width * height * fps * self.bits_per_pixel
+        if input_bitrate:
+            wanted = min(wanted, input_bitrate * self.input_headroom)
         return int(min(self.max_bitrate, max(self.min_bitrate, wanted)))
 
 
@@ -243,7 +252,7 @@ class Transcoder:
         # Frame threads would each hold a picture back; one thread keeps latency minimal.
         decoder.thread_count = 1
         encoder = _BaselineEncoder(self._settings, self.stats)
-        rate = _FrameRate()
+        rate = _InputRate()
         resync = False
         try:
             while (packet := self._take()) is not None:
@@ -251,7 +260,7 @@ class Transcoder:
                     self.stats.packets_dropped += 1
                     continue
                 resync = False
-                rate.observe(packet.dts if packet.dts is not None else packet.pts)
+                rate.observe(packet.dts if packet.dts is not None else packet.pts, packet.size)
                 try:
                     frames = decoder.decode(_to_av_packet(packet))
                 except av.error.FFmpegError:
@@ -264,7 +273,8 @@ class Transcoder:
                     if self.pending_packets > 1 and not encoder.keyframe_due(frame):
                         self.stats.frames_skipped += 1
                         continue
-                    for out in encoder.encode(frame, rate.fps, replayed=packet.replayed):
+                    out_packets = encoder.encode(frame, rate, replayed=packet.replayed)
+                    for out in out_packets:
                         if not self._post(out):
                             return
                         self.stats.packets_out += 1
@@ -296,6 +306,8 @@ class _BaselineEncoder:
         self._size = (0, 0)
         self._last_pts: int | None = None
         self._last_keyframe_pts: int | None = None
+        self._bitrate = 0
+        self._rate_settled = False
 
     def keyframe_due(self, frame: av.VideoFrame) -> bool:
         """Whether this picture must become a keyframe (so it may not be skipped)."""
@@ -306,10 +318,18 @@ class _BaselineEncoder:
         interval = round(self._settings.keyframe_interval * VIDEO_CLOCK_RATE)
         return last is None or pts - last >= interval
 
-    def encode(self, frame: av.VideoFrame, fps: float, *, replayed: bool) -> list[VideoPacket]:
+    def encode(
+        self, frame: av.VideoFrame, rate: _InputRate, *, replayed: bool
+    ) -> list[VideoPacket]:
         size = _even_size(frame)
-        if self._context is None or size != self._size:
-            self._open(size, fps)
+        # The first picture comes before the input's rates are known, and the bitrate
+        # depends on them: open again once, when they are clear and differ much.
+        settled = rate.settled and not self._rate_settled
+        bitrate = self._settings.bitrate(*size, rate.fps, rate.bitrate)
+        rate_changed = settled and abs(bitrate - self._bitrate) > _RATE_TOLERANCE * self._bitrate
+        if self._context is None or size != self._size or rate_changed:
+            self._open(size, rate.fps, bitrate)
+        self._rate_settled = self._rate_settled or rate.settled
         context = self._context
         assert context is not None
         force = self.keyframe_due(frame)
@@ -345,11 +365,10 @@ class _BaselineEncoder:
             return 0 if last is None else last + 1
         return pts if last is None or pts > last else last + 1
 
-    def _open(self, size: tuple[int, int], fps: float) -> None:
+    def _open(self, size: tuple[int, int], fps: float, bitrate: int) -> None:
         self.close()
         settings = self._settings
         width, height = size
-        bitrate = settings.bitrate(width, height, fps)
         kbps = max(1, bitrate // 1000)
         gop = max(1, math.floor(fps * settings.keyframe_interval))
         context = av.CodecContext.create("libx264", "w")
@@ -380,29 +399,44 @@ class _BaselineEncoder:
         context.open()
         self._context = context
         self._size = size
+        self._bitrate = bitrate
         self._last_keyframe_pts = None
         self._stats.width, self._stats.height, self._stats.bitrate = width, height, bitrate
 
 
-class _FrameRate:
-    """The input frame rate, from the median spacing of decode timestamps."""
+class _InputRate:
+    """The input's frame rate (median spacing of decode timestamps) and bitrate."""
 
     def __init__(self) -> None:
         self._last: int | None = None
         self._gaps: deque[int] = deque(maxlen=_RATE_WINDOW)
+        self._sizes: deque[int] = deque(maxlen=_RATE_WINDOW)
 
-    def observe(self, stamp: int | None) -> None:
+    def observe(self, stamp: int | None, size: int) -> None:
         if stamp is None:
             return
         if self._last is not None and stamp > self._last:
             self._gaps.append(stamp - self._last)
+            self._sizes.append(size)
         self._last = stamp
+
+    @property
+    def settled(self) -> bool:
+        """Enough intervals seen for the estimates to be trusted."""
+        return len(self._gaps) >= _RATE_SETTLED_AFTER
 
     @property
     def fps(self) -> float:
         if not self._gaps:
             return _DEFAULT_FPS
         return min(_MAX_FPS, max(_MIN_FPS, VIDEO_CLOCK_RATE / statistics.median(self._gaps)))
+
+    @property
+    def bitrate(self) -> float | None:
+        """Bits per second over the window, or None before it is known."""
+        if not self.settled:
+            return None
+        return sum(self._sizes) * 8 * VIDEO_CLOCK_RATE / sum(self._gaps)
 
 
 def _even_size(frame: av.VideoFrame) -> tuple[int, int]:
@@ -427,6 +461,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 type PacketSourceFactory = Callable[[], AsyncIterator[VideoPacket]]
+type TranscoderListener = Callable[[Transcoder], None]
 
 
 def live_view_source(
@@ -435,10 +470,12 @@ def live_view_source(
     name: str = "camera",
     force_transcode: bool = False,
     settings: TranscodeSettings | None = None,
+    on_transcoder: TranscoderListener | None = None,
 ) -> PacketSourceFactory:
     """A source for the live-view relay: ``upstream``'s packets, transcoded if needed.
 
-    ``force_transcode`` transcodes even a stream that could pass through; it exists for
+    ``force_transcode`` transcodes even a stream that could pass through, and
+    ``on_transcoder`` hears of each transcoder started (for its stats); both exist for
     benchmarks, not for users.
     """
 
@@ -448,6 +485,7 @@ def live_view_source(
             name=name,
             force_transcode=force_transcode,
             settings=settings,
+            on_transcoder=on_transcoder,
         )
 
     return factory
@@ -470,6 +508,7 @@ async def live_packets(
     force_transcode: bool = False,
     settings: TranscodeSettings | None = None,
     max_queued: int = 30,
+    on_transcoder: TranscoderListener | None = None,
 ) -> AsyncGenerator[VideoPacket]:
     """``upstream`` as browsers can play it: passed through when its profile allows,
     otherwise re-encoded to constrained baseline.
@@ -478,7 +517,7 @@ async def live_packets(
     found mid-GOP (main profile whose first B-frame just appeared) resumes at the next
     keyframe, since the transcoder can only start decoding there.
     """
-    stream = _LiveStream(upstream, name, force_transcode, settings, max_queued)
+    stream = _LiveStream(upstream, name, force_transcode, settings, max_queued, on_transcoder)
     try:
         async for packet in stream.run():
             yield packet
@@ -494,8 +533,10 @@ class _LiveStream:
         force_transcode: bool,
         settings: TranscodeSettings | None,
         max_queued: int,
+        on_transcoder: TranscoderListener | None,
     ) -> None:
         self._upstream = upstream
+        self._on_transcoder = on_transcoder
         self._name = name
         self._force = force_transcode
         self._settings = settings
@@ -585,6 +626,8 @@ class _LiveStream:
     def _start_transcoder(self) -> None:
         transcoder = Transcoder(name=self._name, settings=self._settings)
         self._transcoder = transcoder
+        if self._on_transcoder is not None:
+            self._on_transcoder(transcoder)
         self._pump = asyncio.get_running_loop().create_task(
             self._drain(transcoder), name=f"doorstep transcode output {self._name}"
         )
