@@ -440,6 +440,10 @@ async def test_passthrough_doorbell_starts_no_transcoder(
     try:
         async with asyncio.timeout(15):
             got = [await subscription.get() for _ in range(20)]
+        subscription.close()
+        await live_relay.close()
+        # Live view gone: its subscription to the doorbell's relay went with it, at once.
+        assert source_relay.subscriber_count == 0
     finally:
         subscription.close()
         await live_relay.close()

@@ -590,6 +590,11 @@ class _LiveStream:
             async for packet in self._upstream:
                 await self._route(packet)
         except asyncio.CancelledError:
+            # Stopped between two packets: close the upstream now (it may hold a relay
+            # subscription), not whenever its generator is collected.
+            aclose = getattr(self._upstream, "aclose", None)
+            if aclose is not None:
+                await aclose()
             raise
         except Exception as err:  # the source's own failure ends this run; the relay retries
             error = f"{type(err).__name__}: {err}"
