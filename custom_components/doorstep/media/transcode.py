@@ -297,7 +297,8 @@ class Transcoder:
 
 
 class _BaselineEncoder:
-    """libx264 for constrained baseline; made again when the picture size changes."""
+    """libx264 for constrained baseline; made again when the picture size changes, and
+    once when the input's rates become known (the bitrate follows them)."""
 
     def __init__(self, settings: TranscodeSettings, stats: TranscodeStats) -> None:
         self._settings = settings
