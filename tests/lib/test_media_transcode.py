@@ -29,9 +29,9 @@ from custom_components.doorstep.media import (
     Transcoder,
     TranscodeSettings,
     VideoPacket,
+    live as live_module,
     live_packets,
     live_view_source,
-    transcode as transcode_module,
 )
 from custom_components.doorstep.media.h264 import ProfileMonitor, parameter_sets, parse_sps
 from reference_doorbell.blockcode import decode_blockcode, encode_blockcode
@@ -425,7 +425,7 @@ async def test_passthrough_doorbell_starts_no_transcoder(
     bell: Doorbell, session: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started: list[object] = []
-    monkeypatch.setattr(transcode_module, "Transcoder", lambda *a, **k: started.append(a) or None)
+    monkeypatch.setattr(live_module, "Transcoder", lambda *a, **k: started.append(a) or None)
     client = DoorstepClient(session, "127.0.0.1", bell.port, fingerprint=bell.fingerprint)
     client.set_token(await client.pair(bell.pairing_code, "transcode tests"))
     source_relay = MediaRelay(
