@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 import io
 import itertools
+import logging
 from pathlib import Path
 import random
 import threading
@@ -32,6 +33,7 @@ from custom_components.doorstep.media import (
     live as live_module,
     live_packets,
     live_view_source,
+    transcode as transcode_module,
 )
 from custom_components.doorstep.media.h264 import ProfileMonitor, parameter_sets, parse_sps
 from reference_doorbell.blockcode import decode_blockcode, encode_blockcode
@@ -226,6 +228,43 @@ async def test_back_to_passthrough_when_the_doorbell_is_fixed(
     assert [p.payload for p in tail] == [p.payload for p in fixed]
     stamps = [p.dts or 0 for p in out]
     assert all(b > a for a, b in itertools.pairwise(stamps))
+
+
+async def test_failed_encoder_restarts_at_the_next_keyframe(
+    high_packets: list[VideoPacket],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """libx264 failing (the boundary here) ends that transcoder; live view starts a new
+    one at the next keyframe instead of going dark, and says so once."""
+    original_encode = transcode_module._BaselineEncoder.encode
+    calls = 0
+
+    def failing_once(self: Any, *args: Any, **kwargs: Any) -> list[VideoPacket]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("encoder exploded")
+        return original_encode(self, *args, **kwargs)
+
+    monkeypatch.setattr(transcode_module._BaselineEncoder, "encode", failing_once)
+    stream = live_packets(paced(high_packets, 1 / 30), name="test")
+    try:
+        async with asyncio.timeout(30):
+            out = [packet async for packet in stream]
+    finally:
+        await stream.aclose()
+    counters = decode(out)
+    assert out[0].is_keyframe
+    assert counters[0] == 30  # the second GOP: the first one was lost with the encoder
+    assert counters == list(range(30, 30 + len(counters)))
+    failures = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and "transcoding failed" in r.getMessage()
+    ]
+    assert len(failures) == 1
+    assert not transcode_threads()
 
 
 async def test_bad_input_neither_crashes_nor_leaks_the_thread(

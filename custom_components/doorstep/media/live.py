@@ -119,6 +119,7 @@ class _LiveStream:
         self._pump: asyncio.Task[None] | None = None
         self._feeder: asyncio.Task[None] | None = None
         self._last_dts: int | None = None
+        self._failures = 0
         self.transcoding = False
 
     async def run(self) -> AsyncGenerator[VideoPacket]:
@@ -213,10 +214,14 @@ class _LiveStream:
     async def _drain(self, transcoder: Transcoder) -> None:
         try:
             async for packet in transcoder.packets():
+                self._failures = 0
                 await self._output.put(packet)
         except TranscodeError as err:
             # Start afresh at the next keyframe rather than leave viewers with nothing.
-            _LOGGER.warning("%s: transcoding failed (%s); restarting", self._name, err)
+            # A stream that fails every time would otherwise log every two seconds.
+            self._failures += 1
+            log = _LOGGER.warning if self._failures == 1 else _LOGGER.debug
+            log("%s: transcoding failed (%s); restarting at the next keyframe", self._name, err)
             if self._transcoder is transcoder:
                 self._transcoder = None
             await transcoder.close()
