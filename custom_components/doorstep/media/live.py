@@ -99,6 +99,14 @@ async def live_packets(
 
 
 class _LiveStream:
+    """One run of :func:`live_packets`.
+
+    A feeder task reads the upstream and routes each packet: straight to the output
+    queue, or into the transcoder, whose output a pump task adds to the same queue. The
+    queue is bounded, so a stalled consumer stops the feeder and the upstream (a relay
+    subscription) sheds packets, or the transcoder does.
+    """
+
     def __init__(
         self,
         upstream: AsyncIterable[VideoPacket],
