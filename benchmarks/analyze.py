@@ -188,6 +188,7 @@ def analyze_run(run: dict[str, Any]) -> dict[str, Any]:
         out["janus_unavailable"] = janus.get("reason", "not run")
     out["hass"] = analyze_hass(run.get("hass"), emissions)
     out["chromium"] = analyze_chromium(hub.get("chromium"), emissions)
+    out.update(analyze_transcode(run.get("hub_transcode"), emissions))
     return out
 
 
@@ -242,6 +243,47 @@ def analyze_chromium(chromium: dict[str, Any] | None, emissions: Emissions) -> d
     out["hub_cpu"] = window["cpu_cores"]["hub"]
     out["other_cores"] = window.get("other_cores")
     return out
+
+
+def analyze_transcode(transcode: dict[str, Any] | None, emissions: Emissions) -> dict[str, Any]:
+    """The hub with forced transcoding: the usual step figures plus the transcoder's own
+    counters over each window."""
+    if not transcode:
+        return {}
+    steps = []
+    for raw in transcode["steps"]:
+        figures = step_figures(raw, transcode["viewer_files"], emissions)
+        figures["transcoder"] = transcoder_window(raw)
+        steps.append(figures)
+    return {
+        "transcode_steps": steps,
+        "transcode_cpu": scaling(steps, "server_cpu"),
+        "transcode_rss": scaling(steps, "server_rss_mb"),
+    }
+
+
+def transcoder_window(step: dict[str, Any]) -> dict[str, Any]:
+    """Frames the transcoder encoded, skipped (behind) and dropped (overflow) per second
+    of the window, and the bitrate it chose."""
+    before = (step.get("hub_stats_before") or {}).get("transcode") or {}
+    after = (step.get("hub_stats_after") or {}).get("transcode") or {}
+    if not after:
+        return {}
+    seconds = (step["end_us"] - step["start_us"]) / 1e6
+
+    def rate(key: str) -> float:
+        # A transcoder restarted inside the window starts its counters from zero.
+        start = before.get(key, 0) if before.get(key, 0) <= after.get(key, 0) else 0
+        return (after.get(key, 0) - start) / seconds
+
+    return {
+        "encoded_fps": rate("frames_encoded"),
+        "skipped_fps": rate("frames_skipped"),
+        "dropped_pps": rate("packets_dropped"),
+        "decode_errors": after.get("decode_errors", 0),
+        "bitrate": after.get("bitrate"),
+        "size": f"{after.get('width')}x{after.get('height')}",
+    }
 
 
 def analyze_hass(hass: dict[str, Any] | None, emissions: Emissions) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The hub's media path without Home Assistant, in its own process.
 
-Doorbell -> ``StreamSource`` -> ``MediaRelay`` -> one ``WebRTCSession`` per viewer, the
-same objects the integration wires up in ``__init__.py`` and ``camera.py``. A small
+Doorbell -> ``StreamSource`` -> source ``MediaRelay`` -> ``live_view_source`` -> live
+``MediaRelay`` -> one ``WebRTCSession`` per viewer, the same objects the integration
+wires up in ``__init__.py`` and ``camera.py``. ``--transcode`` forces the transcoding
+fallback on, as if the doorbell sent a profile browsers cannot play. A small
 loopback HTTP API stands in for Home Assistant's websocket signalling: viewers POST
 their offer and get the answer (aiortc gathers every candidate before answering, so no
 trickle is needed on loopback).
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from dataclasses import asdict
 import signal
 from typing import Any
 
@@ -27,22 +30,35 @@ from custom_components.doorstep.media import (  # noqa: E402
     NetworkPolicy,
     SessionManager,
     StreamSource,
+    Transcoder,
     WebRTCError,
+    live_view_source,
 )
 
 
 class Hub:
     """One doorbell's relay and its viewers' sessions."""
 
-    def __init__(self, client: DoorstepClient, grace_period: float) -> None:
+    def __init__(self, client: DoorstepClient, grace_period: float, transcode: bool) -> None:
         self.source: StreamSource | None = None
+        self.transcoder: Transcoder | None = None
 
         def open_source() -> Any:
             # A new source per upstream start, as the integration does.
             self.source = StreamSource.from_doorbell(client, name="bench")
             return self.source.packets()
 
-        self.relay = MediaRelay(open_source, name="bench", grace_period=grace_period)
+        def remember(transcoder: Transcoder) -> None:
+            self.transcoder = transcoder
+
+        self.source_relay = MediaRelay(open_source, name="bench source", grace_period=grace_period)
+        self.relay = MediaRelay(
+            live_view_source(
+                self.source_relay, name="bench", force_transcode=transcode, on_transcoder=remember
+            ),
+            name="bench",
+            grace_period=grace_period,
+        )
         self.sessions = SessionManager(max_sessions=64, policy=NetworkPolicy.loopback_only())
 
     async def offer(self, request: web.Request) -> web.Response:
@@ -78,6 +94,7 @@ class Hub:
                 }
             )
         source = self.source.stats if self.source is not None else None
+        transcode = asdict(self.transcoder.stats) if self.transcoder is not None else None
         return web.json_response(
             {
                 "viewers": self.relay.viewer_count,
@@ -87,6 +104,7 @@ class Hub:
                 "source_packets": source.packets if source else 0,
                 "source_bytes": source.bytes if source else 0,
                 "sessions": subscriptions,
+                "transcode": transcode,
             }
         )
 
@@ -96,7 +114,7 @@ async def run(args: argparse.Namespace) -> None:
     async with aiohttp.ClientSession() as http:
         client = DoorstepClient(http, "127.0.0.1", args.doorbell_port, fingerprint=args.fp)
         client.set_token(await client.pair(args.code, "bench hub"))
-        hub = Hub(client, args.grace)
+        hub = Hub(client, args.grace, args.transcode)
         app = web.Application()
         app.router.add_post("/offer", hub.offer)
         app.router.add_post("/close", hub.close)
@@ -112,6 +130,7 @@ async def run(args: argparse.Namespace) -> None:
         await stopping.wait()
         await hub.sessions.close_all()
         await hub.relay.close()
+        await hub.source_relay.close()
         await runner.cleanup()
 
 
@@ -121,6 +140,9 @@ def main() -> None:
     parser.add_argument("--fp", required=True)
     parser.add_argument("--code", required=True)
     parser.add_argument("--grace", type=float, default=2.0)
+    parser.add_argument(
+        "--transcode", action="store_true", help="force the transcoding fallback on"
+    )
     asyncio.run(run(parser.parse_args()))
 
 

@@ -1,7 +1,7 @@
 # ruff: noqa: S603 - fixed argv: this interpreter, pip and venv
-"""Run the live-view benchmark: hub (aiortc viewers and one headless Chromium), direct
-reader, Janus and Home Assistant's LL-HLS, at 720p30 and 1080p30, and write
-``docs/benchmarks/live_view.json``.
+"""Run the live-view benchmark: hub (passthrough and forced transcoding; aiortc viewers
+and one headless Chromium), direct reader, Janus and Home Assistant's LL-HLS, at 720p30
+and 1080p30, and write ``docs/benchmarks/live_view.json``.
 
 Every process is a child of this one (and dies with it), pinned with ``taskset``: the
 hub (and each peer server in its turn) on core 0, viewers, the doorbell and feeders on
@@ -51,6 +51,9 @@ from .common import (
 )
 
 STEPS = (1, 2, 4, 8, 16)
+# Re-encoding takes most of the hub's core at 1080p30; more viewers than this only
+# measure a saturated core.
+TRANSCODE_STEPS = (1, 2, 4)
 RESOLUTIONS = {"720p30": (1280, 720, 30), "1080p30": (1920, 1080, 30)}
 HUB_GRACE = 2.0
 HASS_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / (
@@ -71,6 +74,8 @@ class Settings:
     chromium: bool = True
     # Only the Chromium viewer's figures (with one aiortc viewer to keep the relay warm).
     only_chromium: bool = False
+    passthrough: bool = True
+    transcode: bool = True
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="doorstep-bench-")))
     clips: Path = field(
         default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
@@ -281,14 +286,15 @@ async def run_steps(
     hub_stats: str | None = None,
     on_first_step: Any = None,
     after_first_step: Any = None,
+    audience: tuple[int, ...] = STEPS,
 ) -> tuple[list[dict[str, Any]], list[Path]]:
-    """Grow the audience 1, 2, 4, 8, 16 and measure a window at each size."""
+    """Grow the audience (1, 2, 4, 8, 16 by default) and measure a window at each size."""
     steps: list[dict[str, Any]] = []
     outs: list[Path] = []
     viewers: list[ManagedProcess] = []
     previous = 0
     async with aiohttp.ClientSession() as http:
-        for step in STEPS:
+        for step in audience:
             count = viewer_layout(step, previous)
             out = settings.work / f"{tag}-viewers-{step}.json"
             outs.append(out)
@@ -634,6 +640,43 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
     return result
 
 
+async def bench_hub_transcode(
+    lab: Lab, settings: Settings, label: str, doorbell: Doorbell
+) -> dict[str, Any]:
+    """The same hub with the transcoding fallback forced on: decode and re-encode to
+    constrained baseline before the live relay, then the usual fan-out."""
+    hub = lab.python(
+        f"hub-transcode-{label}",
+        "benchmarks.hub_proc",
+        "--doorbell-port",
+        str(doorbell.port),
+        "--fp",
+        doorbell.fingerprint,
+        "--code",
+        doorbell.code,
+        "--grace",
+        str(HUB_GRACE),
+        "--transcode",
+        core=HUB_CORE,
+    )
+    hub_url = f"http://127.0.0.1:{(await announced(hub))['port']}"
+    log(f"{label}: hub with forced transcoding, steps {TRANSCODE_STEPS}")
+    steps, outs = await run_steps(
+        lab,
+        settings,
+        f"transcode-{label}",
+        "hub",
+        hub_url,
+        hub.pid or 0,
+        doorbell,
+        {},
+        hub_stats=f"{hub_url}/stats",
+        audience=TRANSCODE_STEPS,
+    )
+    lab.stop(hub)
+    return {"steps": steps, "viewer_files": [read_json(p) for p in outs]}
+
+
 async def wait_exit(proc: ManagedProcess, within: float) -> None:
     """Let a child finish by itself; stop it after ``within`` seconds."""
     deadline = time.monotonic() + within
@@ -823,7 +866,10 @@ async def bench_resolution(lab: Lab, settings: Settings, label: str) -> dict[str
     result: dict[str, Any] = {"label": label, "format": RESOLUTIONS[label]}
     doorbell = await start_doorbell(lab, settings, label, "replay")
     try:
-        result["hub"] = await bench_hub(lab, settings, label, doorbell)
+        if settings.passthrough:
+            result["hub"] = await bench_hub(lab, settings, label, doorbell)
+        if settings.transcode:
+            result["hub_transcode"] = await bench_hub_transcode(lab, settings, label, doorbell)
         if settings.peers:
             result["janus"] = await bench_janus(lab, settings, label, doorbell)
             python = hass_python()
@@ -933,9 +979,11 @@ async def encode_clips(settings: Settings, labels: list[str]) -> None:
 async def main_async(args: argparse.Namespace) -> None:
     only_chromium = args.only == "chromium"
     settings = Settings(
-        peers=not (args.no_peers or only_chromium),
+        peers=not (args.no_peers or only_chromium or args.transcode_only),
         chromium=not args.no_chromium,
         only_chromium=only_chromium,
+        passthrough=not args.transcode_only,
+        transcode=not (args.no_transcode or only_chromium),
     )
     if args.quick:
         settings.window, settings.warm_joins, settings.cold_joins = 4.0, 6, 2
@@ -951,6 +999,7 @@ async def main_async(args: argparse.Namespace) -> None:
         "cold_joins": settings.cold_joins,
         "hub_grace_s": HUB_GRACE,
         "steps": STEPS,
+        "transcode_steps": TRANSCODE_STEPS if settings.transcode else (),
         "quick": args.quick,
         "only": args.only,
         "chromium": settings.chromium,
@@ -964,7 +1013,7 @@ async def main_async(args: argparse.Namespace) -> None:
         for label in labels:
             data["runs"][label] = await bench_resolution(lab, settings, label)
         data["live_encoder"] = {}
-        for label in labels if not only_chromium else []:
+        for label in labels if settings.passthrough and not only_chromium else ():
             log(f"{label}: the reference doorbell's live encoder")
             data["live_encoder"][label] = await encoder_check(lab, settings, label)
     finally:
@@ -996,6 +1045,12 @@ def main() -> None:
         "--only",
         choices=("chromium",),
         help="only the hub's Chromium viewer (cold, latency window, warm joins)",
+    )
+    parser.add_argument("--no-transcode", action="store_true", help="skip forced transcoding")
+    parser.add_argument(
+        "--transcode-only",
+        action="store_true",
+        help="only the hub with forced transcoding (development; the report needs a full run)",
     )
     parser.add_argument(
         "--resolutions", nargs="+", default=list(RESOLUTIONS), choices=list(RESOLUTIONS)

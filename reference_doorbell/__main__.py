@@ -11,6 +11,7 @@ import signal
 import sys
 
 from .doorbell import ALL_INTERFACES, DEFAULT_PORT, Doorbell, DoorbellConfig
+from .encoding import STREAM_PROFILES
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="burn the frame counter/time code into the picture (default: synthetic only)",
     )
+    video.add_argument(
+        "--profile",
+        choices=STREAM_PROFILES,
+        default="baseline",
+        help="H.264 profile of the stream; high (with B-frames) makes the hub transcode",
+    )
     events = parser.add_argument_group("events")
     events.add_argument(
         "--no-http-button", action="store_true", help="turn off /v1/button/* endpoints"
@@ -99,6 +106,7 @@ def config_from_args(args: argparse.Namespace) -> DoorbellConfig:
         height=args.height,
         fps=args.fps,
         blockcode=args.blockcode,
+        stream_profile=args.profile,
         ring_every=args.ring_every,
         motion_every=args.motion_every,
     )

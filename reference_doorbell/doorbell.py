@@ -20,7 +20,7 @@ from aiohttp import web
 
 from . import __version__
 from .api import DoorbellApi
-from .encoding import EncoderSettings
+from .encoding import EncoderSettings, StreamProfile
 from .events import MOTION_START, MOTION_STOP, RING, EventHub
 from .identity import Identity
 from .mdns import MAX_INSTANCE_BYTES, Advertiser, choose_addresses, is_unspecified
@@ -78,6 +78,8 @@ class DoorbellConfig:
     keyframe_interval: float = 2.0
     # None: burn the block code into synthetic video only, not into a real camera's.
     blockcode: bool | None = None
+    # "high" sends High profile with B-frames, which the hub has to transcode.
+    stream_profile: StreamProfile = "baseline"
     # Automatic presses, for demos and soak tests.
     ring_every: float | None = None
     motion_every: float | None = None
@@ -115,6 +117,7 @@ class Doorbell:
                 height=config.height,
                 fps=config.fps,
                 keyframe_interval=config.keyframe_interval,
+                profile=config.stream_profile,
             ),
             blockcode=config.blockcode
             if config.blockcode is not None

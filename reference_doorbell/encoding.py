@@ -5,6 +5,9 @@ is the constrained one), no B-frames, an IDR at a fixed interval, SPS/PPS repeat
 band before every IDR. The muxer flushes after every packet, so each encoded frame comes
 out as its own run of whole 188-byte TS packets, and a run that holds an IDR starts with
 PAT/PMT. That is what lets a new viewer join at any keyframe run.
+
+``profile="high"`` breaks the baseline rule on purpose: High profile with B-frames, the
+way many off-the-shelf cameras ship, so the hub's transcoding fallback can be exercised.
 """
 
 from __future__ import annotations
@@ -12,11 +15,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 import math
+from typing import Final, Literal
 
 import av
 from av.video.frame import PictureType
 
 from .blockcode import RGBFrame
+
+type StreamProfile = Literal["baseline", "high"]
+STREAM_PROFILES: Final[tuple[StreamProfile, ...]] = ("baseline", "high")
+# With B-frames the picture order differs from the decode order; two B-frames between
+# references is what typical camera firmware uses.
+_HIGH_PROFILE_B_FRAMES: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +42,8 @@ class EncoderSettings:
     preset: str = "superfast"
     crf: int = 23
     threads: int = 1
+    # "baseline" is the protocol's stream; "high" (with B-frames) needs the hub to transcode.
+    profile: StreamProfile = "baseline"
 
     @property
     def gop(self) -> int:
@@ -75,29 +87,11 @@ class TsEncoder:
         self._container = av.open(
             self._out, mode="w", format="mpegts", container_options={"flush_packets": "1"}
         )
-        gop = settings.gop
-        x264_params = ":".join(
-            [
-                f"keyint={gop}",
-                f"min-keyint={gop}",
-                "scenecut=0",  # IDRs only on the fixed beat (or when we force one)
-                "bframes=0",
-                "repeat-headers=1",  # SPS/PPS in band before every IDR
-                f"threads={settings.threads}",
-            ]
-        )
         self._stream = self._container.add_stream(
             "libx264",
             rate=settings.fps,
             time_base=Fraction(1, settings.fps),
-            options={
-                "preset": settings.preset,
-                "tune": "zerolatency",
-                "profile": "baseline",
-                "crf": str(settings.crf),
-                "forced-idr": "1",  # a forced keyframe must be an IDR, not an open-GOP I
-                "x264-params": x264_params,
-            },
+            options=_x264_options(settings),
         )
         self._stream.width = settings.width
         self._stream.height = settings.height
@@ -120,6 +114,39 @@ class TsEncoder:
     def close(self) -> None:
         """Release the encoder; frames still inside it are dropped."""
         self._container.close()
+
+
+def _x264_options(settings: EncoderSettings) -> dict[str, str]:
+    gop = settings.gop
+    params = [
+        f"keyint={gop}",
+        f"min-keyint={gop}",
+        "scenecut=0",  # IDRs only on the fixed beat (or when we force one)
+        "repeat-headers=1",  # SPS/PPS in band before every IDR
+        f"threads={settings.threads}",
+    ]
+    options = {
+        "preset": settings.preset,
+        "crf": str(settings.crf),
+        "forced-idr": "1",  # a forced keyframe must be an IDR, not an open-GOP I
+    }
+    if settings.profile == "high":
+        # zerolatency would turn B-frames off, which is the whole point here; a short
+        # lookahead keeps the added delay to a few frames.
+        params += [
+            f"bframes={_HIGH_PROFILE_B_FRAMES}",
+            "b-adapt=0",
+            "b-pyramid=none",
+            "rc-lookahead=4",
+            "sync-lookahead=0",
+        ]
+        options["profile"] = "high"
+    else:
+        params.append("bframes=0")
+        options["profile"] = "baseline"
+        options["tune"] = "zerolatency"
+    options["x264-params"] = ":".join(params)
+    return options
 
 
 def encode_jpeg(frame: RGBFrame, quality: int = 4) -> bytes:

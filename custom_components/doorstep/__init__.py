@@ -27,7 +27,7 @@ from .device import (
 from .http import async_register_views
 from .ice import async_start_local_stun
 from .live_view import home_network_policy, live_view_settings
-from .media import MediaRelay, SessionManager, StreamSource
+from .media import MediaRelay, SessionManager, StreamSource, live_view_source
 from .recording import DATA_CLIPS, async_setup_recording, recorder_config, start_recorder
 from .repairs import async_create_identity_issue, async_update_profile_issue
 from .services import async_setup_services
@@ -126,14 +126,19 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
         ) from err
 
     coordinator = DoorstepCoordinator(hass, entry, device)
-    relay = MediaRelay(
+    # Two relays: the doorbell's own bytes (for the recorder: clips may become evidence,
+    # so they keep the camera's original picture, and recording alone never costs a
+    # transcode), and live view, which re-encodes only while someone watches a stream
+    # that browsers cannot play as it is.
+    source_relay = MediaRelay(
         lambda: StreamSource.from_doorbell(
             client,
             name=device.name,
             on_profile=lambda decision: async_update_profile_issue(hass, entry, decision),
         ).packets(),
-        name=device.name,
+        name=f"{device.name} source",
     )
+    relay = MediaRelay(live_view_source(source_relay, name=device.name), name=device.name)
     sessions = SessionManager(policy=home_network_policy(entry.options))
     entry.runtime_data = DoorstepData(
         client=client, device=device, coordinator=coordinator, relay=relay, sessions=sessions
@@ -141,7 +146,7 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
 
     recorder = None
     if (config := recorder_config(dict(entry.options))) is not None:
-        recorder, trigger = start_recorder(hass, device.device_id, config, relay)
+        recorder, trigger = start_recorder(hass, device.device_id, config, source_relay)
         entry.async_on_unload(coordinator.add_event_hook(trigger))
 
     async def _stop_media() -> None:
@@ -151,6 +156,7 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
         if recorder is not None:
             await recorder.close()
         await relay.close()
+        await source_relay.close()
 
     entry.async_on_unload(_stop_media)
 

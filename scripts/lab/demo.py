@@ -55,6 +55,7 @@ class DemoOptions:
     lan: bool
     smoke: bool
     ring_every: float | None
+    high_profile: bool = False
 
 
 def parse_args(argv: Sequence[str]) -> DemoOptions:
@@ -77,9 +78,20 @@ def parse_args(argv: Sequence[str]) -> DemoOptions:
         metavar="SECONDS",
         help="let the reference doorbells ring by themselves this often",
     )
+    parser.add_argument(
+        "--high-profile",
+        action="store_true",
+        help="the last doorbell sends High profile with B-frames, so its live view shows "
+        "the hub's transcoding fallback and its repair issue",
+    )
     args = parser.parse_args(argv)
     smoke = args.smoke or os.environ.get("DOORSTEP_DEMO_SMOKE") == "1"
-    return DemoOptions(lan=args.lan, smoke=smoke and not args.lan, ring_every=args.ring_every)
+    return DemoOptions(
+        lan=args.lan,
+        smoke=smoke and not args.lan,
+        ring_every=args.ring_every,
+        high_profile=args.high_profile,
+    )
 
 
 def say(text: str) -> None:
@@ -128,7 +140,8 @@ class LabDemo:
         """Network and processes, from the main thread (see procs.py on why)."""
         self.topology = topo = create_topology(len(DOORBELL_NAMES))
         say(f"lab network up: home LAN {topo.lan} in namespaces {', '.join(topo.namespaces())}")
-        for name, host in zip(DOORBELL_NAMES, topo.doorbells, strict=True):
+        for index, (name, host) in enumerate(zip(DOORBELL_NAMES, topo.doorbells, strict=True)):
+            last = index == len(DOORBELL_NAMES) - 1
             bell = Doorbell(
                 name=name,
                 address=host.address,
@@ -136,6 +149,7 @@ class LabDemo:
                 state_dir=self.run_dir / _slug(name),
                 log_path=self.run_dir / f"{_slug(name)}.log",
                 ring_every=self.options.ring_every,
+                profile="high" if self.options.high_profile and last else "baseline",
             )
             bell.start()
             self.doorbells.append(bell)
@@ -238,6 +252,11 @@ class LabDemo:
             ]
         if self.options.ring_every:
             lines.append(f"  The doorbells also ring every {self.options.ring_every:g} s.")
+        if self.options.high_profile:
+            lines.append(
+                f"  {self.doorbells[-1].name} sends High profile: its live view is re-encoded "
+                "on the hub, and Settings > Repairs explains why."
+            )
         lines += [f"  Logs      {self.run_dir}/*.log", "  Stop      Ctrl-C", ""]
         return "\n".join(lines)
 

@@ -31,6 +31,8 @@ class Doorbell:
     ns: str | None = None
     port: int = DOORBELL_PORT
     ring_every: float | None = None
+    # "high" sends High profile with B-frames, which the hub has to transcode.
+    profile: str = "baseline"
     process: ManagedProcess | None = field(default=None, repr=False)
 
     @property
@@ -48,6 +50,8 @@ class Doorbell:
         ]  # fmt: skip
         if self.ring_every is not None:
             argv += ["--ring-every", str(self.ring_every)]
+        if self.profile != "baseline":
+            argv += ["--profile", self.profile]
         if self.ns is not None:
             argv = ["ip", "netns", "exec", self.ns, *argv]
         return argv

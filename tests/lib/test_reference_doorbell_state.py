@@ -109,6 +109,8 @@ def test_cli_options_map_to_config(tmp_path: Path) -> None:
             "--no-http-button",
             "--ring-every",
             "30",
+            "--profile",
+            "high",
         ]
     )
     config = config_from_args(args)
@@ -124,3 +126,5 @@ def test_cli_options_map_to_config(tmp_path: Path) -> None:
     defaults = config_from_args(build_parser().parse_args(["--no-mdns"]))
     assert (defaults.host, defaults.port, defaults.advertise) == ("0.0.0.0", 8443, False)
     assert (defaults.width, defaults.height, defaults.fps) == (640, 360, 15)
+    assert config.stream_profile == "high"
+    assert defaults.stream_profile == "baseline"  # the protocol's stream unless asked

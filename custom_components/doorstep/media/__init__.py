@@ -4,7 +4,10 @@
 ``relay`` fans it out to viewers and the recorder with bounded memory, and ``h264``
 holds the little bitstream parsing that passthrough needs. ``webrtc`` serves one aiortc
 peer connection per browser (``sdp`` checks offers first, ``network`` says what counts
-as the home network). ``recorder`` keeps a pre-roll and writes event clips (and, if
+as the home network). ``transcode`` re-encodes the rare stream browsers cannot play
+as it is (High profile, B-frames) to constrained baseline, for live view only; ``live``
+decides when, between the doorbell's relay and live view's.
+``recorder`` keeps a pre-roll and writes event clips (and, if
 asked, continuous segments) into a ``clips.ClipStore``, which ``retention`` trims.
 """
 
@@ -23,9 +26,11 @@ from .exceptions import (
     StreamError,
     SubscriptionClosed,
     TooManySessions,
+    TranscodeError,
     WebRTCError,
 )
 from .h264 import ProfileDecision, SpsInfo, decide_profile, parse_sps
+from .live import live_packets, live_view_source
 from .network import NetworkPolicy
 from .packet import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, VideoPacket
 from .recorder import REASON_CONTINUOUS, Recorder, RecorderConfig, RecorderStats
@@ -35,6 +40,7 @@ from .relay import MediaRelay, Subscription, SubscriptionStats
 from .retention import plan_retention
 from .sdp import OfferLimits, OfferSummary, validate_offer
 from .source import Backoff, SourceStats, StreamEndpoint, StreamSource
+from .transcode import Transcoder, TranscodeSettings, TranscodeStats
 from .webrtc import LocalCandidate, RelayVideoTrack, SessionManager, SessionStats, WebRTCSession
 
 __all__ = [
@@ -77,10 +83,16 @@ __all__ = [
     "SubscriptionClosed",
     "SubscriptionStats",
     "TooManySessions",
+    "TranscodeError",
+    "TranscodeSettings",
+    "TranscodeStats",
+    "Transcoder",
     "VideoPacket",
     "WebRTCError",
     "WebRTCSession",
     "decide_profile",
+    "live_packets",
+    "live_view_source",
     "parse_sps",
     "plan_retention",
     "validate_offer",

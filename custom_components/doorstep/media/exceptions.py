@@ -27,6 +27,10 @@ class StreamError(MediaError):
     """One connection to a video source failed; the source reconnects by itself."""
 
 
+class TranscodeError(StreamError):
+    """The transcoding fallback failed; live view starts it again at the next keyframe."""
+
+
 class WebRTCError(MediaError):
     """A live-view session could not be set up or was used wrongly.
 

@@ -543,6 +543,10 @@ class ProfileMonitor:
             self._sps = parse_sps(sps_nal)
         except InvalidSps:
             return
+        if self._sps_nal is not None:
+            # New parameters (the owner changed the encoder settings): B-frames seen
+            # under the old ones say nothing about the new stream.
+            self._b_frames_seen = False
         self._sps_nal = sps_nal
 
     def _may_have_b_frames(self) -> bool:
