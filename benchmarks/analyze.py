@@ -269,12 +269,12 @@ def transcoder_window(step: dict[str, Any]) -> dict[str, Any]:
     after = (step.get("hub_stats_after") or {}).get("transcode") or {}
     if not after:
         return {}
-    seconds = (step["end_us"] - step["start_us"]) / 1e6
+    seconds: float = (step["end_us"] - step["start_us"]) / 1e6
 
     def rate(key: str) -> float:
         # A transcoder restarted inside the window starts its counters from zero.
         start = before.get(key, 0) if before.get(key, 0) <= after.get(key, 0) else 0
-        return (after.get(key, 0) - start) / seconds
+        return float(after.get(key, 0) - start) / seconds
 
     return {
         "encoded_fps": rate("frames_encoded"),
