@@ -37,10 +37,11 @@ from scripts.lab.forward import TcpForwarder
 from scripts.lab.hass import HASS_PORT, REPO, HassClient, Owner
 from scripts.lab.netns import Topology, ns_argv
 from scripts.lab.outside import OutsideHost
+from scripts.lab.pairing import pair_flow, wait_for_discovery
 from scripts.lab.procs import ManagedProcess, python_env, within
 from scripts.lab.requests import create_requester
 
-from .conftest import HassInstance, Paired
+from .conftest import HassInstance, Paired, run_async
 from .test_live_view import (  # noqa: F401 (fixtures, used by name)
     BROWSER_GID,
     CHROMIUM_ARGS,
@@ -73,6 +74,60 @@ def _nft(ns: str, *args: str, stdin: str | None = None) -> str:
     if proc.returncode != 0:
         raise RuntimeError(f"nft {' '.join(args)} in {ns} failed: {proc.stderr.strip()}")
     return proc.stdout
+
+
+@pytest.fixture
+def back_door(
+    topology: Topology, hass_instance: HassInstance, paired: Paired, lab_dir: Path
+) -> Iterator[Doorbell]:
+    """A second doorbell on the home LAN, discovered and paired for this test only."""
+    host = topology.add_doorbell()
+    bell = Doorbell(
+        name="Back door",
+        address=host.address,
+        ns=host.ns,
+        state_dir=lab_dir / "back-door",
+        log_path=lab_dir / "back-door.log",
+    )
+    entry_id: str | None = None
+    try:
+        bell.start()
+
+        async def discover_and_pair() -> str:
+            async with aiohttp.ClientSession() as session:
+                async with within(20, "ready", bell.process):
+                    info = await bell.wait_ready(session)
+                client = HassClient(
+                    session=session, base_url=hass_instance.base_url, token=hass_instance.token
+                )
+                ws = await client.websocket()
+                try:
+                    async with within(30, "Home Assistant discovers the back door"):
+                        flow = await wait_for_discovery(ws, device_id=info["id"])
+                    result = await pair_flow(client, flow, bell.pairing_code())
+                finally:
+                    await ws.close()
+            assert result["type"] == "create_entry", result
+            return str(result["result"]["entry_id"])
+
+        entry_id = run_async(discover_and_pair)
+        yield bell
+    finally:
+        if entry_id is not None:
+
+            async def remove_entry() -> None:
+                url = f"{hass_instance.base_url}/api/config/config_entries/entry/{entry_id}"
+                async with (
+                    aiohttp.ClientSession() as session,
+                    session.delete(
+                        url, headers={"Authorization": f"Bearer {hass_instance.token}"}
+                    ) as resp,
+                ):
+                    resp.raise_for_status()
+
+            run_async(remove_entry)
+        bell.stop()
+        topology.remove_last_doorbell()
 
 
 @pytest.fixture
@@ -238,6 +293,7 @@ async def test_nothing_reaches_the_requester_until_a_person_approves(
     paired: Paired,
     topology: Topology,
     front_door: Doorbell,
+    back_door: Doorbell,
     outside: OutsideHost,
     requester_link: RequesterLink,
     packet_counters: PacketCounters,  # noqa: F811
@@ -258,10 +314,12 @@ async def test_nothing_reaches_the_requester_until_a_person_approves(
     requester_env = python_env(REPO) | {"DOORSTEP_REQUESTER_TOKEN": token}
     hub_from_outside = f"http://{outside.hub_address}:{HASS_PORT}"
 
-    # Footage to ask for: a ring, recorded as a clip.
-    before = set(_hub_clips(config_dir))
-    await front_door.press(session)
-    await _wait_for_new_clip(config_dir, before)
+    # Footage to ask for: a ring at each door, each recorded as a clip.
+    bells = [front_door, back_door]
+    for bell in bells:
+        before = set(_hub_clips(config_dir))
+        await bell.press(session)
+        await _wait_for_new_clip(config_dir, before)
 
     out_dir = tmp_path / "received"
     receiver = ManagedProcess(
@@ -320,7 +378,7 @@ async def test_nothing_reaches_the_requester_until_a_person_approves(
         lab_before = packet_counters.read()
         assert link_before["requester_to_hub"] > 0  # the counters see this link
         watched = await _watch_and_ring(
-            hass_instance, topology, chromium_in_group, front_door, session, config_dir
+            hass_instance, topology, chromium_in_group, bells, session, config_dir
         )
         link_after = requester_link.read()
         lab_after = packet_counters.read()
@@ -332,7 +390,7 @@ async def test_nothing_reaches_the_requester_until_a_person_approves(
         # Live view played throughout (at least a frame a second on average), and the
         # rings were recorded.
         assert watched["frames"] > WATCH_SECONDS, watched
-        assert watched["new_clips"] >= 1, watched
+        assert watched["new_clips"] >= 2, watched
         assert link_after["hub_to_requester"] == link_before["hub_to_requester"]
         assert link_after["requester_to_hub"] == link_before["requester_to_hub"]
         # Nothing else left the lab either: no DNS, nothing routed out of the hub or a
@@ -354,7 +412,8 @@ async def test_nothing_reaches_the_requester_until_a_person_approves(
         receiver.stop()
 
     frozen = _approved_clips(config_dir, request_id)
-    assert frozen, "the approval froze no clips"
+    # Both doors' clips from before the request; none recorded while it waited.
+    assert len(frozen) >= 2, frozen
     key = await _requester_key(hass_client, token)
     manifest = verify_archive((out_dir / f"{request_id}.tar").read_bytes(), key)
     assert manifest["request_id"] == request_id
@@ -384,11 +443,12 @@ async def _watch_and_ring(
     hass_instance: HassInstance,
     topology: Topology,
     chromium: Path,
-    bell: Doorbell,
+    bells: list[Doorbell],
     session: aiohttp.ClientSession,
     config_dir: Path,
 ) -> dict[str, Any]:
-    """Play the front door live in Chromium for WATCH_SECONDS, ringing every RING_EVERY."""
+    """Play the front door live in Chromium for WATCH_SECONDS; every RING_EVERY seconds
+    one of the doors rings, in turn."""
     forwarder = TcpForwarder("127.0.0.1", 0, topology.hub_uplink_address, HASS_PORT)
     await forwarder.start()
     url = f"http://127.0.0.1:{forwarder.bound_port}"
@@ -414,7 +474,7 @@ async def _watch_and_ring(
                 next_ring = started
                 while (elapsed := time.monotonic() - started) < WATCH_SECONDS:
                     if time.monotonic() >= next_ring:
-                        await bell.press(session)
+                        await bells[rings % len(bells)].press(session)
                         rings += 1
                         next_ring += RING_EVERY
                     await asyncio.sleep(min(1.0, max(0.0, WATCH_SECONDS - elapsed)))
