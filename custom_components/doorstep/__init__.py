@@ -33,6 +33,7 @@ from .repairs import async_create_identity_issue, async_update_profile_issue
 from .services import async_setup_services
 from .sharing import state_to_dict
 from .sharing_hub import DATA_SHARING, SharingConfigEntry, async_create_sharing_hub
+from .upload_delivery import UploadDeliveries
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,6 +98,8 @@ async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -
 
     entry.async_on_unload(_stop_sharing)
     await hass.config_entries.async_forward_entry_setups(entry, SHARING_PLATFORMS)
+    # After the platforms, so a resumed upload's status lands on an existing switch.
+    await UploadDeliveries(hass, entry, hub).async_start()
     return True
 
 

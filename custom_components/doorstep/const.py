@@ -44,6 +44,8 @@ SHARING_STORE_VERSION: Final = 1
 EVENT_SHARE_REQUESTED: Final = "doorstep_share_requested"
 ISSUE_SHARING_STATE_CORRUPT: Final = "sharing_state_corrupt"
 ISSUE_AUDIT_WRITE_FAILED: Final = "audit_write_failed"
+# Suffixed with the request id.
+ISSUE_UPLOAD_FAILED: Final = "upload_failed"
 
 # Recording (per doorbell options) and retention (for the whole clip store).
 CONF_RECORD_CLIPS: Final = "record_clips"

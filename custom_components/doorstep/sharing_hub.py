@@ -44,6 +44,7 @@ from .sharing import (
     RequestState,
     ShareRequest,
     SharingError,
+    UploadStatus,
     migrate,
     state_from_dict,
     state_to_dict,
@@ -79,6 +80,9 @@ class SharingHub:
     clips: ClipStore
     key: HubKey
     audit: AuditLog
+    # Where each upload delivery stands (this run only; the audit log has the history).
+    upload_status: dict[str, UploadStatus] = field(default_factory=dict)
+    upload_errors: dict[str, str] = field(default_factory=dict)
     _notified: set[str] = field(default_factory=set)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
 
@@ -94,6 +98,12 @@ class SharingHub:
         """Call ``listener`` whenever requests change; returns a remover."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    @callback
+    def async_entities_changed(self) -> None:
+        """Refresh request entities after a change the gate does not know of (uploads)."""
+        for listener in list(self._listeners):
+            listener()
 
     def local_requester(self, name: str, kind: RequesterKind) -> Requester:
         """The requester behind local service calls with this name, made on first use.
@@ -135,8 +145,7 @@ class SharingHub:
             if request.state is RequestState.PENDING and request.id not in self._notified:
                 self._notified.add(request.id)
                 self._announce(request)
-        for listener in list(self._listeners):
-            listener()
+        self.async_entities_changed()
 
     def _announce(self, request: ShareRequest) -> None:
         requester = self.gate.requester(request.requester_id)

@@ -15,6 +15,7 @@ from .request_entity import RequestEntity, async_keep_request_entities
 from .sharing import (
     ApprovalRefused,
     AuditWriteError,
+    DeliveryMethod,
     RequestClosed,
     RequestState,
     SharingError,
@@ -58,7 +59,7 @@ class ShareRequestSwitch(RequestEntity, SwitchEntity):
         """What a person needs to decide: who, why, which window, which clips."""
         request = self._request
         requester = self._hub.gate.requester(request.requester_id)
-        return {
+        attributes: dict[str, Any] = {
             "request_id": request.id,
             "requester": requester.name,
             "kind": requester.kind.value,
@@ -72,6 +73,14 @@ class ShareRequestSwitch(RequestEntity, SwitchEntity):
             "status": request.state.value,
             "clips": self._hub.describe_clips(request.held_clip_ids),
         }
+        if request.delivery.method is DeliveryMethod.UPLOAD:
+            status = self._hub.upload_status.get(request.id)
+            attributes["delivery_status"] = (
+                status.value if status is not None else _unstarted_status(request.state)
+            )
+            if (error := self._hub.upload_errors.get(request.id)) is not None:
+                attributes["delivery_error"] = error
+        return attributes
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Approve, if a person who is an admin asked; every refusal is audited by the gate."""
@@ -106,3 +115,12 @@ class ShareRequestSwitch(RequestEntity, SwitchEntity):
         except SharingError as err:
             raise sharing_failed(err) from err
         self.async_write_ha_state()
+
+
+def _unstarted_status(state: RequestState) -> str:
+    """Before this run's uploader reported anything: waiting for a person, or done."""
+    if state is RequestState.PENDING:
+        return "awaiting_approval"
+    if state is RequestState.FULFILLED:
+        return "delivered"
+    return "starting"

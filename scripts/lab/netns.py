@@ -30,7 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 # Every namespace and root-side interface this module creates starts with this prefix,
 # so a later run can find and remove what a crashed run left behind.
 PREFIX = "ds"
-_NS_RE = re.compile(rf"^{PREFIX}(\d+)(hub|b\d+)$")
+_NS_RE = re.compile(rf"^{PREFIX}(\d+)(hub|b\d+|out)$")
 _ROOT_LINK_RE = re.compile(rf"^{PREFIX}(\d+)up$")
 LAN_NET = "10.231.{slot}.0/24"
 UPLINK_NET = "10.232.{slot}.0/30"
@@ -162,19 +162,46 @@ class Topology:
         _run("ip", "route", "add", str(self.lan), "via", self.hub_uplink_address)
 
         for i, bell in enumerate(self.doorbells):
-            _run("ip", "netns", "add", bell.ns)
-            _isolate_ns(bell.ns)
-            port = f"{PREFIX}{self.owner_pid}h{i}"
-            _run(
-                "ip", "link", "add", port, "netns", hub, "type", "veth",
-                "peer", "name", "lan0", "netns", bell.ns,
-            )  # fmt: skip
-            _run("ip", "-n", hub, "link", "set", port, "master", self.bridge, "up")
-            _run("ip", "-n", bell.ns, "addr", "add", f"{bell.address}/24", "dev", "lan0")
-            _run("ip", "-n", bell.ns, "link", "set", "lan0", "multicast", "on", "up")
-            _run("ip", "-n", bell.ns, "route", "add", "224.0.0.0/4", "dev", "lan0")
-            _run("ip", "-n", bell.ns, "route", "add", str(self.uplink), "via", self.hub_lan_address)
+            self._plug_in(i, bell)
         _LOGGER.debug("lab network up: hub %s, LAN %s", hub, self.lan)
+
+    def _plug_in(self, index: int, bell: DoorbellHost) -> None:
+        """Make doorbell `index`'s namespace and join it to the LAN bridge."""
+        hub = self.hub_ns
+        _run("ip", "netns", "add", bell.ns)
+        _isolate_ns(bell.ns)
+        port = f"{PREFIX}{self.owner_pid}h{index}"
+        _run(
+            "ip", "link", "add", port, "netns", hub, "type", "veth",
+            "peer", "name", "lan0", "netns", bell.ns,
+        )  # fmt: skip
+        _run("ip", "-n", hub, "link", "set", port, "master", self.bridge, "up")
+        _run("ip", "-n", bell.ns, "addr", "add", f"{bell.address}/24", "dev", "lan0")
+        _run("ip", "-n", bell.ns, "link", "set", "lan0", "multicast", "on", "up")
+        _run("ip", "-n", bell.ns, "route", "add", "224.0.0.0/4", "dev", "lan0")
+        _run("ip", "-n", bell.ns, "route", "add", str(self.uplink), "via", self.hub_lan_address)
+
+    def add_doorbell(self) -> DoorbellHost:
+        """Plug one more doorbell into the built LAN (for a test that needs another)."""
+        index = len(self.doorbells)
+        if not self._built or index >= MAX_DOORBELLS:
+            raise NetnsError("the lab is not built, or it has no room for another doorbell")
+        bell = DoorbellHost(
+            ns=f"{PREFIX}{self.owner_pid}b{index}",
+            address=str(self.lan.network_address + 10 + index),
+        )
+        self.doorbells.append(bell)
+        try:
+            self._plug_in(index, bell)
+        except BaseException:
+            self.remove_last_doorbell()
+            raise
+        return bell
+
+    def remove_last_doorbell(self) -> None:
+        """Undo `add_doorbell`: the namespace goes, and its bridge port with it."""
+        bell = self.doorbells.pop()
+        remove_namespace(bell.ns)
 
     def set_doorbell_cable(self, index: int, plugged: bool) -> None:
         """Pull or plug doorbell `index`'s "network cable": its bridge port goes down or

@@ -19,6 +19,7 @@ from .exceptions import (
     InvalidManifest,
     InvalidRequest,
     InvalidToken,
+    InvalidTrustFile,
     NotReleasable,
     ReleaseStopped,
     RequestClosed,
@@ -50,11 +51,20 @@ from .signing import HubKey, key_id_of
 from .state import SharingState
 from .store import STATE_VERSION, migrate, state_from_dict, state_to_dict
 from .tokens import hash_token, new_requester_token, token_matches
+from .upload import (
+    TRUSTED_REQUESTERS_FILE,
+    RetryPolicy,
+    Uploader,
+    UploadResult,
+    UploadStatus,
+    trusted_context,
+)
 
 __all__ = [
     "CONTENT_TYPE",
     "REQUEST_SCHEMA",
     "STATE_VERSION",
+    "TRUSTED_REQUESTERS_FILE",
     "Actor",
     "ApprovalRefused",
     "AuditCorruptError",
@@ -75,6 +85,7 @@ __all__ = [
     "InvalidManifest",
     "InvalidRequest",
     "InvalidToken",
+    "InvalidTrustFile",
     "NotReleasable",
     "PickupLink",
     "Release",
@@ -85,12 +96,16 @@ __all__ = [
     "Requester",
     "RequesterKind",
     "RequesterStatus",
+    "RetryPolicy",
     "ShareRequest",
     "SharingError",
     "SharingState",
     "TooManyPending",
     "UnknownRequest",
     "UnknownRequester",
+    "UploadResult",
+    "UploadStatus",
+    "Uploader",
     "build_manifest",
     "check_id",
     "child_path",
@@ -105,6 +120,7 @@ __all__ = [
     "state_from_dict",
     "state_to_dict",
     "token_matches",
+    "trusted_context",
     "validate_request",
     "verify_archive",
     "verify_manifest",

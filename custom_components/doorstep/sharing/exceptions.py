@@ -101,3 +101,16 @@ class CorruptStateError(SharingError):
 
 class InvalidManifest(SharingError):
     """A manifest or archive does not verify: bad signature, bad hash, or malformed."""
+
+
+class InvalidTrustFile(SharingError):
+    """The owner's file of extra trusted CA certificates cannot be read or parsed.
+
+    Nothing is uploaded then: trusting less than the owner meant would fail later with a
+    more confusing certificate error, and trusting more is not an option.
+    """
+
+    def __init__(self, path: object, message: str) -> None:
+        super().__init__(f"cannot use {path}: {message}")
+        self.path = str(path)
+        self.message = message

@@ -496,6 +496,29 @@ class EgressGate:
             )
             return self._put(replace(request, state=RequestState.FULFILLED))
 
+    async def record_upload_failure(
+        self, request_id: str, *, attempt: int, error: str, status: int | None, final: bool
+    ) -> None:
+        """Log a failed upload attempt (the attempt's start is already logged).
+
+        A ``delivered`` entry with phase ``failed``: no new entry kind, so logs written
+        now still verify with older readers. Losing this entry loses only bookkeeping,
+        never a release, so a write failure is logged here rather than raised.
+        """
+        details: dict[str, Any] = {
+            "via": "upload",
+            "phase": "failed",
+            "attempt": attempt,
+            "error": error,
+            "final": final,
+        }
+        if status is not None:
+            details["status"] = status
+        try:
+            await self._audit.append(AuditKind.DELIVERED, request_id, SYSTEM_ACTOR, details)
+        except AuditWriteError:
+            _LOGGER.exception("upload of %s failed, and so did its audit entry", request_id)
+
     async def _check_releasable(self, request: ShareRequest) -> None:
         await self._expire_if_due(request)
         request = self.get(request.id)
