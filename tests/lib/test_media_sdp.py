@@ -343,6 +343,19 @@ def test_malformed_candidates(candidate: str) -> None:
         parse_candidate(candidate)
 
 
+def test_chromium_trickled_candidate_with_ufrag_extension() -> None:
+    # Chromium trickles candidates carrying its ICE ufrag, whose characters include "/"
+    # and "+"; refusing them would silently drop every trickled candidate.
+    text = (
+        "candidate:3 1 udp 2122260223 192.168.1.23 54321 typ host generation 0 "
+        "ufrag a/B+ network-id 1 network-cost 10"
+    )
+    parsed = parse_candidate(text)
+    assert candidate_rejection(parsed, HOME) is None
+    with pytest.raises(InvalidCandidate):
+        parse_candidate(text.replace("a/B+", "a\x00b"))
+
+
 def test_candidate_round_trip() -> None:
     text = "candidate:842163049 1 udp 1686052607 203.0.113.7 56143 typ srflx raddr 10.0.0.2 rport 9"
     assert parse_candidate("a=" + text).to_sdp() == text

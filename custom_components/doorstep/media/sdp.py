@@ -150,6 +150,9 @@ _ICE_CHARS: Final = re.compile(r"[A-Za-z0-9+/]+")
 _TOKEN: Final = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
 _HEX_PAIRS: Final = re.compile(r"[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2})*")
 _ADDRESS: Final = re.compile(r"[0-9A-Za-z.:%\-]{1,255}")
+# Extension values are byte-strings in RFC 8839; browsers put ICE ufrags there, whose
+# characters include "/" and "+", so any visible ASCII is accepted (never whitespace).
+_EXTENSION_VALUE: Final = re.compile(r"[\x21-\x7e]{1,256}")
 
 
 def _int_in(text: str, low: int, high: int) -> int | None:
@@ -207,7 +210,7 @@ def parse_candidate(text: str) -> RemoteCandidate:
                 raise InvalidCandidate("ICE candidate related port is malformed")
         elif name == "tcptype":
             tcp_type = value
-        elif not _TOKEN.fullmatch(name) or not _TOKEN.fullmatch(value):
+        elif not _TOKEN.fullmatch(name) or not _EXTENSION_VALUE.fullmatch(value):
             raise InvalidCandidate("ICE candidate has a malformed extension attribute")
     return RemoteCandidate(
         foundation=foundation,
