@@ -67,6 +67,12 @@ CHROMIUM_ARGS = [
     # source maps. A person's browser without DevTools open does not.
     "--host-resolver-rules=MAP *.google.com ~NOTFOUND, MAP *.googleapis.com ~NOTFOUND, "
     "MAP raw.githubusercontent.com ~NOTFOUND",
+    # Without this, every peer connection opens an mDNS socket and joins the multicast
+    # group on every interface; the kernel's IGMP report for that join is not the
+    # browser's packet, so the guard below could not count it, and it would go out on
+    # the machine's real network. Live view needs no mDNS: media permission is granted,
+    # so host candidates carry plain addresses.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 # A group id nothing else on the machine uses, so the root namespace's nftables rules
 # match the browser's packets and only those. Per run, so parallel runs do not mix.
