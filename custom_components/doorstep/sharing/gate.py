@@ -378,9 +378,18 @@ class EgressGate:
         """Expire every open request past its wanted-by time; returns their ids."""
         async with self._lock:
             expired = []
+            audit_failure: AuditWriteError | None = None
             for request in list(self._state.requests.values()):
-                if await self._expire_if_due(request):
+                try:
+                    if await self._expire_if_due(request):
+                        expired.append(request.id)
+                except AuditWriteError as err:
+                    # The request is closed all the same (see _close); carry on, so one
+                    # failed write does not leave the other due requests open.
                     expired.append(request.id)
+                    audit_failure = audit_failure or err
+            if audit_failure is not None:
+                raise audit_failure
             return expired
 
     async def _expire_if_due(self, request: ShareRequest) -> bool:
