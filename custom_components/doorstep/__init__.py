@@ -15,6 +15,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.typing import ConfigType
 
+from .card import async_register_card
 from .const import CONF_FINGERPRINT, CONF_KIND, CONF_TOKEN, DOMAIN, KIND_SHARING
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
@@ -33,6 +34,7 @@ from .repairs import async_create_identity_issue, async_update_profile_issue
 from .services import async_setup_services
 from .sharing import state_to_dict
 from .sharing_hub import DATA_SHARING, SharingConfigEntry, async_create_sharing_hub
+from .websocket_api import async_register_commands
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,9 +55,11 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Once per Home Assistant: actions, the requester API, STUN, and the sharing entry."""
+    """Once per Home Assistant: actions, the requester API, the card, STUN, and sharing."""
     async_setup_services(hass)
     async_register_views(hass)
+    async_register_commands(hass)
+    await async_register_card(hass)
     await async_start_local_stun(hass)
     stop_retention = await async_setup_recording(hass)
 

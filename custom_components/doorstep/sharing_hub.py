@@ -14,11 +14,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from homeassistant.auth.models import User
 from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
@@ -35,10 +36,13 @@ from .media.clips import ClipStore
 from .sharing import (
     STATE_VERSION,
     Actor,
+    ApprovalRefused,
     AuditLog,
+    AuditWriteError,
     CorruptStateError,
     EgressGate,
     HubKey,
+    RequestClosed,
     Requester,
     RequesterKind,
     RequestState,
@@ -215,8 +219,15 @@ async def async_actor_from_context(
     if context is None or context.user_id is None:
         return Actor(user_id=None)
     user = await hass.auth.async_get_user(context.user_id)
-    if user is None or not user.is_active:
+    if user is None:
         return Actor(user_id=context.user_id)
+    return actor_for_user(user, entity_id)
+
+
+def actor_for_user(user: User, entity_id: str | None = None) -> Actor:
+    """The actor for a known user; read-only means unable to control ``entity_id``."""
+    if not user.is_active:
+        return Actor(user_id=user.id)
     read_only = entity_id is not None and not user.permissions.check_entity(
         entity_id, POLICY_CONTROL
     )
@@ -226,3 +237,29 @@ async def async_actor_from_context(
         is_system=user.system_generated,
         is_read_only=read_only,
     )
+
+
+async def async_approve(hub: SharingHub, request_id: str, actor: Actor) -> None:
+    """Approve through the gate, as the switch and the card both do; errors for people.
+
+    The gate audits every refusal before raising it, so a refused approval is on
+    record whichever way it arrived.
+    """
+    try:
+        await hub.gate.approve(request_id, actor)
+    except ApprovalRefused as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="approval_needs_person",
+            translation_placeholders={"reason": str(err.reason)},
+        ) from err
+    except AuditWriteError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="audit_write_failed"
+        ) from err
+    except RequestClosed as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="request_closed"
+        ) from err
+    except SharingError as err:
+        raise sharing_failed(err) from err
