@@ -20,7 +20,7 @@ from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
 
@@ -37,6 +37,7 @@ from .sharing import (
     STATE_VERSION,
     Actor,
     ApprovalRefused,
+    AuditKind,
     AuditLog,
     AuditWriteError,
     CorruptStateError,
@@ -222,6 +223,24 @@ async def async_actor_from_context(
     if user is None:
         return Actor(user_id=context.user_id)
     return actor_for_user(user, entity_id)
+
+
+def request_switch_id(hass: HomeAssistant, request_id: str) -> str | None:
+    """The entity id of a request's switch, while it has one."""
+    return er.async_get(hass).async_get_entity_id("switch", DOMAIN, f"share_request_{request_id}")
+
+
+async def async_audit_refusal(
+    hub: SharingHub, request_id: str | None, actor: Actor, action: str, reason: str
+) -> None:
+    """Put a refusal the gate did not see on record; if even that fails, it still stands."""
+    try:
+        await hub.audit.append(
+            AuditKind.REFUSED, request_id, actor.label, {"action": action, "reason": reason}
+        )
+    except AuditWriteError:
+        # Nothing was allowed, so nothing depends on this entry: refuse all the same.
+        _LOGGER.exception("could not record a refused %s by %s", action, actor.label)
 
 
 def actor_for_user(user: User, entity_id: str | None = None) -> Actor:

@@ -34,8 +34,6 @@ import voluptuous as vol
 from .const import DOMAIN
 from .sharing import (
     Actor,
-    AuditKind,
-    AuditWriteError,
     InvalidId,
     RequestClosed,
     Requester,
@@ -46,7 +44,15 @@ from .sharing import (
     UnknownRequester,
     check_id,
 )
-from .sharing_hub import DATA_SHARING, SharingHub, actor_for_user, async_approve, sharing_failed
+from .sharing_hub import (
+    DATA_SHARING,
+    SharingHub,
+    actor_for_user,
+    async_approve,
+    async_audit_refusal,
+    request_switch_id,
+    sharing_failed,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -97,7 +103,7 @@ def describe_request(hass: HomeAssistant, hub: SharingHub, request: ShareRequest
         "delivery": request.delivery.method.value,
         "state": request.state.value,
         "clips": hub.describe_clips(request.held_clip_ids),
-        "switch_entity_id": _entity_id(hass, "switch", f"share_request_{request.id}"),
+        "switch_entity_id": request_switch_id(hass, request.id),
         "decline_entity_id": _entity_id(hass, "button", f"decline_request_{request.id}"),
     }
 
@@ -163,19 +169,6 @@ def _with_hub(handler: Handler) -> AsyncWebSocketCommandHandler:
     return run
 
 
-async def _audit_refusal(
-    hub: SharingHub, request_id: str | None, actor: Actor, action: str, reason: str
-) -> None:
-    """Put a refusal on record; if even that fails, the refusal itself still stands."""
-    try:
-        await hub.audit.append(
-            AuditKind.REFUSED, request_id, actor.label, {"action": action, "reason": reason}
-        )
-    except AuditWriteError:
-        # Nothing was allowed, so nothing depends on this entry: refuse all the same.
-        _LOGGER.exception("could not record a refused %s by %s", action, actor.label)
-
-
 def _checked_request(
     hass: HomeAssistant, connection: Connection, msg: dict[str, Any], hub: SharingHub
 ) -> ShareRequest | None:
@@ -205,7 +198,7 @@ def _checked_request(
 def _actor(hass: HomeAssistant, user: User, request_id: str) -> Actor:
     # Read-only is judged against the request's switch, as Home Assistant would judge
     # the same person flipping it.
-    return actor_for_user(user, _entity_id(hass, "switch", f"share_request_{request_id}"))
+    return actor_for_user(user, request_switch_id(hass, request_id))
 
 
 # -- the list -------------------------------------------------------------------------
@@ -287,7 +280,7 @@ async def _close_as_user(
         return
     actor = _actor(hass, connection.user, request.id)
     if actor.is_read_only:
-        await _audit_refusal(hub, request.id, actor, action, "read-only user")
+        await async_audit_refusal(hub, request.id, actor, action, "read-only user")
         _send_translated(connection, msg["id"], ERR_UNAUTHORIZED, "read_only_user")
         return
     try:
@@ -334,7 +327,7 @@ async def _refuse_unless_admin(
     actor = actor_for_user(connection.user)
     if actor.is_person_admin:
         return False
-    await _audit_refusal(hub, None, actor, action, "not an admin")
+    await async_audit_refusal(hub, None, actor, action, "not an admin")
     _send_translated(connection, msg["id"], ERR_UNAUTHORIZED, "requesters_need_admin")
     return True
 
