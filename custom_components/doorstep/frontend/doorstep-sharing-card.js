@@ -22,7 +22,8 @@ const STRINGS = {
     contact: "Contact",
     clips: "Clips",
     no_clips: "no clips recorded in this window",
-    clip_count: "{count} clip(s), {duration} s, {size}",
+    clip_count_one: "1 clip, {duration} s, {size}",
+    clip_count_other: "{count} clips, {duration} s, {size}",
     state_pending: "Waiting for you",
     state_approved: "Shared",
     state_fulfilled: "Shared and picked up",
@@ -53,15 +54,30 @@ function text(hass, key, values = {}) {
   return template.replace(/\{(\w+)\}/g, (_match, name) => String(values[name] ?? ""));
 }
 
+// Times as the person's profile asks: in the server's time zone or the browser's own.
+function dateFormat(hass) {
+  const language = hass?.locale?.language ?? "en";
+  const timeZone = hass?.locale?.time_zone === "server" ? hass?.config?.time_zone : undefined;
+  try {
+    return new Intl.DateTimeFormat(language, { dateStyle: "medium", timeStyle: "short", timeZone });
+  } catch (_err) {
+    return new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+}
+
 function formatTime(hass, iso) {
   const date = new Date(iso);
-  if (Number.isNaN(date.getTime())) return iso;
-  const language = hass?.locale?.language ?? "en";
-  try {
-    return date.toLocaleString(language, { dateStyle: "medium", timeStyle: "short" });
-  } catch (_err) {
-    return date.toLocaleString();
+  return Number.isNaN(date.getTime()) ? iso : dateFormat(hass).format(date);
+}
+
+// "Nov 27, 2026, 1:04 – 1:14 AM" rather than the date twice.
+function formatRange(hass, startIso, endIso) {
+  const start = new Date(startIso);
+  const end = new Date(endIso);
+  if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime())) {
+    return `${startIso} – ${endIso}`;
   }
+  return dateFormat(hass).formatRange(start, end);
 }
 
 function formatSize(bytes) {
@@ -276,16 +292,13 @@ class DoorstepSharingCard extends HTMLElement {
     const clipBytes = request.clips.reduce((sum, clip) => sum + clip.size_bytes, 0);
     const rows = [
       ["why", request.reason],
-      [
-        "window",
-        `${formatTime(hass, request.window.start)} – ${formatTime(hass, request.window.end)}`,
-      ],
+      ["window", formatRange(hass, request.window.start, request.window.end)],
       ["wanted_by", formatTime(hass, request.wanted_by)],
       ["contact", request.contact],
       [
         "clips",
         request.clips.length
-          ? text(hass, "clip_count", {
+          ? text(hass, request.clips.length === 1 ? "clip_count_one" : "clip_count_other", {
               count: request.clips.length,
               duration: clipSeconds.toFixed(1),
               size: formatSize(clipBytes),

@@ -1,0 +1,172 @@
+"""The sharing card end to end: a ring leaves a clip, an outside requester asks for it,
+the owner sees the request in the dashboard's card in headless Chromium and turns its
+switch on, and the requester then fetches the footage and verifies its signature.
+
+The browser reaches Home Assistant through a forwarder on 127.0.0.1 and resolves no
+name at all (every lookup answers "not found"). The dashboard also plays live video, so
+the browser runs under the live-view test's nftables guard (its own group id; every
+packet to anything but loopback and the lab is counted and dropped), with camera
+permission so its ICE candidates need no mDNS multicast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+import re
+import shutil
+from typing import Any
+
+import aiohttp
+from playwright.async_api import async_playwright
+import pytest
+
+from scripts.lab.doorbell import Doorbell
+from scripts.lab.forward import TcpForwarder
+from scripts.lab.hass import HASS_PORT, REPO, HassWebSocket, Owner
+from scripts.lab.netns import Topology
+from scripts.lab.procs import within
+from scripts.lab.requests import file_request, wait_and_verify
+
+from .conftest import HassInstance, Paired
+
+# The live-view test's browser guard, reused: pytest finds fixtures by these names.
+from .test_live_view import PacketCounters, chromium_in_group, packet_counters  # noqa: F401
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+    # Plain host addresses in ICE candidates, never .local names answered by multicast.
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+DASHBOARD_PATH = "/lovelace/doorbells"
+SCREENSHOT = REPO / "artifacts" / "e2e" / "sharing_card.png"
+SCREENSHOT_APPROVED = REPO / "artifacts" / "e2e" / "sharing_card_approved.png"
+DOCS_SCREENSHOT = REPO / "docs" / "sharing-card.png"
+
+
+async def _wait_for_clip(ws: HassWebSocket, device_id: str) -> None:
+    """Until the ring's clip is in the media browser (pre- and post-roll take ~20 s)."""
+    while True:
+        folder = await ws.call(
+            "media_source/browse_media",
+            media_content_id=f"media-source://doorstep/{device_id}",
+        )
+        if folder.get("children"):
+            return
+        await asyncio.sleep(1)
+
+
+def _audit_entries(config_dir: Path) -> list[dict[str, Any]]:
+    path = config_dir / "doorstep" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_owner_approves_in_the_card_and_the_requester_verifies(
+    hass_instance: HassInstance,
+    paired: Paired,
+    front_door: Doorbell,
+    topology: Topology,
+    hass_ws: HassWebSocket,
+    session: aiohttp.ClientSession,
+    packet_counters: PacketCounters,  # noqa: F811
+    chromium_in_group: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    await front_door.press(session)
+    async with within(90, "the ring's clip is recorded"):
+        await _wait_for_clip(hass_ws, paired.device_id)
+
+    # A requester made through the card's own command, then a request as a portal files it.
+    created = await hass_ws.call(
+        "doorstep/sharing/requester/create", name="Station North", kind="police"
+    )
+    token_file = tmp_path / "requester_token"
+    token_file.write_text(created["token"] + "\n", encoding="utf-8")
+    request_id = await file_request(hass_instance.base_url, token_file)
+
+    forwarder = TcpForwarder("127.0.0.1", 0, topology.hub_uplink_address, HASS_PORT)
+    await forwarder.start()
+    url = f"http://127.0.0.1:{forwarder.bound_port}"
+    owner = Owner()
+    console: list[str] = []
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=str(chromium_in_group), args=CHROMIUM_ARGS
+            )
+            try:
+                context = await browser.new_context(
+                    viewport={"width": 1280, "height": 900}, device_scale_factor=2
+                )
+                await context.grant_permissions(["camera", "microphone"], origin=url)
+                page = await context.new_page()
+                page.on(
+                    "console",
+                    lambda message: console.append(f"{message.type}: {message.text}")
+                    if message.type == "error"
+                    else None,
+                )
+                await page.goto(f"{url}{DASHBOARD_PATH}")
+                await page.locator("input[name=username]").fill(owner.username)
+                await page.locator("input[name=password]").fill(owner.password)
+                await page.keyboard.press("Enter")
+                await page.wait_for_url(f"**{DASHBOARD_PATH}", timeout=20_000)
+
+                card = page.locator("doorstep-sharing-card")
+                request = card.locator(f".request[data-request-id='{request_id}']")
+                await request.wait_for(timeout=20_000)
+                await request.locator(".chip.state-pending").wait_for()
+                toggle = request.locator(".share-toggle")
+                assert await toggle.evaluate("(el) => el.checked") is False
+                assert "Station North" in await request.inner_text()
+                assert "CASE-2026-114" in await request.inner_text()
+                assert re.search(r"\b\d+ clips?, [\d.]+ s, ", await request.inner_text())
+                # Let HA's own elements finish upgrading so the picture is the real one.
+                await page.wait_for_function(
+                    "() => customElements.get('ha-switch') !== undefined", timeout=10_000
+                )
+                await card.scroll_into_view_if_needed()
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                await card.screenshot(path=str(SCREENSHOT))
+
+                await toggle.click()
+                await request.locator(".chip.state-approved").wait_for(timeout=20_000)
+                assert await request.locator(".error").count() == 0
+                assert await request.locator(".decline").count() == 0
+                await card.screenshot(path=str(SCREENSHOT_APPROVED))
+            finally:
+                await browser.close()
+    finally:
+        await forwarder.close()
+    shutil.copyfile(SCREENSHOT, DOCS_SCREENSHOT)
+    packets = packet_counters.read()
+    assert packets["browser_dns"] == 0, packets
+    assert packets["browser_outside"] == 0, packets
+    assert packets["browser_lab"] + packets["browser_loopback"] > 0, packets
+
+    # The approval was the owner's, made in the browser and written to the audit log.
+    owner_id = (await hass_ws.call("auth/current_user"))["id"]
+    approvals = [
+        entry
+        for entry in _audit_entries(hass_instance.config_dir)
+        if entry["kind"] == "approved" and entry["request"] == request_id
+    ]
+    assert [entry["actor"] for entry in approvals] == [f"user:{owner_id}"]
+
+    # And the requester, waiting outside, now gets the clip and verifies it.
+    verified, lines = await wait_and_verify(
+        hass_instance.base_url, token_file, request_id, tmp_path / "evidence", patience=30
+    )
+    print("\nrequester:\n  " + "\n  ".join(lines))
+    assert verified, lines
+    assert any(line.startswith("VERIFIED:") for line in lines), lines
+    assert not [line for line in console if "doorstep" in line.lower()], console
