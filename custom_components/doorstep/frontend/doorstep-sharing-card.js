@@ -160,7 +160,11 @@ class DoorstepSharingCard extends HTMLElement {
     this._newToken = null;
     this._draft = { name: "", kind: KINDS[0] }; // survives re-renders while typing
     this._unsubscribe = null;
-    this._subscribing = false;
+    // Home Assistant defines its elements lazily: draw again with the real ones once
+    // they exist, so a card drawn early does not keep its plain fallbacks.
+    for (const tag of ["ha-card", "ha-switch", "ha-button"]) {
+      if (!customElements.get(tag)) customElements.whenDefined(tag).then(() => this._render());
+    }
   }
 
   static getStubConfig() {
