@@ -1,6 +1,7 @@
 """The sharing card end to end: a ring leaves a clip, an outside requester asks for it,
-the owner sees the request in the dashboard's card in headless Chromium and turns its
-switch on, and the requester then fetches the footage and verifies its signature.
+a household member who is not an admin tries the request's switch in the dashboard's
+card in headless Chromium and is refused (inline, and on record), the owner turns it on,
+and the requester then fetches the footage and verifies its signature.
 
 The browser reaches Home Assistant through a forwarder on 127.0.0.1 and resolves no
 name at all (every lookup answers "not found"). The dashboard also plays live video, so
@@ -20,7 +21,7 @@ import shutil
 from typing import Any
 
 import aiohttp
-from playwright.async_api import async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 import pytest
 
 from scripts.lab.doorbell import Doorbell
@@ -51,6 +52,8 @@ CHROMIUM_ARGS = [
 DASHBOARD_PATH = "/lovelace/doorbells"
 SCREENSHOT = REPO / "artifacts" / "e2e" / "sharing_card.png"
 SCREENSHOT_APPROVED = REPO / "artifacts" / "e2e" / "sharing_card_approved.png"
+SCREENSHOT_REFUSED = REPO / "artifacts" / "e2e" / "sharing_card_refused.png"
+MEMBER = ("member", "doorstep-member")  # a throwaway login in this run's lab
 DOCS_SCREENSHOT = REPO / "docs" / "sharing-card.png"
 
 
@@ -64,6 +67,31 @@ async def _wait_for_clip(ws: HassWebSocket, device_id: str) -> None:
         if folder.get("children"):
             return
         await asyncio.sleep(1)
+
+
+async def _open_dashboard(
+    browser: Browser, url: str, login: tuple[str, str], console: list[str]
+) -> Page:
+    """A fresh browser context logged in as ``login``, on the demo dashboard."""
+    context = await browser.new_context(
+        viewport={"width": 1280, "height": 900}, device_scale_factor=2
+    )
+    # Camera permission: the dashboard also plays live video, and with it Chromium's
+    # ICE candidates are plain addresses that need no mDNS.
+    await context.grant_permissions(["camera", "microphone"], origin=url)
+    page = await context.new_page()
+    page.on(
+        "console",
+        lambda message: console.append(f"{message.type}: {message.text}")
+        if message.type == "error"
+        else None,
+    )
+    await page.goto(f"{url}{DASHBOARD_PATH}")
+    await page.locator("input[name=username]").fill(login[0])
+    await page.locator("input[name=password]").fill(login[1])
+    await page.keyboard.press("Enter")
+    await page.wait_for_url(f"**{DASHBOARD_PATH}", timeout=20_000)
+    return page
 
 
 def _audit_entries(config_dir: Path) -> list[dict[str, Any]]:
@@ -94,6 +122,17 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
     token_file.write_text(created["token"] + "\n", encoding="utf-8")
     request_id = await file_request(hass_instance.base_url, token_file)
 
+    # A household member who is not an admin, to see the card refuse them.
+    member = await hass_ws.call(
+        "config/auth/create", name="Member", group_ids=["system-users"], local_only=True
+    )
+    await hass_ws.call(
+        "config/auth_provider/homeassistant/create",
+        user_id=member["user"]["id"],
+        username=MEMBER[0],
+        password=MEMBER[1],
+    )
+
     forwarder = TcpForwarder("127.0.0.1", 0, topology.hub_uplink_address, HASS_PORT)
     await forwarder.start()
     url = f"http://127.0.0.1:{forwarder.bound_port}"
@@ -105,23 +144,27 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 executable_path=str(chromium_in_group), args=CHROMIUM_ARGS
             )
             try:
-                context = await browser.new_context(
-                    viewport={"width": 1280, "height": 900}, device_scale_factor=2
+                # The member tries first: refused, shown in the card, nothing shared.
+                page = await _open_dashboard(browser, url, MEMBER, console)
+                request = page.locator(
+                    f"doorstep-sharing-card .request[data-request-id='{request_id}']"
                 )
-                await context.grant_permissions(["camera", "microphone"], origin=url)
-                page = await context.new_page()
-                page.on(
-                    "console",
-                    lambda message: console.append(f"{message.type}: {message.text}")
-                    if message.type == "error"
-                    else None,
+                await request.wait_for(timeout=20_000)
+                await request.locator(".share-toggle").click()
+                error = request.locator(".error")
+                await error.wait_for(timeout=20_000)
+                assert "not an admin" in await error.inner_text()
+                assert await request.locator(".chip.state-pending").count() == 1
+                assert (
+                    await request.locator(".share-toggle").evaluate("(el) => el.checked") is False
                 )
-                await page.goto(f"{url}{DASHBOARD_PATH}")
-                await page.locator("input[name=username]").fill(owner.username)
-                await page.locator("input[name=password]").fill(owner.password)
-                await page.keyboard.press("Enter")
-                await page.wait_for_url(f"**{DASHBOARD_PATH}", timeout=20_000)
+                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                await page.locator("doorstep-sharing-card").screenshot(path=str(SCREENSHOT_REFUSED))
+                await page.context.close()
 
+                page = await _open_dashboard(
+                    browser, url, (owner.username, owner.password), console
+                )
                 card = page.locator("doorstep-sharing-card")
                 request = card.locator(f".request[data-request-id='{request_id}']")
                 await request.wait_for(timeout=20_000)
@@ -136,7 +179,6 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                     "() => customElements.get('ha-switch') !== undefined", timeout=10_000
                 )
                 await card.scroll_into_view_if_needed()
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
                 await card.screenshot(path=str(SCREENSHOT))
 
                 await toggle.click()
@@ -164,6 +206,14 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
         if entry["kind"] == "approved" and entry["request"] == request_id
     ]
     assert [entry["actor"] for entry in approvals] == [f"user:{owner_id}"]
+    # ...and the member's attempt before it is on record as refused.
+    refusals = [
+        entry
+        for entry in _audit_entries(hass_instance.config_dir)
+        if entry["kind"] == "refused" and entry["request"] == request_id
+    ]
+    assert [entry["actor"] for entry in refusals] == [f"user:{member['user']['id']}"]
+    assert refusals[0]["details"]["reason"] == "not an admin"
 
     # And the requester, waiting outside, now gets the clip and verifies it.
     verified, lines = await wait_and_verify(
