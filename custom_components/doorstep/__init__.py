@@ -13,10 +13,18 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.typing import ConfigType
 
 from .card import async_register_card
-from .const import CONF_FINGERPRINT, CONF_KIND, CONF_TOKEN, DOMAIN, KIND_SHARING
+from .const import (
+    CONF_FINGERPRINT,
+    CONF_KIND,
+    CONF_TOKEN,
+    DOMAIN,
+    KIND_SHARING,
+    SIGNAL_SHARING_CHANGED,
+)
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
 from .device import (
@@ -97,10 +105,13 @@ async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -
 
     async def _stop_sharing() -> None:
         hass.data.pop(DATA_SHARING, None)
+        async_dispatcher_send(hass, SIGNAL_SHARING_CHANGED)
         await hub.store.async_save(state_to_dict(hub.gate.state))
 
     entry.async_on_unload(_stop_sharing)
     await hass.config_entries.async_forward_entry_setups(entry, SHARING_PLATFORMS)
+    # Open sharing cards pick up the (re)started gate.
+    async_dispatcher_send(hass, SIGNAL_SHARING_CHANGED)
     return True
 
 

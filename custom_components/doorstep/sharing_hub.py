@@ -21,6 +21,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
 
@@ -30,6 +31,7 @@ from .const import (
     ISSUE_SHARING_STATE_CORRUPT,
     SHARING_STORE_KEY,
     SHARING_STORE_VERSION,
+    SIGNAL_SHARING_CHANGED,
     STORAGE_DIR,
 )
 from .media.clips import ClipStore
@@ -142,6 +144,7 @@ class SharingHub:
                 self._announce(request)
         for listener in list(self._listeners):
             listener()
+        async_dispatcher_send(self.hass, SIGNAL_SHARING_CHANGED)
 
     def _announce(self, request: ShareRequest) -> None:
         requester = self.gate.requester(request.requester_id)

@@ -29,9 +29,10 @@ from homeassistant.components.websocket_api.decorators import async_response, we
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
 import voluptuous as vol
 
-from .const import DOMAIN
+from .const import DOMAIN, SIGNAL_SHARING_CHANGED
 from .sharing import (
     Actor,
     InvalidId,
@@ -205,35 +206,36 @@ def _actor(hass: HomeAssistant, user: User, request_id: str) -> Actor:
 
 
 @websocket_command({vol.Required("type"): "doorstep/sharing/subscribe"})
-@async_response
-@_with_hub
-async def ws_subscribe(
-    hass: HomeAssistant, connection: Connection, msg: dict[str, Any], hub: SharingHub
-) -> None:
-    """Open requests now, then again whenever one changes or its entities come or go."""
+@callback
+def ws_subscribe(hass: HomeAssistant, connection: Connection, msg: dict[str, Any]) -> None:
+    """Open requests now, then again whenever one changes, its entities come or go, or
+    sharing stops or starts (a reload makes a new gate; the card follows it)."""
     msg_id = msg["id"]
 
     @callback
     def send() -> None:
+        hub = hass.data.get(DATA_SHARING)
+        if hub is None:
+            connection.send_event(msg_id, {"available": False, "requests": []})
+            return
         requests = [describe_request(hass, hub, r) for r in hub.open_requests()]
-        connection.send_event(msg_id, {"requests": requests})
+        connection.send_event(msg_id, {"available": True, "requests": requests})
 
     @callback
     def entity_changed(event: Event[er.EventEntityRegistryUpdatedData]) -> None:
         # Request entities are registered a moment after the request changes; resend so
         # the card learns their ids.
-        entity_id = event.data["entity_id"]
-        if entity_id.startswith(("switch.", "button.")):
+        if event.data["entity_id"].startswith(("switch.", "button.")):
             send()
 
-    remove_hub_listener = hub.add_listener(send)
+    remove_dispatcher = async_dispatcher_connect(hass, SIGNAL_SHARING_CHANGED, send)
     remove_registry_listener = hass.bus.async_listen(
         er.EVENT_ENTITY_REGISTRY_UPDATED, entity_changed
     )
 
     @callback
     def unsubscribe() -> None:
-        remove_hub_listener()
+        remove_dispatcher()
         remove_registry_listener()
 
     connection.subscriptions[msg_id] = unsubscribe

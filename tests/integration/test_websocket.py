@@ -60,7 +60,7 @@ async def test_subscribe_lists_requests_live(
     subscribed = await _call(admin_ws, "doorstep/sharing/subscribe")
     assert subscribed["success"] is True
     first = await admin_ws.receive_json()
-    assert first["event"] == {"requests": []}
+    assert first["event"] == {"available": True, "requests": []}
 
     client = await hass_client_no_auth()
     request_id = await _file(client, _token(sharing_entry))
@@ -337,15 +337,38 @@ async def test_requester_management_refuses_non_admins_on_record(
 
 
 async def test_commands_when_sharing_is_not_running(
-    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, sharing_entry: MockConfigEntry
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    sharing_entry: MockConfigEntry,
+    admin_ws: MockHAClientWebSocket,
 ) -> None:
-    """With the sharing entry unloaded, commands answer clearly instead of failing."""
+    """The list says sharing stopped and follows it back; decisions meanwhile say why not."""
+    client = await hass_client_no_auth()
+    request_id = await _file(client, _token(sharing_entry))
+    await hass.async_block_till_done()
+    assert (await _call(admin_ws, "doorstep/sharing/subscribe"))["success"] is True
+    assert len((await admin_ws.receive_json())["event"]["requests"]) == 1
+
     await hass.config_entries.async_unload(sharing_entry.entry_id)
     await hass.async_block_till_done()
-    ws = await hass_ws_client(hass)
-    response = await _call(ws, "doorstep/sharing/subscribe")
-    assert response["success"] is False
-    assert response["error"]["translation_key"] == "sharing_unavailable"
+    event: dict[str, Any] = {}
+    while event.get("available", True):
+        event = (await admin_ws.receive_json())["event"]
+    assert event == {"available": False, "requests": []}
+    refused = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id)
+    while refused.get("type") == "event":
+        refused = await admin_ws.receive_json()
+    assert refused["success"] is False
+    assert refused["error"]["code"] == "not_found"
+    assert refused["error"]["translation_key"] == "sharing_unavailable"
+
+    # A new gate after the entry comes back: the same subscription lists the request.
+    assert await hass.config_entries.async_setup(sharing_entry.entry_id)
+    await hass.async_block_till_done()
+    while not event.get("requests"):
+        event = (await admin_ws.receive_json())["event"]
+    assert event["available"] is True
+    assert [r["id"] for r in event["requests"]] == [request_id]
 
 
 async def test_card_module_is_served(

@@ -208,7 +208,7 @@ class DoorstepSharingCard extends HTMLElement {
     this._unsubscribe = this._hass.connection.subscribeMessage(
       (event) => {
         this._requests = event.requests;
-        this._unavailable = false;
+        this._unavailable = event.available === false;
         this._render();
       },
       { type: "doorstep/sharing/subscribe" },
