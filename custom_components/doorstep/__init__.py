@@ -67,7 +67,6 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     async_register_views(hass)
     async_register_commands(hass)
-    await async_register_card(hass)
     await async_start_local_stun(hass)
     stop_retention = await async_setup_recording(hass)
 
@@ -76,6 +75,9 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         stop_retention()
 
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop_retention)
+    # After the stop listener: this waits on the executor, and a Home Assistant that
+    # stops meanwhile must still find the retention timer's listener to cancel it.
+    await async_register_card(hass)
     if not any(
         entry.data.get(CONF_KIND) == KIND_SHARING
         for entry in hass.config_entries.async_entries(DOMAIN, include_ignore=False)
