@@ -75,9 +75,6 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         stop_retention()
 
     hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop_retention)
-    # After the stop listener: this waits on the executor, and a Home Assistant that
-    # stops meanwhile must still find the retention timer's listener to cancel it.
-    await async_register_card(hass)
     if not any(
         entry.data.get(CONF_KIND) == KIND_SHARING
         for entry in hass.config_entries.async_entries(DOMAIN, include_ignore=False)
@@ -88,6 +85,9 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
             hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_SYSTEM}),
             eager_start=True,
         )
+    # Last: it waits on the executor, and nothing above should wait for the card (a Home
+    # Assistant stopping meanwhile must still find the retention timer's stop listener).
+    await async_register_card(hass)
     return True
 
 
