@@ -21,7 +21,13 @@ import shutil
 from typing import Any
 
 import aiohttp
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    Locator,
+    Page,
+    TimeoutError as PlaywrightTimeoutError,
+    async_playwright,
+)
 import pytest
 
 from scripts.lab.doorbell import Doorbell
@@ -53,6 +59,9 @@ DASHBOARD_PATH = "/lovelace/doorbells"
 SCREENSHOT = REPO / "artifacts" / "e2e" / "sharing_card.png"
 SCREENSHOT_APPROVED = REPO / "artifacts" / "e2e" / "sharing_card_approved.png"
 SCREENSHOT_REFUSED = REPO / "artifacts" / "e2e" / "sharing_card_refused.png"
+FAILURE_SCREENSHOT = REPO / "artifacts" / "e2e" / "sharing_card_failure.png"
+# How long to wait for the UI: generous, as the machine may be busy; not a speed target.
+WAIT_MS = 45_000
 MEMBER = ("member", "doorstep-member")  # a throwaway login in this run's lab
 DOCS_SCREENSHOT = REPO / "docs" / "sharing-card.png"
 
@@ -90,8 +99,25 @@ async def _open_dashboard(
     await page.locator("input[name=username]").fill(login[0])
     await page.locator("input[name=password]").fill(login[1])
     await page.keyboard.press("Enter")
-    await page.wait_for_url(f"**{DASHBOARD_PATH}", timeout=20_000)
+    await page.wait_for_url(f"**{DASHBOARD_PATH}", timeout=WAIT_MS)
     return page
+
+
+async def _wait_for_request(page: Page, request_id: str) -> Locator:
+    """The card's entry for ``request_id``; on a timeout, say what the card showed."""
+    card = page.locator("doorstep-sharing-card")
+    request = card.locator(f".request[data-request-id='{request_id}']")
+    try:
+        await request.wait_for(timeout=WAIT_MS)
+    except PlaywrightTimeoutError:
+        FAILURE_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(FAILURE_SCREENSHOT))
+        shown = await card.all_inner_texts()
+        raise AssertionError(
+            f"request {request_id} not in the card at {page.url}; card shows {shown!r}; "
+            f"page in {FAILURE_SCREENSHOT}"
+        ) from None
+    return request
 
 
 def _audit_entries(config_dir: Path) -> list[dict[str, Any]]:
@@ -146,13 +172,10 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
             try:
                 # The member tries first: refused, shown in the card, nothing shared.
                 page = await _open_dashboard(browser, url, MEMBER, console)
-                request = page.locator(
-                    f"doorstep-sharing-card .request[data-request-id='{request_id}']"
-                )
-                await request.wait_for(timeout=20_000)
+                request = await _wait_for_request(page, request_id)
                 await request.locator(".share-toggle").click()
                 error = request.locator(".error")
-                await error.wait_for(timeout=20_000)
+                await error.wait_for(timeout=WAIT_MS)
                 assert "not an admin" in await error.inner_text()
                 assert await request.locator(".chip.state-pending").count() == 1
                 assert (
@@ -166,8 +189,7 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                     browser, url, (owner.username, owner.password), console
                 )
                 card = page.locator("doorstep-sharing-card")
-                request = card.locator(f".request[data-request-id='{request_id}']")
-                await request.wait_for(timeout=20_000)
+                request = await _wait_for_request(page, request_id)
                 await request.locator(".chip.state-pending").wait_for()
                 toggle = request.locator(".share-toggle")
                 assert await toggle.evaluate("(el) => el.checked") is False
@@ -182,7 +204,7 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 await card.screenshot(path=str(SCREENSHOT))
 
                 await toggle.click()
-                await request.locator(".chip.state-approved").wait_for(timeout=20_000)
+                await request.locator(".chip.state-approved").wait_for(timeout=WAIT_MS)
                 assert await request.locator(".error").count() == 0
                 assert await request.locator(".decline").count() == 0
                 await card.screenshot(path=str(SCREENSHOT_APPROVED))
