@@ -379,5 +379,6 @@ async def test_card_module_is_served(
     response = await client.get("/doorstep/frontend/doorstep-sharing-card.js")
     assert response.status == 200
     text = await response.text()
-    assert 'customElements.define("doorstep-sharing-card"' in text
+    assert 'const CARD_TYPE = "doorstep-sharing-card";' in text
+    assert "customElements.define(CARD_TYPE, DoorstepSharingCard)" in text
     assert "doorstep/sharing/subscribe" in text

@@ -437,8 +437,9 @@ class DoorstepSharingCard extends HTMLElement {
   }
 }
 
-if (!customElements.get(CARD_TYPE)) {
-  customElements.define("doorstep-sharing-card", DoorstepSharingCard);
+function defineCard() {
+  if (window.customElements.get(CARD_TYPE)) return;
+  window.customElements.define(CARD_TYPE, DoorstepSharingCard);
   window.customCards = window.customCards || [];
   window.customCards.push({
     type: CARD_TYPE,
@@ -448,3 +449,13 @@ if (!customElements.get(CARD_TYPE)) {
     documentationURL: "https://github.com/doorstep-home/doorstep#the-sharing-card",
   });
 }
+
+// Home Assistant's app bundle replaces window.customElements with a scoped-registry
+// polyfill when it loads, and this module loads alongside it. An element defined in the
+// registry being replaced is invisible to the dashboard ("Custom element doesn't
+// exist"), so define the card only once Home Assistant's own root element is in the
+// registry in use, which happens after the swap.
+(function defineWhenHomeAssistantIsReady() {
+  if (window.customElements.get("home-assistant")) defineCard();
+  else setTimeout(defineWhenHomeAssistantIsReady, 50);
+})();
