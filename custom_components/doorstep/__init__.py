@@ -13,9 +13,18 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_FINGERPRINT, CONF_KIND, CONF_TOKEN, DOMAIN, KIND_SHARING
+from .card import async_register_card
+from .const import (
+    CONF_FINGERPRINT,
+    CONF_KIND,
+    CONF_TOKEN,
+    DOMAIN,
+    KIND_SHARING,
+    SIGNAL_SHARING_CHANGED,
+)
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
 from .device import (
@@ -34,6 +43,7 @@ from .services import async_setup_services
 from .sharing import state_to_dict
 from .sharing_hub import DATA_SHARING, SharingConfigEntry, async_create_sharing_hub
 from .upload_delivery import UploadDeliveries
+from .websocket_api import async_register_commands
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,9 +64,10 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Once per Home Assistant: actions, the requester API, STUN, and the sharing entry."""
+    """Once per Home Assistant: actions, the requester API, the card, STUN, and sharing."""
     async_setup_services(hass)
     async_register_views(hass)
+    async_register_commands(hass)
     await async_start_local_stun(hass)
     stop_retention = await async_setup_recording(hass)
 
@@ -75,6 +86,9 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
             hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_SYSTEM}),
             eager_start=True,
         )
+    # Last: it waits on the executor, and nothing above should wait for the card (a Home
+    # Assistant stopping meanwhile must still find the retention timer's stop listener).
+    await async_register_card(hass)
     return True
 
 
@@ -94,12 +108,15 @@ async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -
 
     async def _stop_sharing() -> None:
         hass.data.pop(DATA_SHARING, None)
+        async_dispatcher_send(hass, SIGNAL_SHARING_CHANGED)
         await hub.store.async_save(state_to_dict(hub.gate.state))
 
     entry.async_on_unload(_stop_sharing)
     await hass.config_entries.async_forward_entry_setups(entry, SHARING_PLATFORMS)
     # After the platforms, so a resumed upload's status lands on an existing switch.
     await UploadDeliveries(hass, entry, hub).async_start()
+    # Open sharing cards pick up the (re)started gate.
+    async_dispatcher_send(hass, SIGNAL_SHARING_CHANGED)
     return True
 
 

@@ -42,6 +42,8 @@ SHARING_STORE_KEY: Final = "doorstep.sharing"
 SHARING_STORE_VERSION: Final = 1
 
 EVENT_SHARE_REQUESTED: Final = "doorstep_share_requested"
+# Dispatcher signal: requests changed, or sharing started or stopped (for the card).
+SIGNAL_SHARING_CHANGED: Final = "doorstep_sharing_changed"
 ISSUE_SHARING_STATE_CORRUPT: Final = "sharing_state_corrupt"
 ISSUE_AUDIT_WRITE_FAILED: Final = "audit_write_failed"
 # Suffixed with the request id.

@@ -10,6 +10,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.core import (
     HomeAssistant,
     ServiceCall,
@@ -31,9 +32,17 @@ from .sharing import (
     SharingError,
     TooManyPending,
     UnknownRequest,
+    is_valid_id,
     validate_request,
 )
-from .sharing_hub import DATA_SHARING, SharingHub, async_actor_from_context, sharing_failed
+from .sharing_hub import (
+    DATA_SHARING,
+    SharingHub,
+    async_actor_from_context,
+    async_audit_refusal,
+    request_switch_id,
+    sharing_failed,
+)
 
 SERVICE_REQUEST_CLIP = "request_clip"
 SERVICE_DECLINE_REQUEST = "decline_request"
@@ -113,9 +122,17 @@ def async_setup_services(hass: HomeAssistant) -> None:
 
     async def decline_request(call: ServiceCall) -> None:
         hub = _hub(hass)
-        actor = await async_actor_from_context(hass, call.context)
+        request_id = call.data["request_id"]
+        switch = request_switch_id(hass, request_id) if is_valid_id(request_id) else None
+        actor = await async_actor_from_context(hass, call.context, switch)
+        if actor.is_read_only:
+            # Home Assistant checks entity permissions only for calls that name entities;
+            # this one names a request, so Doorstep applies the switch's permission itself,
+            # and refuses the way core would (401 over REST), with the refusal on record.
+            await async_audit_refusal(hub, request_id, actor, "decline", "read-only user")
+            raise Unauthorized(context=call.context, entity_id=switch, permission=POLICY_CONTROL)
         try:
-            await hub.gate.decline(call.data["request_id"], actor)
+            await hub.gate.decline(request_id, actor)
         except (InvalidId, UnknownRequest) as err:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,

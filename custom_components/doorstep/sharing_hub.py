@@ -14,12 +14,14 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from homeassistant.auth.models import User
 from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers import issue_registry as ir
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import entity_registry as er, issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
 from homeassistant.util.hass_dict import HassKey
 
@@ -29,16 +31,21 @@ from .const import (
     ISSUE_SHARING_STATE_CORRUPT,
     SHARING_STORE_KEY,
     SHARING_STORE_VERSION,
+    SIGNAL_SHARING_CHANGED,
     STORAGE_DIR,
 )
 from .media.clips import ClipStore
 from .sharing import (
     STATE_VERSION,
     Actor,
+    ApprovalRefused,
+    AuditKind,
     AuditLog,
+    AuditWriteError,
     CorruptStateError,
     EgressGate,
     HubKey,
+    RequestClosed,
     Requester,
     RequesterKind,
     RequestState,
@@ -101,9 +108,10 @@ class SharingHub:
 
     @callback
     def async_entities_changed(self) -> None:
-        """Refresh request entities after a change the gate does not know of (uploads)."""
+        """Refresh request entities and open sharing cards (also after upload progress)."""
         for listener in list(self._listeners):
             listener()
+        async_dispatcher_send(self.hass, SIGNAL_SHARING_CHANGED)
 
     def local_requester(self, name: str, kind: RequesterKind) -> Requester:
         """The requester behind local service calls with this name, made on first use.
@@ -224,8 +232,33 @@ async def async_actor_from_context(
     if context is None or context.user_id is None:
         return Actor(user_id=None)
     user = await hass.auth.async_get_user(context.user_id)
-    if user is None or not user.is_active:
+    if user is None:
         return Actor(user_id=context.user_id)
+    return actor_for_user(user, entity_id)
+
+
+def request_switch_id(hass: HomeAssistant, request_id: str) -> str | None:
+    """The entity id of a request's switch, while it has one."""
+    return er.async_get(hass).async_get_entity_id("switch", DOMAIN, f"share_request_{request_id}")
+
+
+async def async_audit_refusal(
+    hub: SharingHub, request_id: str | None, actor: Actor, action: str, reason: str
+) -> None:
+    """Put a refusal the gate did not see on record; if even that fails, it still stands."""
+    try:
+        await hub.audit.append(
+            AuditKind.REFUSED, request_id, actor.label, {"action": action, "reason": reason}
+        )
+    except AuditWriteError:
+        # Nothing was allowed, so nothing depends on this entry: refuse all the same.
+        _LOGGER.exception("could not record a refused %s by %s", action, actor.label)
+
+
+def actor_for_user(user: User, entity_id: str | None = None) -> Actor:
+    """The actor for a known user; read-only means unable to control ``entity_id``."""
+    if not user.is_active:
+        return Actor(user_id=user.id)
     read_only = entity_id is not None and not user.permissions.check_entity(
         entity_id, POLICY_CONTROL
     )
@@ -235,3 +268,29 @@ async def async_actor_from_context(
         is_system=user.system_generated,
         is_read_only=read_only,
     )
+
+
+async def async_approve(hub: SharingHub, request_id: str, actor: Actor) -> None:
+    """Approve through the gate, as the switch and the card both do; errors for people.
+
+    The gate audits every refusal before raising it, so a refused approval is on
+    record whichever way it arrived.
+    """
+    try:
+        await hub.gate.approve(request_id, actor)
+    except ApprovalRefused as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="approval_needs_person",
+            translation_placeholders={"reason": str(err.reason)},
+        ) from err
+    except AuditWriteError as err:
+        raise HomeAssistantError(
+            translation_domain=DOMAIN, translation_key="audit_write_failed"
+        ) from err
+    except RequestClosed as err:
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key="request_closed"
+        ) from err
+    except SharingError as err:
+        raise sharing_failed(err) from err

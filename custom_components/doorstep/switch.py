@@ -7,20 +7,22 @@ from typing import Any
 
 from homeassistant.components.switch import SwitchEntity
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import CONF_KIND, DOMAIN, KIND_SHARING
+from .const import CONF_KIND, KIND_SHARING
 from .request_entity import RequestEntity, async_keep_request_entities
 from .sharing import (
-    ApprovalRefused,
-    AuditWriteError,
     DeliveryMethod,
     RequestClosed,
     RequestState,
     SharingError,
 )
-from .sharing_hub import SharingConfigEntry, async_actor_from_context, sharing_failed
+from .sharing_hub import (
+    SharingConfigEntry,
+    async_actor_from_context,
+    async_approve,
+    sharing_failed,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -85,24 +87,7 @@ class ShareRequestSwitch(RequestEntity, SwitchEntity):
     async def async_turn_on(self, **kwargs: Any) -> None:
         """Approve, if a person who is an admin asked; every refusal is audited by the gate."""
         actor = await async_actor_from_context(self.hass, self._context, self.entity_id)
-        try:
-            await self._hub.gate.approve(self.request_id, actor)
-        except ApprovalRefused as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="approval_needs_person",
-                translation_placeholders={"reason": str(err.reason)},
-            ) from err
-        except AuditWriteError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="audit_write_failed"
-            ) from err
-        except RequestClosed as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="request_closed"
-            ) from err
-        except SharingError as err:
-            raise sharing_failed(err) from err
+        await async_approve(self._hub, self.request_id, actor)
         self.async_write_ha_state()
 
     async def async_turn_off(self, **kwargs: Any) -> None:

@@ -41,13 +41,21 @@ from .hass import (
 from .netns import NetnsError, Topology, create_topology, lab_unavailable_reason
 from .pairing import dismiss_stale_discovery_notice, pair_flow, wait_for_discovery
 from .procs import ManagedProcess, ProcessFailed, within
-from .requests import REQUESTER_NAME, create_requester, file_request, requester_command
+from .requests import (
+    REQUESTER_NAME,
+    create_requester,
+    file_request,
+    requester_command,
+    wait_and_verify,
+)
 
 # DOORSTEP_DEMO_DIR lets a test run the demo without touching a person's .demo/.
 DEMO_DIR = Path(os.environ.get("DOORSTEP_DEMO_DIR") or REPO / ".demo")
 DOORBELL_NAMES = ("Front door", "Back door")
 OWNER = Owner()
-SMOKE_TIMEOUT = 90.0
+SMOKE_TIMEOUT = 120.0
+# How long the demo's requester waits for the householder before giving up.
+REQUESTER_PATIENCE = 24 * 3600.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +143,7 @@ class LabDemo:
         self.forwarder: TcpForwarder | None = None
         self.url = ""
         self.request_id: str | None = None
+        self.requester_task: asyncio.Task[None] | None = None
 
     def start_processes(self) -> None:
         """Network and processes, from the main thread (see procs.py on why)."""
@@ -213,6 +222,31 @@ class LabDemo:
         await asyncio.sleep(12)
         self.request_id = await file_request(self.hass_direct_url, token_file)
         say(f"'{REQUESTER_NAME}' asked for footage: request {self.request_id} is pending")
+        if not self.options.smoke:
+            # Like a police portal: it waits for the household's answer, then picks the
+            # footage up and checks it against the hub's signature.
+            self.requester_task = asyncio.create_task(
+                self.requester_waits(REQUESTER_PATIENCE), name="demo requester"
+            )
+
+    async def requester_waits(self, patience: float) -> None:
+        """Print the requester's verdict once a person has decided on its request."""
+        assert self.request_id is not None
+        say(f"requester: waiting for the household to decide on {self.request_id}")
+        verified, lines = await wait_and_verify(
+            self.hass_direct_url,
+            self.run_dir / "requester_token",
+            self.request_id,
+            self.run_dir / "evidence",
+            patience=patience,
+        )
+        for line in lines:
+            say(f"requester: {line}")
+        say(
+            "requester: footage received and verified"
+            if verified
+            else "requester: no verified footage (declined, revoked, expired or failed)"
+        )
 
     async def _start_forwarder(self) -> None:
         assert self.topology is not None
@@ -246,8 +280,9 @@ class LabDemo:
             )
             lines += [
                 f"  A footage request from {REQUESTER_NAME!r} is waiting. Nothing leaves until",
-                "  you turn on its switch: Settings > Devices > Doorstep sharing.",
-                "  Then fetch and verify it as the requester would:",
+                "  you turn on its switch in the dashboard's 'Footage requests' card. The",
+                "  requester is waiting: this log shows its verdict once it has the clips.",
+                "  Fetch and verify again by hand as the requester would:",
                 f"    DOORSTEP_REQUESTER_TOKEN=$(cat {token}) {fetch}",
             ]
         if self.options.ring_every:
@@ -261,6 +296,10 @@ class LabDemo:
         return "\n".join(lines)
 
     async def close(self) -> None:
+        if self.requester_task is not None:
+            self.requester_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.requester_task
         if self.forwarder is not None:
             await self.forwarder.close()
         if self.hass is not None:
@@ -304,8 +343,30 @@ async def smoke_check(demo: LabDemo, client: HassClient, session: aiohttp.Client
                 f"the requester's request is not pending in Home Assistant: {pending}"
             )
         say("smoke: the footage request waits, off, for a person")
+        await smoke_approve_and_deliver(demo, ws)
     finally:
         await ws.close()
+
+
+async def smoke_approve_and_deliver(demo: LabDemo, ws: HassWebSocket) -> None:
+    """The owner approves through the card's command; the requester verifies the clips."""
+    assert demo.request_id is not None
+    approved = await ws.call("doorstep/sharing/approve", request_id=demo.request_id)
+    if approved.get("state") != "approved":
+        raise RuntimeError(f"approving as the owner did not approve: {approved}")
+    say(f"smoke: the owner approved {demo.request_id} as the card does")
+    verified, lines = await wait_and_verify(
+        demo.hass_direct_url,
+        demo.run_dir / "requester_token",
+        demo.request_id,
+        demo.run_dir / "evidence",
+        patience=30,
+    )
+    for line in lines:
+        say(f"requester: {line}")
+    if not verified:
+        raise RuntimeError("the requester could not verify the approved footage")
+    say("smoke: the requester received and verified the approved footage")
 
 
 async def _wait_entity_state(client: HassClient, entity_id: str, want: str) -> None:

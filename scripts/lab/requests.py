@@ -60,3 +60,30 @@ async def file_request(hub_url: str, token_file: Path) -> str:
     if process.returncode != 0:
         raise RuntimeError(f"the reference requester failed: {err.decode().strip()}")
     return str(json.loads(out.decode().strip().splitlines()[-1])["id"])
+
+
+async def wait_and_verify(
+    hub_url: str, token_file: Path, request_id: str, out_dir: Path, *, patience: float
+) -> tuple[bool, list[str]]:
+    """As the requester: wait for the householder's answer, then fetch and verify.
+
+    Returns whether the footage verified, and what the reference requester printed.
+    """
+    env = {"DOORSTEP_REQUESTER_TOKEN": token_file.read_text().strip(), "PATH": "/usr/bin:/bin"}
+    lines: list[str] = []
+    steps = (
+        ("wait", request_id, f"--timeout={patience:g}", "--max-interval=3"),
+        ("fetch", request_id, f"--out={out_dir}"),
+    )
+    for step in steps:
+        process = await asyncio.create_subprocess_exec(
+            *requester_command(hub_url, *step),
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
+        lines += out.decode(errors="replace").strip().splitlines()
+        if process.returncode != 0:
+            return False, lines
+    return any(line.startswith("VERIFIED:") for line in lines), lines

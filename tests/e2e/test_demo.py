@@ -1,6 +1,7 @@
 """`scripts/demo --smoke` proves the demo a person runs works: it builds the lab, starts
 two reference doorbells and Home Assistant, pairs both by real mDNS discovery, rings
-one, checks the UI answers on the printed URL, and tears everything down."""
+one, checks the UI answers on the printed URL, approves the outside requester's request
+as the owner and sees the requester verify the footage, and tears everything down."""
 
 from __future__ import annotations
 
@@ -38,6 +39,8 @@ def test_demo_smoke(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}\n{logs}"
     assert "smoke: OK" in proc.stdout
+    # Turning the request on delivered: the requester verified the clips.
+    assert "smoke: the requester received and verified the approved footage" in proc.stdout
     assert "paired 'Front door'" in proc.stdout
     assert "paired 'Back door'" in proc.stdout
     # Everything the demo built is gone again.

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.core import Context, HomeAssistant
-from homeassistant.exceptions import Unauthorized
+from homeassistant.exceptions import ServiceValidationError, Unauthorized
+from homeassistant.helpers import entity_registry as er
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.doorstep.const import DOMAIN
-from custom_components.doorstep.sharing import RequesterKind
+from custom_components.doorstep.sharing import Actor, RequesterKind
 
-from .test_sharing import API, _body, _hub
+from .test_sharing import API, _audit, _body, _hub
 
 # Callers, as the Authorization header they present.
 NO_AUTH = "no auth"
@@ -138,3 +142,198 @@ async def test_service_matrix(
             await hass.services.async_call(
                 DOMAIN, "export_audit_log", {}, blocking=True, return_response=True, context=context
             )
+
+
+# -- the sharing card's websocket commands -----------------------------------------------
+
+AUTOMATION = "automation context"
+WS_COMMANDS = (
+    "subscribe",
+    "approve",
+    "decline",
+    "revoke",
+    "requesters",
+    "requester/create",
+    "requester/revoke",
+)
+# Who gets through, per command. Decline and revoke are the safe direction, so any user
+# who may control the request's switch may; approving and managing requesters need an
+# admin. Everything a logged-in user is refused is written to the audit log.
+WS_ALLOWED = {
+    "subscribe": {READ_ONLY, ADMIN, ADMIN_LLAT},
+    "approve": {ADMIN, ADMIN_LLAT},
+    "decline": {ADMIN, ADMIN_LLAT},
+    "revoke": {ADMIN, ADMIN_LLAT},
+    "requesters": {ADMIN, ADMIN_LLAT},
+    "requester/create": {ADMIN, ADMIN_LLAT},
+    "requester/revoke": {ADMIN, ADMIN_LLAT},
+}
+
+
+def _bearer(headers: dict[str, dict[str, str]], caller: str) -> str | None:
+    value = headers[caller].get("Authorization")
+    return None if value is None else value.removeprefix("Bearer ")
+
+
+@pytest.mark.parametrize("command", WS_COMMANDS)
+@pytest.mark.parametrize("caller", [*CALLERS, AUTOMATION])
+async def test_websocket_matrix(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    sharing_entry: MockConfigEntry,
+    headers: dict[str, dict[str, str]],
+    caller: str,
+    command: str,
+) -> None:
+    """Each sharing websocket command against every kind of caller.
+
+    Not applicable, and why:
+    - no auth, bad requester token, requester token: Home Assistant's websocket accepts
+      only its own access tokens, so these callers never get past the handshake (checked
+      here: auth_invalid) and no Doorstep command runs for them;
+    - automation context: automations, scripts and service calls have no websocket
+      connection; the websocket always acts as the logged-in user. Their way in is the
+      switch and the services, whose matrix is below.
+    """
+    if caller == AUTOMATION:
+        pytest.skip("not applicable: automations have no websocket connection (see docstring)")
+    hub = _hub(sharing_entry)
+    client = await hass_client_no_auth()
+    request_id = await _file_request(client, headers)
+    if command == "revoke":
+        await hub.gate.approve(request_id, Actor(user_id="owner", is_admin=True))
+    target, _token = hub.gate.create_requester("Target", RequesterKind.NEIGHBOUR)
+    data: dict[str, Any] = {
+        "subscribe": {},
+        "approve": {"request_id": request_id},
+        "decline": {"request_id": request_id},
+        "revoke": {"request_id": request_id},
+        "requesters": {},
+        "requester/create": {"name": "New", "kind": "insurer"},
+        "requester/revoke": {"requester_id": target.id},
+    }[command]
+    audit_before = len(_audit(hass))
+    state_before = hub.gate.get(request_id).state
+
+    async with client.ws_connect("/api/websocket") as ws:
+        assert (await ws.receive_json())["type"] == "auth_required"
+        token = _bearer(headers, caller)
+        await ws.send_json({"type": "auth", "access_token": token or ""})
+        auth = await ws.receive_json()
+        if caller in (NO_AUTH, BAD_TOKEN, REQUESTER):
+            assert auth["type"] == "auth_invalid"
+            assert hub.gate.get(request_id).state is state_before
+            return
+        assert auth["type"] == "auth_ok"
+        await ws.send_json({"id": 1, "type": f"doorstep/sharing/{command}", **data})
+        answer = await ws.receive_json()
+
+    if caller in WS_ALLOWED[command]:
+        assert answer["success"] is True, answer
+        expected_state = {"approve": "approved", "decline": "declined", "revoke": "revoked"}
+        if command in expected_state:
+            assert hub.gate.get(request_id).state.value == expected_state[command]
+    else:
+        assert answer["success"] is False
+        assert answer["error"]["code"] == "unauthorized"
+        assert hub.gate.get(request_id).state is state_before
+        assert not hub.gate.requester(target.id).revoked
+        assert [r.name for r in hub.gate.state.requesters.values()].count("New") == 0
+        # The refusal is on record.
+        new_entries = _audit(hass)[audit_before:]
+        assert [entry["kind"] for entry in new_entries] == ["refused"]
+
+
+async def _file_request(client: Any, headers: dict[str, dict[str, str]]) -> str:
+    response = await client.post(f"{API}/requests", json=_body(), headers=headers[REQUESTER])
+    assert response.status == 201
+    return str((await response.json())["id"])
+
+
+# -- the decisions' entities and services ---------------------------------------------
+
+DECISIONS = ("switch on", "switch off", "decline button", "decline_request service")
+# Turning the switch on approves: admins only, never an automation (invariant I2).
+# Turning it off, Decline and decline_request close a request, the safe direction, so
+# automations may; read-only users may not change anything.
+DECISION_ALLOWED = {
+    "switch on": {ADMIN, ADMIN_LLAT},
+    "switch off": {ADMIN, ADMIN_LLAT, AUTOMATION},
+    "decline button": {ADMIN, ADMIN_LLAT, AUTOMATION},
+    "decline_request service": {ADMIN, ADMIN_LLAT, AUTOMATION},
+}
+DECISION_RESULT = {
+    "switch on": "approved",
+    "switch off": "revoked",
+    "decline button": "declined",
+    "decline_request service": "declined",
+}
+
+
+@pytest.mark.parametrize("decision", DECISIONS)
+@pytest.mark.parametrize("caller", [*CALLERS, AUTOMATION])
+async def test_decision_matrix(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    sharing_entry: MockConfigEntry,
+    headers: dict[str, dict[str, str]],
+    caller: str,
+    decision: str,
+) -> None:
+    """The per-request switch, the Decline button and decline_request, through Home
+    Assistant's REST API for callers with a header and as an automation's call."""
+    assert await async_setup_component(hass, "api", {})
+    hub = _hub(sharing_entry)
+    client = await hass_client_no_auth()
+    request_id = await _file_request(client, headers)
+    await hass.async_block_till_done()
+    registry = er.async_get(hass)
+    switch = registry.async_get_entity_id("switch", DOMAIN, f"share_request_{request_id}")
+    button = registry.async_get_entity_id("button", DOMAIN, f"decline_request_{request_id}")
+    if decision == "switch off":
+        await hub.gate.approve(request_id, Actor(user_id="owner", is_admin=True))
+    domain, service, data = {
+        "switch on": ("switch", "turn_on", {"entity_id": switch}),
+        "switch off": ("switch", "turn_off", {"entity_id": switch}),
+        "decline button": ("button", "press", {"entity_id": button}),
+        "decline_request service": (DOMAIN, "decline_request", {"request_id": request_id}),
+    }[decision]
+    state_before = hub.gate.get(request_id).state
+    audit_before = len(_audit(hass))
+
+    if caller == AUTOMATION:
+        try:
+            await hass.services.async_call(domain, service, data, blocking=True, context=Context())
+        except ServiceValidationError as err:
+            refused_key: str | None = err.translation_key
+        else:
+            refused_key = None
+        allowed = refused_key is None
+        if not allowed:
+            assert refused_key == "approval_needs_person"
+    else:
+        response = await client.post(
+            f"/api/services/{domain}/{service}", json=data, headers=headers[caller]
+        )
+        allowed = response.status == 200
+        if not allowed:
+            assert response.status in (400, 401), await response.text()
+
+    assert allowed == (caller in DECISION_ALLOWED[decision]), caller
+    state_after = hub.gate.get(request_id).state
+    if allowed:
+        assert state_after.value == DECISION_RESULT[decision]
+    else:
+        assert state_after is state_before
+    refusals = [entry["kind"] for entry in _audit(hass)[audit_before:]]
+    if not allowed and (
+        caller == AUTOMATION or (caller == READ_ONLY and decision == "decline_request service")
+    ):
+        # Refusals Doorstep sees are on record: the automation's approval (by the gate)
+        # and the read-only user's decline_request (by the service).
+        assert refusals == ["refused"], (caller, refusals)
+    elif not allowed and caller == READ_ONLY:
+        # Known gap, closed by the card: Home Assistant core refuses a read-only user's
+        # switch or button call before Doorstep sees it, so it is not in Doorstep's log.
+        # The card's websocket commands, which do see it, audit it (matrix above).
+        assert refusals == [], refusals
