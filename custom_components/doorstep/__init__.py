@@ -151,6 +151,7 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
         recorder, trigger = start_recorder(
             hass, device.device_id, config, relay, events=records_events(entry.options)
         )
+        entry.runtime_data.recorder = recorder
         entry.async_on_unload(coordinator.add_event_hook(trigger))
 
     async def _stop_media() -> None:
