@@ -7,6 +7,7 @@ sharing gate and nowhere else.
 
 from __future__ import annotations
 
+from datetime import date
 from http import HTTPStatus
 
 from aiohttp import web
@@ -21,6 +22,7 @@ from homeassistant.components.media_source import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .live_view import home_network_policy
@@ -44,7 +46,8 @@ async def async_get_media_source(hass: HomeAssistant) -> MediaSource:
 
 
 class DoorstepClipsSource(MediaSource):
-    """A folder per doorbell, newest clip first; continuous segments in a sub-folder."""
+    """A folder per doorbell, newest clip first; continuous segments in a sub-folder,
+    by day."""
 
     name = "Doorstep clips"
 
@@ -68,7 +71,8 @@ class DoorstepClipsSource(MediaSource):
 
     async def async_browse_media(self, item: MediaSourceItem) -> BrowseMediaSource:
         """Root: doorbells; a doorbell: its event clips, newest first, and a folder of its
-        continuous segments when there are any; that folder: the segments, newest first."""
+        continuous segments when there are any; that folder: days; a day: its segments,
+        newest first."""
         clips = await self.hass.async_add_executor_job(self._store().list_clips)
         names = self._doorbell_names()
         if item.identifier:
@@ -80,8 +84,11 @@ class DoorstepClipsSource(MediaSource):
                 reverse=True,
             )
             segments = [clip for clip in mine if clip.reason == REASON_CONTINUOUS]
-            if folder == CONTINUOUS_FOLDER:
-                return self._segments_folder(doorbell_id, title, segments)
+            section, _, day = folder.partition("/")
+            if section == CONTINUOUS_FOLDER and not day:
+                return self._days_folder(doorbell_id, title, segments)
+            if section == CONTINUOUS_FOLDER:
+                return self._day_folder(doorbell_id, title, day, segments)
             if folder:
                 raise Unresolvable(f"No such folder: {item.identifier}")
             events = [clip for clip in mine if clip.reason != REASON_CONTINUOUS]
@@ -115,7 +122,7 @@ class DoorstepClipsSource(MediaSource):
         children.extend(
             _video(
                 f"{doorbell_id}/{clip.id}",
-                f"{clip.start.astimezone():%Y-%m-%d %H:%M:%S} · "
+                f"{dt_util.as_local(clip.start):%Y-%m-%d %H:%M:%S} · "
                 f"{EVENT_LABELS.get(clip.reason, clip.reason)}"
                 f"{_times(clip.triggers)} · {clip.duration.total_seconds():.0f} s",
             )
@@ -125,19 +132,35 @@ class DoorstepClipsSource(MediaSource):
         folder.children_media_class = MediaClass.VIDEO if not has_segments else None
         return folder
 
-    def _segments_folder(
+    def _days_folder(
         self, doorbell_id: str, title: str, segments: list[ClipRecord]
     ) -> BrowseMediaSource:
-        folder = _directory(
-            f"{doorbell_id}/{CONTINUOUS_FOLDER}", f"{title}: {CONTINUOUS_FOLDER_TITLE}"
-        )
-        folder.children_media_class = MediaClass.VIDEO
+        """A folder per day, newest first: a month of segments is too long to scroll."""
+        base = f"{doorbell_id}/{CONTINUOUS_FOLDER}"
+        folder = _directory(base, f"{title}: {CONTINUOUS_FOLDER_TITLE}")
+        folder.children_media_class = MediaClass.DIRECTORY
+        days = sorted({_local_day(clip) for clip in segments}, reverse=True)
+        folder.children = [
+            _directory(f"{base}/{day}", f"{date.fromisoformat(day):%A %d %B %Y}") for day in days
+        ]
+        return folder
+
+    def _day_folder(
+        self, doorbell_id: str, title: str, day: str, segments: list[ClipRecord]
+    ) -> BrowseMediaSource:
+        base = f"{doorbell_id}/{CONTINUOUS_FOLDER}/{day}"
+        try:
+            heading = f"{title}: {date.fromisoformat(day):%A %d %B %Y}"
+        except ValueError as err:
+            raise Unresolvable(f"No such day: {day}") from err
+        folder = _directory(base, heading)
         folder.children = [
             _video(
-                f"{doorbell_id}/{CONTINUOUS_FOLDER}/{clip.id}",
-                f"{clip.start.astimezone():%Y-%m-%d %H:%M:%S} to {clip.end.astimezone():%H:%M:%S}",
+                f"{base}/{clip.id}",
+                f"{dt_util.as_local(clip.start):%H:%M:%S} to {dt_util.as_local(clip.end):%H:%M:%S}",
             )
             for clip in segments
+            if _local_day(clip) == day
         ]
         return folder
 
@@ -173,6 +196,11 @@ def _video(identifier: str, title: str) -> BrowseMediaSource:
         can_play=True,
         can_expand=False,
     )
+
+
+def _local_day(clip: ClipRecord) -> str:
+    """The day a segment starts on, in Home Assistant's time zone (ISO date)."""
+    return dt_util.as_local(clip.start).date().isoformat()
 
 
 def _times(triggers: int) -> str:
