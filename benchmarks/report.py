@@ -1,4 +1,5 @@
-"""Write ``docs/benchmarks.md`` and the plot from ``docs/benchmarks/live_view.json``."""
+"""Write ``docs/benchmarks.md`` and the plot from ``docs/benchmarks/live_view.json``, with
+a "Recording" section from ``docs/benchmarks/recorder.json`` when that exists."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from .analyze import analyze_encoder, analyze_run
 from .common import REPO
 from .plot import Series, bar_panel, grid, line_panel
+from .recorder_report import plot as plot_recorder, section as recorder_section
 
 TARGET_LABEL = "1080p30"
 
@@ -688,6 +690,13 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
         "",
         METHOD,
     ]
+    recorder_raw = raw_path.parent / "recorder.json"
+    if recorder_raw.exists():
+        recorder_png = raw_path.parent / "recorder.png"
+        recorder_data = json.loads(recorder_raw.read_text())
+        plot_recorder(recorder_data, recorder_png)
+        png = recorder_png.relative_to(md_path.parent)
+        parts += ["", recorder_section(recorder_data, str(png))]
     md_path.write_text("\n".join(parts) + "\n")
 
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 import contextlib
 import logging
-from typing import cast
+from typing import Any, cast
 
 from homeassistant.config_entries import SOURCE_SYSTEM
 from homeassistant.const import CONF_HOST, CONF_PORT, EVENT_HOMEASSISTANT_STOP, Platform
@@ -37,7 +38,13 @@ from .http import async_register_views
 from .ice import async_start_local_stun
 from .live_view import home_network_policy, live_view_settings
 from .media import MediaRelay, SessionManager, StreamSource, live_view_source
-from .recording import DATA_CLIPS, async_setup_recording, recorder_config, start_recorder
+from .recording import (
+    DATA_CLIPS,
+    async_setup_recording,
+    recorder_config,
+    records_events,
+    start_recorder,
+)
 from .repairs import async_create_identity_issue, async_update_profile_issue
 from .services import async_setup_services
 from .sharing import state_to_dict
@@ -165,8 +172,11 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
     )
 
     recorder = None
-    if (config := recorder_config(dict(entry.options))) is not None:
-        recorder, trigger = start_recorder(hass, device.device_id, config, source_relay)
+    if (config := recorder_config(entry.options)) is not None:
+        recorder, trigger = start_recorder(
+            hass, device.device_id, config, source_relay, events=records_events(entry.options)
+        )
+        entry.runtime_data.recorder = recorder
         entry.async_on_unload(coordinator.add_event_hook(trigger))
 
     async def _stop_media() -> None:
@@ -191,10 +201,13 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
 
     # Who may watch and how clips are cut are fixed at setup; changing them reloads.
     # The ring cooldown is read when used and needs no reload.
-    settings_at_setup = (live_view_settings(entry.options), recorder_config(dict(entry.options)))
+    def _settings(options: Mapping[str, Any]) -> tuple[object, ...]:
+        return (live_view_settings(options), recorder_config(options), records_events(options))
+
+    settings_at_setup = _settings(entry.options)
 
     async def _async_options_updated(hass: HomeAssistant, entry: DoorstepConfigEntry) -> None:
-        settings = (live_view_settings(entry.options), recorder_config(dict(entry.options)))
+        settings = _settings(entry.options)
         if settings != settings_at_setup:
             await hass.config_entries.async_reload(entry.entry_id)
 

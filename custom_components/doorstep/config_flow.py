@@ -33,15 +33,20 @@ from .const import (
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
     CONF_RECORD_CLIPS,
+    CONF_RECORD_CONTINUOUS,
     CONF_RING_COOLDOWN,
+    CONF_SEGMENT_LENGTH,
     CONF_TOKEN,
     DEFAULT_POST_ROLL,
     DEFAULT_PRE_ROLL,
     DEFAULT_RING_COOLDOWN,
+    DEFAULT_SEGMENT_LENGTH,
     DOMAIN,
     KIND_SHARING,
     MAX_RING_COOLDOWN,
     MAX_ROLL,
+    MAX_SEGMENT_LENGTH,
+    MIN_SEGMENT_LENGTH,
     PAIRING_CLIENT_NAME,
     SHARING_UNIQUE_ID,
 )
@@ -336,6 +341,8 @@ class DoorstepOptionsFlow(OptionsFlow):
                         CONF_RECORD_CLIPS: user_input[CONF_RECORD_CLIPS],
                         CONF_PRE_ROLL: int(user_input[CONF_PRE_ROLL]),
                         CONF_POST_ROLL: int(user_input[CONF_POST_ROLL]),
+                        CONF_RECORD_CONTINUOUS: user_input[CONF_RECORD_CONTINUOUS],
+                        CONF_SEGMENT_LENGTH: int(user_input[CONF_SEGMENT_LENGTH]),
                     }
                 )
         options = self.config_entry.options
@@ -346,6 +353,8 @@ class DoorstepOptionsFlow(OptionsFlow):
             CONF_RECORD_CLIPS: options.get(CONF_RECORD_CLIPS, True),
             CONF_PRE_ROLL: options.get(CONF_PRE_ROLL, DEFAULT_PRE_ROLL),
             CONF_POST_ROLL: options.get(CONF_POST_ROLL, DEFAULT_POST_ROLL),
+            CONF_RECORD_CONTINUOUS: options.get(CONF_RECORD_CONTINUOUS, False),
+            CONF_SEGMENT_LENGTH: options.get(CONF_SEGMENT_LENGTH, DEFAULT_SEGMENT_LENGTH),
         }
         return self.async_show_form(
             step_id="init",
@@ -457,10 +466,10 @@ class RequestersOptionsFlow(OptionsFlow):
         )
 
 
-def _seconds_selector(maximum: int) -> selector.NumberSelector:
+def _seconds_selector(maximum: int, minimum: int = 1) -> selector.NumberSelector:
     return selector.NumberSelector(
         selector.NumberSelectorConfig(
-            min=1,
+            min=minimum,
             max=maximum,
             step=1,
             unit_of_measurement="s",
@@ -487,6 +496,10 @@ OPTIONS_SCHEMA = vol.Schema(
         vol.Required(CONF_RECORD_CLIPS, default=True): selector.BooleanSelector(),
         vol.Required(CONF_PRE_ROLL, default=DEFAULT_PRE_ROLL): _seconds_selector(MAX_ROLL),
         vol.Required(CONF_POST_ROLL, default=DEFAULT_POST_ROLL): _seconds_selector(MAX_ROLL),
+        vol.Required(CONF_RECORD_CONTINUOUS, default=False): selector.BooleanSelector(),
+        vol.Required(CONF_SEGMENT_LENGTH, default=DEFAULT_SEGMENT_LENGTH): _seconds_selector(
+            MAX_SEGMENT_LENGTH, MIN_SEGMENT_LENGTH
+        ),
     }
 )
 

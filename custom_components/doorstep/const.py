@@ -56,5 +56,13 @@ CONF_POST_ROLL: Final = "post_roll"
 DEFAULT_PRE_ROLL: Final = 10
 DEFAULT_POST_ROLL: Final = 10
 MAX_ROLL: Final = 60
+# Continuous recording: off by default; the day is cut into segments of this many seconds.
+CONF_RECORD_CONTINUOUS: Final = "record_continuous"
+CONF_SEGMENT_LENGTH: Final = "segment_length"
+DEFAULT_SEGMENT_LENGTH: Final = 600
+MIN_SEGMENT_LENGTH: Final = 10
+MAX_SEGMENT_LENGTH: Final = 3600
 RETENTION_MAX_AGE: Final = timedelta(days=30)
 RETENTION_MAX_BYTES: Final = 10 * 1024**3
+# Sent (with the doorbell id, or None for all) when clips are saved or deleted.
+SIGNAL_CLIPS_CHANGED: Final = "doorstep_clips_changed"

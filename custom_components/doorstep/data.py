@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from homeassistant.config_entries import ConfigEntry
 
 from .device import DeviceInfo, DoorstepClient
-from .media import MediaRelay, SessionManager
+from .media import MediaRelay, Recorder, SessionManager
 
 if TYPE_CHECKING:
     from .coordinator import DoorstepCoordinator
@@ -25,6 +25,8 @@ class DoorstepData:
     relay: MediaRelay
     # One aiortc peer connection per browser watching this doorbell.
     sessions: SessionManager
+    # Clips and continuous segments; None when the doorbell records nothing.
+    recorder: Recorder | None = None
 
 
 type DoorstepConfigEntry = ConfigEntry[DoorstepData]

@@ -23,6 +23,7 @@ async def async_get_config_entry_diagnostics(
     """What the doorbell said about itself and how its connection is doing."""
     data = entry.runtime_data
     state = data.coordinator.data
+    recorder = data.recorder
     return {
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
         "device": asdict(data.device),
@@ -31,5 +32,14 @@ async def async_get_config_entry_diagnostics(
             "motion": state.motion,
             "last_ring": state.last_ring.isoformat() if state.last_ring else None,
             "last_event": state.last_event.type.value if state.last_event else None,
+        },
+        # Counters a full disk or a slow one shows up in; no footage, no paths.
+        "recording": None
+        if recorder is None
+        else {
+            "config": asdict(recorder.config),
+            "stats": asdict(recorder.stats),
+            "open_clip": recorder.recording,
+            "memory_bytes": recorder.memory_bytes,
         },
     }

@@ -7,6 +7,7 @@ sharing gate and nowhere else.
 
 from __future__ import annotations
 
+from datetime import date
 from http import HTTPStatus
 
 from aiohttp import web
@@ -21,14 +22,22 @@ from homeassistant.components.media_source import (
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .live_view import home_network_policy
+from .media import REASON_CONTINUOUS
 from .media.clips import ClipRecord, ClipStore
 from .recording import DATA_CLIPS
 from .sharing import is_valid_id
 
 CLIP_URL = "/api/doorstep/v1/clips/{clip_id}"
+# A doorbell's continuous segments sit in a folder of their own, apart from the clips
+# of rings and motion that a householder looks for first. Media browser titles are not
+# translated by Home Assistant, so these are plain English like the rest of the tree.
+CONTINUOUS_FOLDER = "continuous"
+CONTINUOUS_FOLDER_TITLE = "Continuous recording"
+EVENT_LABELS = {"ring": "Ring", "motion_start": "Motion"}
 
 
 async def async_get_media_source(hass: HomeAssistant) -> MediaSource:
@@ -37,7 +46,8 @@ async def async_get_media_source(hass: HomeAssistant) -> MediaSource:
 
 
 class DoorstepClipsSource(MediaSource):
-    """A folder per doorbell, newest clip first."""
+    """A folder per doorbell, newest clip first; continuous segments in a sub-folder,
+    by day."""
 
     name = "Doorstep clips"
 
@@ -60,17 +70,29 @@ class DoorstepClipsSource(MediaSource):
         return PlayMedia(CLIP_URL.format(clip_id=clip_id), "video/mp4")
 
     async def async_browse_media(self, item: MediaSourceItem) -> BrowseMediaSource:
-        """Root: doorbells; a doorbell: its clips."""
+        """Root: doorbells; a doorbell: its event clips, newest first, and a folder of its
+        continuous segments when there are any; that folder: days; a day: its segments,
+        newest first."""
         clips = await self.hass.async_add_executor_job(self._store().list_clips)
         names = self._doorbell_names()
         if item.identifier:
-            doorbell_id = item.identifier.partition("/")[0]
-            chosen = sorted(
+            doorbell_id, _, folder = item.identifier.partition("/")
+            title = names.get(doorbell_id, doorbell_id)
+            mine = sorted(
                 (clip for clip in clips if clip.doorbell_id == doorbell_id),
                 key=lambda clip: clip.start,
                 reverse=True,
             )
-            return self._folder(doorbell_id, names.get(doorbell_id, doorbell_id), chosen)
+            segments = [clip for clip in mine if clip.reason == REASON_CONTINUOUS]
+            section, _, day = folder.partition("/")
+            if section == CONTINUOUS_FOLDER and not day:
+                return self._days_folder(doorbell_id, title, segments)
+            if section == CONTINUOUS_FOLDER:
+                return self._day_folder(doorbell_id, title, day, segments)
+            if folder:
+                raise Unresolvable(f"No such folder: {item.identifier}")
+            events = [clip for clip in mine if clip.reason != REASON_CONTINUOUS]
+            return self._doorbell_folder(doorbell_id, title, events, bool(segments))
         root = BrowseMediaSource(
             domain=DOMAIN,
             identifier=None,
@@ -82,34 +104,63 @@ class DoorstepClipsSource(MediaSource):
             children_media_class=MediaClass.DIRECTORY,
         )
         root.children = [
-            self._folder(doorbell_id, names.get(doorbell_id, doorbell_id), [])
+            _directory(doorbell_id, names.get(doorbell_id, doorbell_id))
             for doorbell_id in sorted({clip.doorbell_id for clip in clips})
         ]
         return root
 
-    def _folder(self, doorbell_id: str, title: str, clips: list[ClipRecord]) -> BrowseMediaSource:
-        folder = BrowseMediaSource(
-            domain=DOMAIN,
-            identifier=doorbell_id,
-            media_class=MediaClass.DIRECTORY,
-            media_content_type=MediaType.VIDEO,
-            title=title,
-            can_play=False,
-            can_expand=True,
-            children_media_class=MediaClass.VIDEO,
-        )
-        folder.children = [
-            BrowseMediaSource(
-                domain=DOMAIN,
-                identifier=f"{doorbell_id}/{clip.id}",
-                media_class=MediaClass.VIDEO,
-                media_content_type="video/mp4",
-                title=f"{clip.start.astimezone():%Y-%m-%d %H:%M:%S} ({clip.reason}, "
-                f"{clip.duration.total_seconds():.0f} s)",
-                can_play=True,
-                can_expand=False,
+    def _doorbell_folder(
+        self, doorbell_id: str, title: str, events: list[ClipRecord], has_segments: bool
+    ) -> BrowseMediaSource:
+        folder = _directory(doorbell_id, title)
+        children = []
+        if has_segments:
+            # First, so it is not lost below a long list of ring and motion clips.
+            children.append(
+                _directory(f"{doorbell_id}/{CONTINUOUS_FOLDER}", CONTINUOUS_FOLDER_TITLE)
             )
-            for clip in clips
+        children.extend(
+            _video(
+                f"{doorbell_id}/{clip.id}",
+                f"{dt_util.as_local(clip.start):%Y-%m-%d %H:%M:%S} · "
+                f"{EVENT_LABELS.get(clip.reason, clip.reason)}"
+                f"{_times(clip.triggers)} · {clip.duration.total_seconds():.0f} s",
+            )
+            for clip in events
+        )
+        folder.children = children
+        folder.children_media_class = MediaClass.VIDEO if not has_segments else None
+        return folder
+
+    def _days_folder(
+        self, doorbell_id: str, title: str, segments: list[ClipRecord]
+    ) -> BrowseMediaSource:
+        """A folder per day, newest first: a month of segments is too long to scroll."""
+        base = f"{doorbell_id}/{CONTINUOUS_FOLDER}"
+        folder = _directory(base, f"{title}: {CONTINUOUS_FOLDER_TITLE}")
+        folder.children_media_class = MediaClass.DIRECTORY
+        days = sorted({_local_day(clip) for clip in segments}, reverse=True)
+        folder.children = [
+            _directory(f"{base}/{day}", f"{date.fromisoformat(day):%A %d %B %Y}") for day in days
+        ]
+        return folder
+
+    def _day_folder(
+        self, doorbell_id: str, title: str, day: str, segments: list[ClipRecord]
+    ) -> BrowseMediaSource:
+        base = f"{doorbell_id}/{CONTINUOUS_FOLDER}/{day}"
+        try:
+            heading = f"{title}: {date.fromisoformat(day):%A %d %B %Y}"
+        except ValueError as err:
+            raise Unresolvable(f"No such day: {day}") from err
+        folder = _directory(base, heading)
+        folder.children = [
+            _video(
+                f"{base}/{clip.id}",
+                f"{dt_util.as_local(clip.start):%H:%M:%S} to {dt_util.as_local(clip.end):%H:%M:%S}",
+            )
+            for clip in segments
+            if _local_day(clip) == day
         ]
         return folder
 
@@ -120,6 +171,40 @@ class DoorstepClipsSource(MediaSource):
                 if domain == DOMAIN:
                     names[identifier] = device.name_by_user or device.name or identifier
         return names
+
+
+def _directory(identifier: str, title: str) -> BrowseMediaSource:
+    return BrowseMediaSource(
+        domain=DOMAIN,
+        identifier=identifier,
+        media_class=MediaClass.DIRECTORY,
+        media_content_type=MediaType.VIDEO,
+        title=title,
+        can_play=False,
+        can_expand=True,
+        children_media_class=MediaClass.VIDEO,
+    )
+
+
+def _video(identifier: str, title: str) -> BrowseMediaSource:
+    return BrowseMediaSource(
+        domain=DOMAIN,
+        identifier=identifier,
+        media_class=MediaClass.VIDEO,
+        media_content_type="video/mp4",
+        title=title,
+        can_play=True,
+        can_expand=False,
+    )
+
+
+def _local_day(clip: ClipRecord) -> str:
+    """The day a segment starts on, in Home Assistant's time zone (ISO date)."""
+    return dt_util.as_local(clip.start).date().isoformat()
+
+
+def _times(triggers: int) -> str:
+    return f" ({triggers} times)" if triggers > 1 else ""
 
 
 class ClipView(HomeAssistantView):

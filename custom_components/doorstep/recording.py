@@ -3,7 +3,7 @@ retention that respects legal holds, and a repair issue when the disk is full.""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 import logging
 from pathlib import Path
@@ -11,6 +11,7 @@ from typing import Any
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
@@ -19,11 +20,17 @@ from .const import (
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
     CONF_RECORD_CLIPS,
+    CONF_RECORD_CONTINUOUS,
+    CONF_SEGMENT_LENGTH,
     DEFAULT_POST_ROLL,
     DEFAULT_PRE_ROLL,
+    DEFAULT_SEGMENT_LENGTH,
     DOMAIN,
+    MAX_SEGMENT_LENGTH,
+    MIN_SEGMENT_LENGTH,
     RETENTION_MAX_AGE,
     RETENTION_MAX_BYTES,
+    SIGNAL_CLIPS_CHANGED,
     STORAGE_DIR,
 )
 from .device import DoorbellEvent, EventType
@@ -57,7 +64,7 @@ async def async_setup_recording(hass: HomeAssistant) -> Callable[[], None]:
 
 
 async def async_apply_retention(hass: HomeAssistant) -> list[ClipRecord]:
-    """Delete old clips, oldest first, but never one a footage request holds."""
+    """Delete old clips and segments, oldest first, but never one a footage request holds."""
     store = hass.data[DATA_CLIPS]
     hub = hass.data.get(DATA_SHARING)
     if hub is None:
@@ -69,27 +76,59 @@ async def async_apply_retention(hass: HomeAssistant) -> list[ClipRecord]:
     )
     if deleted:
         _LOGGER.debug("Retention deleted %d clips", len(deleted))
+        async_dispatcher_send(hass, SIGNAL_CLIPS_CHANGED, None)
     return deleted
 
 
-def recorder_config(options: dict[str, Any]) -> RecorderConfig | None:
-    """The recorder settings of a doorbell, or None when recording is off."""
-    if not options.get(CONF_RECORD_CLIPS, True):
+def records_events(options: Mapping[str, Any]) -> bool:
+    """True when rings and motion save clips (the default)."""
+    return bool(options.get(CONF_RECORD_CLIPS, True))
+
+
+def records_continuously(options: Mapping[str, Any]) -> bool:
+    """True when the doorbell is recorded all the time, in segments (off by default)."""
+    return bool(options.get(CONF_RECORD_CONTINUOUS, False))
+
+
+def segment_length(options: Mapping[str, Any]) -> int:
+    """Seconds per continuous segment, kept within bounds even if storage was edited."""
+    try:
+        seconds = int(options.get(CONF_SEGMENT_LENGTH, DEFAULT_SEGMENT_LENGTH))
+    except (TypeError, ValueError):
+        seconds = DEFAULT_SEGMENT_LENGTH
+    return min(MAX_SEGMENT_LENGTH, max(MIN_SEGMENT_LENGTH, seconds))
+
+
+def recorder_config(options: Mapping[str, Any]) -> RecorderConfig | None:
+    """The recorder settings of a doorbell, or None when it records nothing."""
+    events = records_events(options)
+    continuous = records_continuously(options)
+    if not events and not continuous:
         return None
     return RecorderConfig(
-        pre_roll=float(options.get(CONF_PRE_ROLL, DEFAULT_PRE_ROLL)),
+        # Segments alone need no pre-roll: the ring then holds only the current GOP.
+        pre_roll=float(options.get(CONF_PRE_ROLL, DEFAULT_PRE_ROLL)) if events else 0.0,
         post_roll=float(options.get(CONF_POST_ROLL, DEFAULT_POST_ROLL)),
+        continuous=continuous,
+        segment=float(segment_length(options)),
     )
 
 
 def start_recorder(
-    hass: HomeAssistant, device_id: str, config: RecorderConfig, relay: MediaRelay
+    hass: HomeAssistant,
+    device_id: str,
+    config: RecorderConfig,
+    relay: MediaRelay,
+    *,
+    events: bool = True,
 ) -> tuple[Recorder, Callable[[DoorbellEvent], None]]:
-    """A recorder on the relay, and the event hook that triggers it."""
+    """A recorder on the relay, and the event hook that triggers it (a no-op when
+    ``events`` is off and only continuous segments are recorded)."""
 
     @callback
     def clip_saved(record: ClipRecord) -> None:
         ir.async_delete_issue(hass, DOMAIN, ISSUE_STORAGE_FULL)
+        async_dispatcher_send(hass, SIGNAL_CLIPS_CHANGED, record.doorbell_id)
 
     @callback
     def failed(error: RecordingError) -> None:
@@ -113,7 +152,7 @@ def start_recorder(
 
     @callback
     def on_event(event: DoorbellEvent) -> None:
-        if event.type in RECORDED_EVENTS:
+        if events and event.type in RECORDED_EVENTS:
             # The hub's clock, not the doorbell's: clips are cut on the hub's timeline.
             recorder.trigger(dt_util.utcnow(), event.type.value)
 

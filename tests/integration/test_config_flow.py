@@ -21,8 +21,11 @@ from custom_components.doorstep.const import (
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
     CONF_RECORD_CLIPS,
+    CONF_RECORD_CONTINUOUS,
     CONF_RING_COOLDOWN,
+    CONF_SEGMENT_LENGTH,
     CONF_TOKEN,
+    DEFAULT_SEGMENT_LENGTH,
     DOMAIN,
 )
 from custom_components.doorstep.repairs import identity_issue_id
@@ -447,4 +450,7 @@ async def test_options(hass: HomeAssistant, paired_entry: MockConfigEntry) -> No
         CONF_RECORD_CLIPS: True,
         CONF_PRE_ROLL: 5,
         CONF_POST_ROLL: 15,
+        # Not in the form's input: continuous recording stays off by default.
+        CONF_RECORD_CONTINUOUS: False,
+        CONF_SEGMENT_LENGTH: DEFAULT_SEGMENT_LENGTH,
     }

@@ -31,3 +31,6 @@ async def test_diagnostics_redacts_pairing(
     assert diagnostics["device"]["device_id"] == doorbell.device_id
     assert diagnostics["device"]["model"] == "Doorstep Reference Doorbell"
     assert diagnostics["state"]["connected"] is True
+    recording = diagnostics["recording"]
+    assert recording["config"]["continuous"] is False
+    assert recording["stats"]["failures"] == 0

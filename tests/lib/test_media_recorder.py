@@ -359,6 +359,74 @@ async def test_continuous_recording_in_segments(harness_factory: Callable[..., H
 # --- disk full --------------------------------------------------------------------------------
 
 
+def _failing_mux(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Make the disk full while the returned flag list holds True."""
+    real_mux = ClipWriter._mux
+    full = [False]
+
+    def mux(writer: ClipWriter, packet: VideoPacket, duration: int) -> None:
+        if full[0]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_mux(writer, packet, duration)
+
+    monkeypatch.setattr(ClipWriter, "_mux", mux)
+    return full
+
+
+async def _feed_in_steps(h: Harness, seconds: float, step: float = 0.1) -> None:
+    """Feed with the worker's results taken in between, as a live stream would."""
+    for _ in range(round(seconds / step)):
+        h.feeder.seconds(step)
+        await h.recorder.drain()
+
+
+async def test_failed_segment_is_retried_soon_not_at_its_planned_end(
+    harness_factory: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Space freed a moment after a full disk: recording resumes after the retry delay,
+    not after the rest of a long segment."""
+    h = harness_factory(RecorderConfig(continuous=True, segment=60.0, segment_retry=0.5))
+    full = _failing_mux(monkeypatch)
+    await _feed_in_steps(h, 1.0)
+    full[0] = True
+    await _feed_in_steps(h, 0.2)
+    assert len(h.errors) == 1
+    assert isinstance(h.errors[0], StorageFull)
+    assert h.leftovers() == []
+    full[0] = False
+    await _feed_in_steps(h, 2.0)
+    await h.recorder.close()
+    assert len(h.errors) == 1
+    [segment] = h.clips
+    # Writing failed at 1.0 s (the writer holds one frame back); the first keyframe at
+    # least 0.5 s later is the one at 1.5 s. Without the retry, nothing until 60 s.
+    assert segment.duration.total_seconds() == pytest.approx(3.2 - 1.5, abs=1e-6)
+    assert inspect_mp4(h.store.root / f"{segment.id}.mp4").first_is_keyframe
+
+
+async def test_segment_retries_back_off_while_the_disk_stays_full(
+    harness_factory: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Waits of 0.5, 1, 2, then 4 s between tries: four failures in eight seconds where a
+    fixed delay would make eight."""
+    h = harness_factory(RecorderConfig(continuous=True, segment=60.0, segment_retry=0.5))
+    full = _failing_mux(monkeypatch)
+    full[0] = True
+    await _feed_in_steps(h, 8.0)
+    # Failures at 0.1, 1.1, 2.6 and 5.1 s (each try starts at a keyframe, every 0.5 s).
+    assert len(h.errors) == 4
+    assert h.clips == []
+    assert h.leftovers() == []
+    # Space again: the next try, at the first keyframe 4 s after the last failure
+    # (9.5 s), saves a segment.
+    full[0] = False
+    await _feed_in_steps(h, 4.5)
+    await h.recorder.close()
+    assert len(h.errors) == 4
+    [segment] = h.clips
+    assert segment.duration.total_seconds() == pytest.approx(12.5 - 9.5, abs=1e-6)
+
+
 async def test_disk_full_while_writing_removes_the_partial_and_reports(
     harness_factory: Callable[..., Harness], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -188,6 +188,11 @@ class ClipStore:
         with self._lock:
             return sum(record.size for record in self._index.values())
 
+    def doorbell_bytes(self, doorbell_id: str) -> int:
+        """Bytes used by one doorbell's finished clips."""
+        with self._lock:
+            return sum(r.size for r in self._index.values() if r.doorbell_id == doorbell_id)
+
     def clips_in_window(
         self, start: datetime, end: datetime, doorbell_ids: tuple[str, ...] | None
     ) -> list[ClipInfo]:

@@ -14,7 +14,8 @@ closes it with what it has shortly after the post-roll should have ended.
 
 A failed write (a full disk above all) removes the partial file, is reported through
 ``on_error`` as a :class:`RecordingError` / :class:`StorageFull`, and ends only that
-clip: the next event tries again.
+clip: the next event tries again. A failed continuous segment is retried at a keyframe
+``segment_retry`` seconds later (doubling while failures go on), not at its planned end.
 """
 
 from __future__ import annotations
@@ -79,6 +80,11 @@ class RecorderConfig:
     max_preroll_bytes: int = 32 * 1024 * 1024
     continuous: bool = False
     segment: float = 600.0
+    # After a segment fails (a full disk, mostly), the next one is tried at the first
+    # keyframe this long after the failure rather than at the failed one's planned end,
+    # so freeing space loses little video. Each further failure in a row doubles the
+    # wait, up to the segment length, so a disk that stays full is not hammered.
+    segment_retry: float = 10.0
     # How long a stalled stream may keep a clip open past its post-roll.
     stall_grace: float = 0.5
     # Packets handed to the worker thread but not yet written; beyond this the disk is
@@ -88,8 +94,10 @@ class RecorderConfig:
     def __post_init__(self) -> None:
         if self.pre_roll < 0 or self.post_roll <= 0:
             raise ValueError("pre-roll must be >= 0 and post-roll > 0 seconds")
-        if self.max_clip <= 0 or self.segment <= 0 or self.stall_grace <= 0:
-            raise ValueError("clip length, segment length and stall grace must be positive")
+        if min(self.max_clip, self.segment, self.stall_grace, self.segment_retry) <= 0:
+            raise ValueError(
+                "clip length, segment length, stall grace and segment retry must be positive"
+            )
         if self.max_pending_bytes < 1:
             raise ValueError("max_pending_bytes must be positive")
         preroll_byte_budget(self.pre_roll, self.max_bitrate, self.max_preroll_bytes)
@@ -134,6 +142,8 @@ class _Recording:
     last_duration: int = _FALLBACK_FRAME_TICKS
     triggers: int = 1
     failed: bool = False
+    # The stream time when writing failed (segments retry from there).
+    failed_dts: int | None = None
     timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def wall(self, dts: int) -> datetime:
@@ -177,6 +187,7 @@ class Recorder:
         self._last_dts: int | None = None
         self._last_arrival: float | None = None
         self._pending_bytes = 0
+        self._segment_failures = 0  # in a row: sets how long the next retry waits
         self._inflight: set[asyncio.Future[Any]] = set()
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
@@ -382,12 +393,7 @@ class Recorder:
         dts = packet.dts
         assert dts is not None
         segment = self._segment
-        if (
-            segment is not None
-            and packet.is_keyframe
-            and segment.start_dts is not None
-            and dts - segment.start_dts >= _ticks(self._config.segment)
-        ):
+        if segment is not None and packet.is_keyframe and self._segment_over(segment, dts):
             self._close_recording(segment)
             segment = None
         if segment is None:
@@ -399,6 +405,15 @@ class Recorder:
             self._segment = segment
             self._arm_segment_timer(segment)
         self._submit(segment, [packet])
+
+    def _segment_over(self, segment: _Recording, dts: int) -> bool:
+        """True when ``segment`` has its length, or failed long enough ago to retry."""
+        if segment.failed_dts is not None:
+            wait = self._config.segment_retry * 2 ** max(0, self._segment_failures - 1)
+            return dts - segment.failed_dts >= _ticks(min(wait, self._config.segment))
+        return segment.start_dts is not None and dts - segment.start_dts >= _ticks(
+            self._config.segment
+        )
 
     def _new_recording(
         self, reason: str, start_wall: datetime, *, continuous: bool = False
@@ -498,6 +513,7 @@ class Recorder:
         record: ClipRecord = future.result()
         if recording.continuous:
             self.stats.segments_written += 1
+            self._segment_failures = 0
         else:
             self.stats.clips_written += 1
         self.stats.bytes_written += record.size
@@ -513,6 +529,9 @@ class Recorder:
         if recording.failed:
             return
         recording.failed = True
+        if recording.continuous:
+            self._segment_failures += 1
+            recording.failed_dts = self._last_dts if self._last_dts is not None else 0
         self._run(recording.writer.abort)
         self.stats.failures += 1
         self.stats.last_error = str(error)
