@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 import contextlib
+from datetime import timedelta
 import logging
 from typing import Any, cast
 
@@ -15,6 +16,7 @@ from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import async_dispatcher_send
+from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
 from .card import async_register_card
@@ -65,6 +67,10 @@ SHARING_PLATFORMS: list[Platform] = [Platform.BUTTON, Platform.SENSOR, Platform.
 
 # Seconds setup waits for the event stream before adding entities.
 FIRST_CONNECTION_WAIT = 5.0
+
+# How often open requests are checked against their wanted-by time. Releases check the
+# time themselves; this only makes the switch, the count and the card catch up.
+EXPIRY_CHECK_INTERVAL = timedelta(minutes=1)
 
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -122,6 +128,11 @@ async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -
     await hass.config_entries.async_forward_entry_setups(entry, SHARING_PLATFORMS)
     # After the platforms, so a resumed upload's status lands on an existing switch.
     await UploadDeliveries(hass, entry, hub).async_start()
+    # Requests that ran out while Home Assistant was off close now, the rest on time.
+    await hub.async_expire_due()
+    entry.async_on_unload(
+        async_track_time_interval(hass, hub.async_expire_due, EXPIRY_CHECK_INTERVAL)
+    )
     # Open sharing cards pick up the (re)started gate.
     async_dispatcher_send(hass, SIGNAL_SHARING_CHANGED)
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 import logging
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,8 @@ class SharingHub:
     upload_status: dict[str, UploadStatus] = field(default_factory=dict)
     upload_errors: dict[str, str] = field(default_factory=dict)
     _notified: set[str] = field(default_factory=set)
+    # Requests whose "footage request" notification is showing, to dismiss once closed.
+    _notices: set[str] = field(default_factory=set)
     _listeners: list[Callable[[], None]] = field(default_factory=list)
 
     def public_key_info(self) -> dict[str, str]:
@@ -153,7 +156,24 @@ class SharingHub:
             if request.state is RequestState.PENDING and request.id not in self._notified:
                 self._notified.add(request.id)
                 self._announce(request)
+        for request_id in list(self._notices):
+            noticed = self.gate.state.requests.get(request_id)
+            if noticed is None or noticed.state is not RequestState.PENDING:
+                self._notices.discard(request_id)
+                persistent_notification.async_dismiss(self.hass, _notice_id(request_id))
         self.async_entities_changed()
+
+    async def async_expire_due(self, _now: datetime | None = None) -> None:
+        """Close every request past its wanted-by time (at start, then every minute).
+
+        Releases check the time themselves; this makes the switch, the count, the card
+        and the legal hold follow, and writes the expiry to the audit log.
+        """
+        try:
+            await self.gate.expire_due()
+        except AuditWriteError:
+            # The requests are closed all the same; the entry is what is missing.
+            _LOGGER.exception("expired requests closed, but not all were written to the audit log")
 
     def _announce(self, request: ShareRequest) -> None:
         requester = self.gate.requester(request.requester_id)
@@ -169,11 +189,16 @@ class SharingHub:
         persistent_notification.async_create(
             self.hass,
             f"{requester.name} ({request.reference}) asks for doorbell footage: "
-            f"{request.reason}\n\nNothing is shared unless you turn on its switch in the "
-            "Doorstep sharing device.",
+            f"{request.reason}\n\nNothing is shared unless an administrator turns on its "
+            "switch, in the Doorstep sharing card or on the Doorstep sharing device.",
             title="Footage request",
-            notification_id=f"{DOMAIN}_request_{request.id}",
+            notification_id=_notice_id(request.id),
         )
+        self._notices.add(request.id)
+
+
+def _notice_id(request_id: str) -> str:
+    return f"{DOMAIN}_request_{request_id}"
 
 
 async def async_create_sharing_hub(

@@ -25,7 +25,11 @@ from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockUser,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.doorstep.const import (
@@ -513,3 +517,36 @@ async def test_decline_button_closes_and_removes_the_entities(
     status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
     assert status == {"id": request_id, "status": "closed"}
     assert "declined" in [entry["kind"] for entry in _audit(hass)]
+
+
+async def test_request_expires_on_its_own(
+    hass: HomeAssistant,
+    hass_client_no_auth: ClientSessionGenerator,
+    sharing_entry: MockConfigEntry,
+    freezer: FrozenDateTimeFactory,
+) -> None:
+    """Past its wanted-by time a request closes without anyone touching it."""
+    client = await hass_client_no_auth()
+    headers = _token(sharing_entry)
+    request_id = await _file(
+        client, headers, wanted_by=(dt_util.utcnow() + timedelta(seconds=30)).isoformat()
+    )
+    await hass.async_block_till_done()
+    switch_id = _switch_id(hass, request_id)
+    notice = f"doorstep_request_{request_id}"
+    assert notice in persistent_notification._async_get_or_create_notifications(hass)
+
+    freezer.tick(timedelta(seconds=20))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(switch_id) is not None  # not yet due
+
+    freezer.tick(timedelta(minutes=1))
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    assert hass.states.get(switch_id) is None
+    assert hass.states.get("sensor.doorstep_sharing_pending_requests").state == "0"  # type: ignore[union-attr]
+    assert notice not in persistent_notification._async_get_or_create_notifications(hass)
+    assert [entry["kind"] for entry in _audit(hass)] == ["filed", "expired"]
+    status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
+    assert status == {"id": request_id, "status": "closed"}
