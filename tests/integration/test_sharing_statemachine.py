@@ -8,8 +8,9 @@ admin, a read-only user or an automation (no user); declines through the action 
 Decline button; revocation as ``switch.turn_off``; expiry by moving the frozen clock;
 restarts by reloading the sharing entry (its state goes through Home Assistant's Store);
 downloads through the pickup URL with the HTTP client; uploads as the uploader would
-drive the gate (``open_release`` and ``complete_upload``: the uploader itself is built
-elsewhere).
+drive the gate (``open_release`` and ``complete_upload``). The real uploader is kept out
+of this machine (tests/integration/test_upload_delivery.py and the e2e no-egress test
+cover it), so that hypothesis alone decides when an upload happens.
 
 After every step, against what actually went out (bytes the client received) and the
 audit log read back from disk: a release with bytes happened only while its request was
@@ -56,6 +57,7 @@ from custom_components.doorstep.media.clips import ClipRecord, ClipStore
 from custom_components.doorstep.recording import DATA_CLIPS
 from custom_components.doorstep.sharing import ClipIntegrityError, NotReleasable, RequesterKind
 from custom_components.doorstep.sharing_hub import DATA_SHARING, SharingHub
+from custom_components.doorstep.upload_delivery import UploadDeliveries
 
 API = "/api/doorstep/v1"
 STEP_TIMEOUT = 30.0
@@ -539,7 +541,11 @@ async def test_i1_holds_for_every_interleaving(
     # Hypothesis seeds the global random module the same way for every example, and Home
     # Assistant's registry ids come from it: without this, entity ids made in one
     # example would be made again in the next, on the same running instance.
-    with patch("homeassistant.util.uuid.getrandbits", secrets.randbits):
+    with (
+        patch("homeassistant.util.uuid.getrandbits", secrets.randbits),
+        # The machine plays the uploader; the real one would race it (see the docstring).
+        patch.object(UploadDeliveries, "_start"),
+    ):
         await hass.async_add_executor_job(
             lambda: run_state_machine_as_test(
                 machine,
