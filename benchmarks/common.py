@@ -194,4 +194,4 @@ def load_rooms_without_home_assistant() -> None:
     package.__path__ = [str(REPO / "custom_components" / "doorstep")]
     package.__spec__ = importlib.util.spec_from_loader(name, loader=None, is_package=True)
     sys.modules[name] = package
-    custom_components.doorstep = package  # type: ignore[attr-defined]
+    custom_components.doorstep = package  # type: ignore[attr-defined,unused-ignore]
