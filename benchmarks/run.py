@@ -645,6 +645,9 @@ async def bench_hub_transcode(
 ) -> dict[str, Any]:
     """The same hub with the transcoding fallback forced on: decode and re-encode to
     constrained baseline before the live relay, then the usual fan-out."""
+    # The passthrough hub's pairing used up the code the doorbell started with.
+    async with aiohttp.ClientSession() as http:
+        code = (await get_json(http, f"{doorbell.plain}/code"))["code"]
     hub = lab.python(
         f"hub-transcode-{label}",
         "benchmarks.hub_proc",
@@ -653,7 +656,7 @@ async def bench_hub_transcode(
         "--fp",
         doorbell.fingerprint,
         "--code",
-        doorbell.code,
+        str(code),
         "--grace",
         str(HUB_GRACE),
         "--transcode",
