@@ -17,6 +17,12 @@ from .recorder_report import plot as plot_recorder, section as recorder_section
 TARGET_LABEL = "1080p30"
 
 
+def signed(value: Any) -> str:
+    """A slope with its sign: noise can make a near-zero slope negative."""
+    text = fmt(value)
+    return text if text.startswith("-") else f"+{text}"
+
+
 def fmt(value: Any, digits: int = 3, unit: str = "") -> str:
     if value is None:
         return "n/a"
@@ -210,7 +216,7 @@ def transcode_row(res: dict[str, Any]) -> tuple[str, str, str]:
     return (
         name,
         f"hub {fmt(cpu['at_one'])} core with 1 viewer (passthrough "
-        f"{fmt(res['hub_cpu']['at_one'])}), +{fmt(cpu['per_extra'])} core per extra viewer; "
+        f"{fmt(res['hub_cpu']['at_one'])}), {signed(cpu['per_extra'])} core per extra viewer; "
         f"encoder kept {fmt(encoded)} fps; slowest of {last['viewers']} viewers received "
         f"{fmt(last['fps_min'])} fps; probe latency p50 {ms(probe)} ms ({added} over "
         "passthrough, stock aiortc receiver)",
