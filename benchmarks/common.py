@@ -74,7 +74,7 @@ def process_tree(root: int) -> list[int]:
             continue
         try:
             stat = (entry / "stat").read_text(encoding="ascii")
-        except (FileNotFoundError, ProcessLookupError):
+        except FileNotFoundError, ProcessLookupError:
             continue
         parent = int(stat[stat.rindex(")") + 2 :].split()[1])
         children.setdefault(parent, []).append(int(entry.name))
@@ -107,7 +107,7 @@ class OtherLoad:
                 continue
             try:
                 seconds[int(entry.name)] = sample_process(int(entry.name)).cpu_seconds
-            except (FileNotFoundError, ProcessLookupError, ValueError):
+            except FileNotFoundError, ProcessLookupError, ValueError:
                 continue
         return seconds
 

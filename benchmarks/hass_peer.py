@@ -66,7 +66,7 @@ def prepare(config_dir: Path, port: int, stream_url: str) -> None:
         )
     )
     now = datetime.now(UTC).isoformat()
-    entry = {
+    entry: dict[str, object] = {
         "created_at": now,
         "modified_at": now,
         "data": {},

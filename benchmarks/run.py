@@ -78,8 +78,9 @@ class Settings:
     transcode: bool = True
     work: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="doorstep-bench-")))
     clips: Path = field(
-        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-        / "doorstep-bench"
+        default_factory=lambda: (
+            Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "doorstep-bench"
+        )
     )
 
 

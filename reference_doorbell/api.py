@@ -95,7 +95,7 @@ async def read_json_object(request: web.Request, *, required: bool = True) -> di
         return {}
     try:
         body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except ValueError, UnicodeDecodeError:
         _bad_request("The body is not JSON")
     if not isinstance(body, dict):
         _bad_request("The body must be a JSON object")

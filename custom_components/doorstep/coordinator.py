@@ -121,8 +121,8 @@ class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
 
     def _fire_ring_event(self, event: DoorbellEvent) -> None:
         device_registry = dr.async_get(self.hass)
-        device_entry = device_registry.async_get_device(
-            identifiers={(DOMAIN, self.device.device_id)}
+        device_entry = device_registry.async_get_device_by_identifier(
+            (DOMAIN, self.device.device_id), self.config_entry.entry_id
         )
         self.hass.bus.async_fire(
             EVENT_RING,

@@ -89,7 +89,7 @@ class _RequesterView(HomeAssistantView):
         if scheme.lower() == "bearer" and token:
             try:
                 return hub.gate.authenticate(token.strip())
-            except (InvalidToken, SharingError):
+            except InvalidToken, SharingError:
                 pass
         await process_wrong_login(request)
         return None
@@ -166,7 +166,7 @@ class RequestStatusView(_RequesterView):
             return _unauthorized()
         try:
             view = hub.gate.requester_view(requester.id, request_id)
-        except (InvalidId, UnknownRequest):
+        except InvalidId, UnknownRequest:
             return _error(HTTPStatus.NOT_FOUND, "not_found", "No such request.")
         if token := view.pop("pickup_token", None):
             view["pickup_url"] = f"{API}/pickup/{token}"
@@ -186,7 +186,7 @@ class PickupView(_RequesterView):
             return _unavailable()
         try:
             release = await hub.gate.open_pickup(token)
-        except (InvalidToken, NotReleasable, UnknownRequest, InvalidId):
+        except InvalidToken, NotReleasable, UnknownRequest, InvalidId:
             return _error(HTTPStatus.NOT_FOUND, "not_found", "No such pickup, or it has expired.")
         except SharingError as err:
             _LOGGER.warning("Pickup refused: %s", err)

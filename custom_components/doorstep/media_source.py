@@ -166,7 +166,7 @@ class DoorstepClipsSource(MediaSource):
 
     def _doorbell_names(self) -> dict[str, str]:
         names = {}
-        for device in dr.async_get(self.hass).devices.values():
+        for device in dr.async_get(self.hass).devices:
             for domain, identifier in device.identifiers:
                 if domain == DOMAIN:
                     names[identifier] = device.name_by_user or device.name or identifier

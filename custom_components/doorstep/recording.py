@@ -94,7 +94,7 @@ def segment_length(options: Mapping[str, Any]) -> int:
     """Seconds per continuous segment, kept within bounds even if storage was edited."""
     try:
         seconds = int(options.get(CONF_SEGMENT_LENGTH, DEFAULT_SEGMENT_LENGTH))
-    except (TypeError, ValueError):
+    except TypeError, ValueError:
         seconds = DEFAULT_SEGMENT_LENGTH
     return min(MAX_SEGMENT_LENGTH, max(MIN_SEGMENT_LENGTH, seconds))
 

@@ -21,7 +21,7 @@ from homeassistant.core import (
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
-import voluptuous as vol
+import probatio
 
 from .const import DOMAIN, STORAGE_DIR
 from .sharing import (
@@ -51,23 +51,23 @@ SERVICE_EXPORT_AUDIT_LOG = "export_audit_log"
 
 LOCAL_REQUESTER = "Local automation"
 
-REQUEST_CLIP_SCHEMA = vol.Schema(
+REQUEST_CLIP_SCHEMA = probatio.Schema(
     {
-        vol.Optional("requester", default=LOCAL_REQUESTER): cv.string,
-        vol.Optional("kind", default=RequesterKind.OTHER.value): vol.In(
+        probatio.Optional("requester", default=LOCAL_REQUESTER): cv.string,
+        probatio.Optional("kind", default=RequesterKind.OTHER.value): probatio.In(
             [kind.value for kind in RequesterKind]
         ),
-        vol.Required("reference"): cv.string,
-        vol.Required("reason"): cv.string,
-        vol.Required("window_start"): cv.datetime,
-        vol.Required("window_end"): cv.datetime,
-        vol.Optional("doorbells"): vol.All(cv.ensure_list, [cv.string]),
-        vol.Required("contact"): cv.string,
-        vol.Required("wanted_by"): cv.datetime,
-        vol.Optional("upload_url"): cv.string,
+        probatio.Required("reference"): cv.string,
+        probatio.Required("reason"): cv.string,
+        probatio.Required("window_start"): cv.datetime,
+        probatio.Required("window_end"): cv.datetime,
+        probatio.Optional("doorbells"): probatio.All(cv.ensure_list, [cv.string]),
+        probatio.Required("contact"): cv.string,
+        probatio.Required("wanted_by"): cv.datetime,
+        probatio.Optional("upload_url"): cv.string,
     }
 )
-DECLINE_SCHEMA = vol.Schema({vol.Required("request_id"): cv.string})
+DECLINE_SCHEMA = probatio.Schema({probatio.Required("request_id"): cv.string})
 
 
 def _hub(hass: HomeAssistant) -> SharingHub:

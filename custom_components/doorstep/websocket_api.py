@@ -30,7 +30,7 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
-import voluptuous as vol
+import probatio
 
 from .const import DOMAIN, SIGNAL_SHARING_CHANGED
 from .sharing import (
@@ -205,7 +205,7 @@ def _actor(hass: HomeAssistant, user: User, request_id: str) -> Actor:
 # -- the list -------------------------------------------------------------------------
 
 
-@websocket_command({vol.Required("type"): "doorstep/sharing/subscribe"})
+@websocket_command({probatio.Required("type"): "doorstep/sharing/subscribe"})
 @callback
 def ws_subscribe(hass: HomeAssistant, connection: Connection, msg: dict[str, Any]) -> None:
     """Open requests now, then again whenever one changes, its entities come or go, or
@@ -245,10 +245,10 @@ def ws_subscribe(hass: HomeAssistant, connection: Connection, msg: dict[str, Any
 
 # -- decisions ------------------------------------------------------------------------
 
-REQUEST_ID: dict[str | vol.Marker, Any] = {vol.Required("request_id"): str}
+REQUEST_ID: dict[str | probatio.Marker, Any] = {probatio.Required("request_id"): str}
 
 
-@websocket_command({vol.Required("type"): "doorstep/sharing/approve", **REQUEST_ID})
+@websocket_command({probatio.Required("type"): "doorstep/sharing/approve", **REQUEST_ID})
 @async_response
 @_with_hub
 async def ws_approve(
@@ -299,7 +299,7 @@ async def _close_as_user(
     connection.send_result(msg["id"], {"id": closed.id, "state": closed.state.value})
 
 
-@websocket_command({vol.Required("type"): "doorstep/sharing/revoke", **REQUEST_ID})
+@websocket_command({probatio.Required("type"): "doorstep/sharing/revoke", **REQUEST_ID})
 @async_response
 @_with_hub
 async def ws_revoke(
@@ -309,7 +309,7 @@ async def ws_revoke(
     await _close_as_user(hass, connection, msg, hub, "revoke")
 
 
-@websocket_command({vol.Required("type"): "doorstep/sharing/decline", **REQUEST_ID})
+@websocket_command({probatio.Required("type"): "doorstep/sharing/decline", **REQUEST_ID})
 @async_response
 @_with_hub
 async def ws_decline(
@@ -334,7 +334,7 @@ async def _refuse_unless_admin(
     return True
 
 
-@websocket_command({vol.Required("type"): "doorstep/sharing/requesters"})
+@websocket_command({probatio.Required("type"): "doorstep/sharing/requesters"})
 @async_response
 @_with_hub
 async def ws_requesters(
@@ -349,9 +349,9 @@ async def ws_requesters(
 
 @websocket_command(
     {
-        vol.Required("type"): "doorstep/sharing/requester/create",
-        vol.Required("name"): str,
-        vol.Required("kind"): vol.In([kind.value for kind in RequesterKind]),
+        probatio.Required("type"): "doorstep/sharing/requester/create",
+        probatio.Required("name"): str,
+        probatio.Required("kind"): probatio.In([kind.value for kind in RequesterKind]),
     }
 )
 @async_response
@@ -385,8 +385,8 @@ async def ws_create_requester(
 
 @websocket_command(
     {
-        vol.Required("type"): "doorstep/sharing/requester/revoke",
-        vol.Required("requester_id"): str,
+        probatio.Required("type"): "doorstep/sharing/requester/revoke",
+        probatio.Required("requester_id"): str,
     }
 )
 @async_response

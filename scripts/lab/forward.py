@@ -70,7 +70,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()
-    except (ConnectionError, OSError):
+    except ConnectionError, OSError:
         pass
     finally:
         # Half-close so HTTP keep-alive and websockets end cleanly on both sides.

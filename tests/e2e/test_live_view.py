@@ -388,9 +388,11 @@ async def test_dashboard_plays_live_video_without_leaving_the_lab(
                 console: list[str] = []
                 page.on(
                     "console",
-                    lambda message: console.append(f"{message.type}: {message.text}")
-                    if message.type in ("error", "warning")
-                    else None,
+                    lambda message: (
+                        console.append(f"{message.type}: {message.text}")
+                        if message.type in ("error", "warning")
+                        else None
+                    ),
                 )
                 await page.add_init_script(RECORD_PEERS)
                 started = time.monotonic()

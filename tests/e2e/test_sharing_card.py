@@ -97,9 +97,11 @@ async def _open_dashboard(
     )
     page.on(
         "response",
-        lambda response: console.append(f"{who} response: {response.status} {response.url}")
-        if "doorstep" in response.url
-        else None,
+        lambda response: (
+            console.append(f"{who} response: {response.status} {response.url}")
+            if "doorstep" in response.url
+            else None
+        ),
     )
     await page.goto(f"{url}{DASHBOARD_PATH}")
     await page.locator("input[name=username]").fill(login[0])

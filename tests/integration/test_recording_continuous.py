@@ -18,9 +18,9 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
+import probatio
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-import voluptuous as vol
 
 from custom_components.doorstep.const import (
     CONF_POST_ROLL,
@@ -82,9 +82,9 @@ async def test_options_flow_offers_continuous_recording_off_by_default(
     assert schema is not None
     defaults = {str(key): key.default() for key in schema.schema}
     assert defaults[CONF_RECORD_CONTINUOUS] is False
-    with pytest.raises(vol.Invalid):
+    with pytest.raises(probatio.Invalid):
         schema({CONF_RECORD_CONTINUOUS: True, CONF_SEGMENT_LENGTH: SEGMENT - 1})
-    with pytest.raises(vol.Invalid):
+    with pytest.raises(probatio.Invalid):
         schema({CONF_RECORD_CONTINUOUS: True, CONF_SEGMENT_LENGTH: 3601})
 
     result = await hass.config_entries.options.async_configure(

@@ -336,8 +336,10 @@ async def test_stalled_consumer_keeps_memory_bounded(high_packets: list[VideoPac
                 assert transcoder.pending_packets <= settings.max_pending_packets
                 await asyncio.sleep(0.002)
             await until(
-                lambda: transcoder.pending_packets == 0
-                or transcoder.queued_output >= settings.max_output_packets
+                lambda: (
+                    transcoder.pending_packets == 0
+                    or transcoder.queued_output >= settings.max_output_packets
+                )
             )
         # The output filled up and stayed at its bound; the thread waits, input is shed.
         assert transcoder.queued_output == settings.max_output_packets

@@ -183,7 +183,7 @@ async def test_bad_pair_bodies_get_400(
         assert resp.status == 400
         assert (await resp.json())["error"] == "bad_request"
     # Malformed requests are not attempts.
-    status, body_json, _ = await post_code(bell, session, wrong(bell.pairing_code))
+    _status, body_json, _ = await post_code(bell, session, wrong(bell.pairing_code))
     assert body_json["attempts_left"] == 4
 
 

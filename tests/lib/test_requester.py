@@ -288,7 +288,7 @@ async def test_hub_refusals_are_explained(
     assert "too large" in capsys.readouterr().err
 
     # Someone else's request reads as not found.
-    other, other_token = contract.hub.gate.create_requester("Neighbour", RequesterKind.NEIGHBOUR)
+    _other, other_token = contract.hub.gate.create_requester("Neighbour", RequesterKind.NEIGHBOUR)
     mine = contract.hub.gate.requests()[0].id
     assert await run(["status", mine, *hub_args(contract, tls, other_token)]) == EXIT_HUB_REFUSED
     assert "not found (404)" in capsys.readouterr().err

@@ -151,7 +151,7 @@ class ContractHub:
             return _error(401, "unauthorized")
         try:
             view = self.hub.gate.requester_view(requester_id, request.match_info["request_id"])
-        except (InvalidId, UnknownRequest):
+        except InvalidId, UnknownRequest:
             return _error(404, "not_found")
         if token := view.pop("pickup_token", None):
             view["pickup_url"] = f"{API}/pickup/{token}"
@@ -160,7 +160,7 @@ class ContractHub:
     async def _pickup(self, request: web.Request) -> web.StreamResponse:
         try:
             release = await self.hub.gate.open_pickup(request.match_info["token"])
-        except (InvalidToken, NotReleasable, UnknownRequest, InvalidId):
+        except InvalidToken, NotReleasable, UnknownRequest, InvalidId:
             return _error(404, "not_found")
         response = web.StreamResponse(
             headers={"Content-Type": CONTENT_TYPE, "Content-Length": str(release.size)}

@@ -69,7 +69,7 @@ async def test_tampering_fails(approved: tuple[Hub, bytes]) -> None:
 
 
 async def test_signed_with_another_key_id_fails(approved: tuple[Hub, bytes]) -> None:
-    hub, manifest = approved
+    _hub, manifest = approved
     other = HubKey.generate()
     # A valid signature by a key that is not the one the manifest names.
     with pytest.raises(InvalidManifest, match="another hub key"):

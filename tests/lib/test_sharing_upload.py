@@ -303,7 +303,7 @@ async def test_revoking_mid_upload_stops_the_stream(
             await revoked.wait()
             async for chunk in request.content.iter_any():
                 got.append(len(chunk))
-        except (ConnectionError, asyncio.IncompleteReadError, aiohttp.ClientPayloadError):
+        except ConnectionError, asyncio.IncompleteReadError, aiohttp.ClientPayloadError:
             pass
         return web.Response(status=400)
 
@@ -370,7 +370,7 @@ def test_trust_file(tmp_path: Path, ca: TestCa) -> None:
     trusted_context(tmp_path / "absent.pem")  # nothing extra to trust: fine
     broken = tmp_path / "broken.pem"
     broken.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
-    with pytest.raises(InvalidTrustFile, match="broken.pem"):
+    with pytest.raises(InvalidTrustFile, match=r"broken\.pem"):
         trusted_context(broken)
     context = trusted_context(ca.cert_path)
     subjects = [json.dumps(cert["subject"]) for cert in context.get_ca_certs()]

@@ -166,7 +166,7 @@ class DoorstepClient:
             try:
                 async with asyncio.timeout(1.0):
                     await writer.wait_closed()
-            except (TimeoutError, OSError, ssl.SSLError):
+            except TimeoutError, OSError, ssl.SSLError:
                 pass  # the peer may not answer our close_notify; nothing is lost
         if not der:
             raise CannotConnect(f"{self.base_url} presented no certificate")

@@ -128,7 +128,7 @@ class EventStream:
         """Read one connection until it ends; return whether it got as far as hello."""
         try:
             msg = await ws.receive(timeout=self._connect_timeout)
-        except (TimeoutError, aiohttp.ClientError, OSError):
+        except TimeoutError, aiohttp.ClientError, OSError:
             _LOGGER.debug("Event stream of %s: no hello", self._client.base_url)
             return False
         hello = _parse_hello(msg.data) if msg.type is aiohttp.WSMsgType.TEXT else None
@@ -246,7 +246,7 @@ def _load(data: Any) -> dict[str, Any] | None:
         return None
     try:
         frame = json.loads(data)
-    except (ValueError, RecursionError):
+    except ValueError, RecursionError:
         return None
     return frame if isinstance(frame, dict) else None
 
@@ -256,5 +256,5 @@ def _timestamp(ts: Any) -> datetime | None:
         return None
     try:
         return datetime.fromtimestamp(ts, UTC)
-    except (OverflowError, OSError, ValueError):
+    except OverflowError, OSError, ValueError:
         return None

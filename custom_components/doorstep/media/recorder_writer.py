@@ -149,7 +149,7 @@ class ClipWriter:
         )
         try:
             stream = container.add_mux_stream("h264", width=width, height=height)
-            stream.time_base = VIDEO_TIME_BASE  # type: ignore[assignment]  # the stub is too narrow
+            stream.time_base = VIDEO_TIME_BASE
         except BaseException:
             container.close()
             raise
@@ -162,7 +162,7 @@ class ClipWriter:
         pts = dts if packet.pts is None else packet.pts - self._base_dts
         out = av.Packet(packet.payload)
         out.stream = self._stream
-        out.time_base = VIDEO_TIME_BASE  # type: ignore[assignment]  # the stub is too narrow
+        out.time_base = VIDEO_TIME_BASE
         out.dts = dts
         out.pts = max(pts, dts)  # a muxer refuses pts < dts; it only happens on bad input
         out.duration = duration

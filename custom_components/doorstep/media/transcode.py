@@ -331,7 +331,7 @@ class _BaselineEncoder:
         pts = self._next_pts(frame)
         picture = frame.reformat(width=size[0], height=size[1], format="yuv420p")
         picture.pts = pts
-        picture.time_base = VIDEO_TIME_BASE  # type: ignore[assignment]  # the stub is too narrow
+        picture.time_base = VIDEO_TIME_BASE
         # A decoded I picture keeps its type, and libx264 would obey it: only our own
         # schedule may place keyframes.
         picture.pict_type = PictureType.I if force else PictureType.NONE
@@ -371,8 +371,8 @@ class _BaselineEncoder:
         context.width = width
         context.height = height
         context.pix_fmt = "yuv420p"
-        context.time_base = VIDEO_TIME_BASE  # type: ignore[assignment]  # the stub is too narrow
-        context.framerate = Fraction(round(fps * 1000), 1000)  # type: ignore[assignment]  # the stub is too narrow
+        context.time_base = VIDEO_TIME_BASE
+        context.framerate = Fraction(round(fps * 1000), 1000)
         context.bit_rate = bitrate
         context.options = {
             "preset": settings.preset,
@@ -443,7 +443,7 @@ def _to_av_packet(packet: VideoPacket) -> av.Packet[Any]:
     out = av.Packet(packet.payload)
     out.pts = packet.pts
     out.dts = packet.dts
-    out.time_base = packet.time_base  # type: ignore[assignment]  # the stub is too narrow
+    out.time_base = packet.time_base
     return out
 
 

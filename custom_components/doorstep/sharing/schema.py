@@ -15,7 +15,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-import voluptuous as vol
+import probatio
 
 from .exceptions import InvalidRequest
 from .models import Delivery, DeliveryMethod
@@ -40,14 +40,14 @@ _FIELD_NAME_RE = re.compile(r"[a-z_]{1,32}")
 def _text(max_len: int, *, multiline: bool = False) -> Callable[[Any], str]:
     def validate(value: Any) -> str:
         if not isinstance(value, str):
-            raise vol.Invalid("must be a string")
+            raise probatio.Invalid("must be a string")
         if not value.strip():
-            raise vol.Invalid("must not be empty")
+            raise probatio.Invalid("must not be empty")
         if len(value) > max_len:
-            raise vol.Invalid(f"must be at most {max_len} characters")
+            raise probatio.Invalid(f"must be at most {max_len} characters")
         allowed_breaks = "\n" if multiline else ""
         if not all(ch.isprintable() or ch in allowed_breaks for ch in value):
-            raise vol.Invalid("must not contain control characters")
+            raise probatio.Invalid("must not contain control characters")
         return value
 
     return validate
@@ -61,95 +61,95 @@ def _timestamp(value: Any) -> datetime:
         try:
             parsed = datetime.fromisoformat(value)
         except ValueError:
-            raise vol.Invalid("must be an ISO 8601 time") from None
+            raise probatio.Invalid("must be an ISO 8601 time") from None
     else:
-        raise vol.Invalid("must be an ISO 8601 time")
+        raise probatio.Invalid("must be an ISO 8601 time")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise vol.Invalid("must include a UTC offset, for example 2025-01-31T18:00:00Z")
+        raise probatio.Invalid("must include a UTC offset, for example 2025-01-31T18:00:00Z")
     return parsed.astimezone(UTC)
 
 
 def _doorbell_id(value: Any) -> str:
     if not isinstance(value, str) or _DOORBELL_ID_RE.fullmatch(value) is None:
-        raise vol.Invalid("must be a doorbell id (1-32 of a-z, 0-9, -)")
+        raise probatio.Invalid("must be a doorbell id (1-32 of a-z, 0-9, -)")
     return value
 
 
 def _doorbell_ids(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list | tuple):
-        raise vol.Invalid("must be a list of doorbell ids")
+        raise probatio.Invalid("must be a list of doorbell ids")
     if not 1 <= len(value) <= MAX_DOORBELLS:
-        raise vol.Invalid(f"must list 1 to {MAX_DOORBELLS} doorbells")
+        raise probatio.Invalid(f"must list 1 to {MAX_DOORBELLS} doorbells")
     ids = tuple(_doorbell_id(item) for item in value)
     if len(set(ids)) != len(ids):
-        raise vol.Invalid("must not repeat a doorbell")
+        raise probatio.Invalid("must not repeat a doorbell")
     return ids
 
 
 def https_url(value: Any) -> str:
     """An absolute https URL without credentials or fragment."""
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_URL:
-        raise vol.Invalid(f"must be an https URL of at most {MAX_URL} characters")
+        raise probatio.Invalid(f"must be an https URL of at most {MAX_URL} characters")
     # Non-ASCII hosts must come IDNA-encoded; whitespace and controls never belong.
     if not value.isascii() or any(ch <= " " or ch == "\x7f" for ch in value):
-        raise vol.Invalid("must be an https URL without spaces or non-ASCII characters")
+        raise probatio.Invalid("must be an https URL without spaces or non-ASCII characters")
     try:
         parts = urlsplit(value)
         port = parts.port
     except ValueError:
-        raise vol.Invalid("must be a valid https URL") from None
+        raise probatio.Invalid("must be a valid https URL") from None
     if parts.scheme != "https":
-        raise vol.Invalid("must use https")
+        raise probatio.Invalid("must use https")
     if not parts.hostname:
-        raise vol.Invalid("must name a host")
+        raise probatio.Invalid("must name a host")
     if parts.username is not None or parts.password is not None:
-        raise vol.Invalid("must not contain credentials")
+        raise probatio.Invalid("must not contain credentials")
     if parts.fragment:
-        raise vol.Invalid("must not contain a fragment")
+        raise probatio.Invalid("must not contain a fragment")
     if port == 0:
-        raise vol.Invalid("must not use port 0")
+        raise probatio.Invalid("must not use port 0")
     return value
 
 
 def _delivery(value: Any) -> Delivery:
     if not isinstance(value, Mapping):
-        raise vol.Invalid("must be an object with a method")
+        raise probatio.Invalid("must be an object with a method")
     method = value.get("method")
     if method == DeliveryMethod.PICKUP.value:
         extra = set(value) - {"method"}
         if extra:
-            raise vol.Invalid("pickup takes no other fields")
+            raise probatio.Invalid("pickup takes no other fields")
         return Delivery(DeliveryMethod.PICKUP)
     if method == DeliveryMethod.UPLOAD.value:
         extra = set(value) - {"method", "url"}
         if extra:
-            raise vol.Invalid("upload takes only a url")
+            raise probatio.Invalid("upload takes only a url")
         if "url" not in value:
-            raise vol.Invalid("required key not provided", path=["url"])
+            raise probatio.Invalid("required key not provided", path=["url"])
         try:
             url = https_url(value["url"])
-        except vol.Invalid as err:
-            raise vol.Invalid(err.msg, path=["url"]) from None
+        except probatio.Invalid as err:
+            raise probatio.Invalid(err.msg, path=["url"]) from None
         return Delivery(DeliveryMethod.UPLOAD, url)
-    raise vol.Invalid("must be pickup or upload", path=["method"])
+    raise probatio.Invalid("must be pickup or upload", path=["method"])
 
 
-WINDOW_SCHEMA = vol.Schema(
-    {vol.Required("start"): _timestamp, vol.Required("end"): _timestamp},
-    extra=vol.PREVENT_EXTRA,
+WINDOW_SCHEMA = probatio.Schema(
+    {probatio.Required("start"): _timestamp, probatio.Required("end"): _timestamp},
+    extra=probatio.PREVENT_EXTRA,
 )
 
-REQUEST_SCHEMA = vol.Schema(
+REQUEST_SCHEMA = probatio.Schema(
     {
-        vol.Required("reference"): _text(MAX_REFERENCE),
-        vol.Required("reason"): _text(MAX_REASON, multiline=True),
-        vol.Required("window"): WINDOW_SCHEMA,
-        vol.Optional("doorbells"): _doorbell_ids,
-        vol.Required("contact"): _text(MAX_CONTACT),
-        vol.Required("wanted_by"): _timestamp,
-        vol.Required("delivery"): _delivery,
+        probatio.Required("reference"): _text(MAX_REFERENCE),
+        probatio.Required("reason"): _text(MAX_REASON, multiline=True),
+        probatio.Required("window"): WINDOW_SCHEMA,
+        probatio.Optional("doorbells"): _doorbell_ids,
+        probatio.Required("contact"): _text(MAX_CONTACT),
+        probatio.Required("wanted_by"): _timestamp,
+        probatio.Required("delivery"): _delivery,
     },
-    extra=vol.PREVENT_EXTRA,
+    extra=probatio.PREVENT_EXTRA,
 )
 
 
@@ -182,10 +182,10 @@ def validate_request(data: Any, *, now: datetime) -> RequestFields:
         raise InvalidRequest("body", "must be a JSON object")
     try:
         clean = REQUEST_SCHEMA(dict(data))
-    except vol.MultipleInvalid as err:
+    except probatio.MultipleInvalid as err:
         first = err.errors[0]
         raise InvalidRequest(_field_name(first.path), first.error_message) from None
-    except vol.Invalid as err:
+    except probatio.Invalid as err:
         raise InvalidRequest(_field_name(err.path), err.error_message) from None
     start: datetime = clean["window"]["start"]
     end: datetime = clean["window"]["end"]
@@ -234,7 +234,7 @@ def parse_request_body(raw: bytes) -> dict[str, Any]:
     try:
         text = raw.decode("utf-8")
         data = json.loads(text, object_pairs_hook=_no_duplicate_keys, parse_constant=_no_constants)
-    except (UnicodeDecodeError, ValueError, RecursionError):
+    except UnicodeDecodeError, ValueError, RecursionError:
         raise InvalidRequest("body", "must be a JSON object") from None
     if not isinstance(data, dict):
         raise InvalidRequest("body", "must be a JSON object")

@@ -13,7 +13,7 @@ from datetime import datetime
 import re
 from typing import Any
 
-import voluptuous as vol
+import probatio
 
 from .exceptions import CorruptStateError
 from .ids import is_valid_id
@@ -251,7 +251,7 @@ def _delivery(item: Any) -> Delivery:
     if method is DeliveryMethod.UPLOAD:
         try:
             return Delivery(method, https_url(url))
-        except vol.Invalid as err:
+        except probatio.Invalid as err:
             raise CorruptStateError("invalid upload url") from err
     if url is not None:
         raise CorruptStateError("pickup delivery with a url")
