@@ -140,6 +140,8 @@ async def test_rediscovery_with_same_certificate_follows_new_address(
         result = await hass.config_entries.flow.async_init(
             DOMAIN, context={"source": SOURCE_ZEROCONF}, data=moved
         )
+        # Flows schedule the entry's (re)load; let it run while setup is still patched.
+        await hass.async_block_till_done()
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "already_configured"
     assert paired_entry.data[CONF_PORT] == doorbell.port + 1
@@ -305,6 +307,8 @@ async def test_reauth_after_token_revoked(
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_CODE: doorbell.pairing_code}
         )
+        # Flows schedule the entry's (re)load; let it run while setup is still patched.
+        await hass.async_block_till_done()
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reauth_successful"
     assert paired_entry.data[CONF_TOKEN] != old_token
@@ -326,6 +330,8 @@ async def test_reauth_after_factory_reset_pins_new_certificate(
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_CODE: doorbell.pairing_code}
         )
+        # Flows schedule the entry's (re)load; let it run while setup is still patched.
+        await hass.async_block_till_done()
     assert result["reason"] == "reauth_successful"
     assert paired_entry.data[CONF_FINGERPRINT] == doorbell.fingerprint
     assert issue_registry.async_get_issue(DOMAIN, identity_issue_id(doorbell.device_id)) is None
@@ -354,6 +360,8 @@ async def test_reconfigure_new_port(
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: doorbell.port}
         )
+        # Flows schedule the entry's (re)load; let it run while setup is still patched.
+        await hass.async_block_till_done()
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert paired_entry.data[CONF_PORT] == doorbell.port
@@ -373,6 +381,8 @@ async def test_reconfigure_after_reset_asks_for_code(
         result = await hass.config_entries.flow.async_configure(
             result["flow_id"], {CONF_CODE: doorbell.pairing_code}
         )
+        # Flows schedule the entry's (re)load; let it run while setup is still patched.
+        await hass.async_block_till_done()
     assert result["reason"] == "reconfigure_successful"
     assert paired_entry.data[CONF_FINGERPRINT] == doorbell.fingerprint
 
@@ -442,6 +452,8 @@ async def test_options(hass: HomeAssistant, paired_entry: MockConfigEntry) -> No
                 CONF_POST_ROLL: 15,
             },
         )
+        # Flows schedule the entry's (re)load; let it run while setup is still patched.
+        await hass.async_block_till_done()
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert paired_entry.options == {
         CONF_RING_COOLDOWN: 10,

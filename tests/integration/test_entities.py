@@ -65,7 +65,9 @@ async def test_ring_reaches_entity_and_bus(
     assert state is not None
     assert state.attributes["event_type"] == "ring"
     assert state.attributes["event_types"] == ["ring"]
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, doorbell.device_id)})
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, doorbell.device_id), loaded_entry.entry_id
+    )
     assert device is not None
     assert rings[0].data["device_id"] == device.id
     assert rings[0].data["doorstep_id"] == doorbell.device_id
@@ -147,7 +149,9 @@ async def test_device_trigger(
     hass: HomeAssistant, doorbell: Doorbell, loaded_entry: MockConfigEntry
 ) -> None:
     """'Doorbell pressed' is offered for the device and fires an automation."""
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, doorbell.device_id)})
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, doorbell.device_id), loaded_entry.entry_id
+    )
     assert device is not None
     triggers = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, [device.id])
     ours = [t for t in triggers[device.id] if t["domain"] == DOMAIN]

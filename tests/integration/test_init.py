@@ -24,7 +24,9 @@ async def test_setup_and_unload(
     assert paired_entry.state is ConfigEntryState.LOADED
     await wait_for(hass, lambda: paired_entry.runtime_data.coordinator.data.connected)
 
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, doorbell.device_id)})
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, doorbell.device_id), paired_entry.entry_id
+    )
     assert device is not None
     assert device.name == "Front door"
     assert device.model == "Doorstep Reference Doorbell"
