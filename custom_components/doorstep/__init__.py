@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 import contextlib
 from datetime import timedelta
 import logging
-from typing import Any, cast
+from typing import cast
 
 from homeassistant.config_entries import SOURCE_SYSTEM
 from homeassistant.const import CONF_HOST, CONF_PORT, EVENT_HOMEASSISTANT_STOP, Platform
@@ -38,7 +37,7 @@ from .device import (
 )
 from .http import async_register_views
 from .ice import async_start_local_stun
-from .live_view import home_network_policy, live_view_settings
+from .live_view import home_network_policy
 from .media import MediaRelay, SessionManager, StreamSource, live_view_source
 from .recording import (
     DATA_CLIPS,
@@ -210,19 +209,8 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
         hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop_media_at_shutdown)
     )
 
-    # Who may watch and how clips are cut are fixed at setup; changing them reloads.
-    # The ring cooldown is read when used and needs no reload.
-    def _settings(options: Mapping[str, Any]) -> tuple[object, ...]:
-        return (live_view_settings(options), recorder_config(options), records_events(options))
-
-    settings_at_setup = _settings(entry.options)
-
-    async def _async_options_updated(hass: HomeAssistant, entry: DoorstepConfigEntry) -> None:
-        settings = _settings(entry.options)
-        if settings != settings_at_setup:
-            await hass.config_entries.async_reload(entry.entry_id)
-
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    # Who may watch and how clips are cut are fixed at setup: the options flow reloads
+    # the entry when its options change (OptionsFlowWithReload).
 
     stream = EventStream(
         client,

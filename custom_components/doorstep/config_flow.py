@@ -14,6 +14,7 @@ from homeassistant.config_entries import (
     ConfigFlow,
     ConfigFlowResult,
     OptionsFlow,
+    OptionsFlowWithReload,
 )
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import callback
@@ -321,8 +322,12 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
         return DoorstepOptionsFlow()
 
 
-class DoorstepOptionsFlow(OptionsFlow):
-    """Settings that change how a doorbell's events are reported."""
+class DoorstepOptionsFlow(OptionsFlowWithReload):
+    """Settings that change how a doorbell is watched, recorded and reported.
+
+    Live view and recording read them at setup, so Home Assistant reloads the entry when
+    they change.
+    """
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show the options form."""

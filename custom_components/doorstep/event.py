@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from homeassistant.components.event import (
+    DoorbellEventType,
     EventDeviceClass,
     EventEntity,
     EventEntityDescription,
@@ -33,7 +34,9 @@ EVENT_DESCRIPTIONS: tuple[DoorstepEventEntityDescription, ...] = (
         key="doorbell",
         translation_key="doorbell",
         device_class=EventDeviceClass.DOORBELL,
-        event_types=[EventType.RING.value],
+        # Home Assistant's standard doorbell event type, which its `doorbell.rang`
+        # trigger reads; the protocol's frame has the same name.
+        event_types=[DoorbellEventType.RING],
         reports=frozenset({EventType.RING}),
     ),
     DoorstepEventEntityDescription(

@@ -172,15 +172,41 @@ async def test_device_trigger(
         automation.DOMAIN,
         {
             automation.DOMAIN: {
-                "trigger": {
-                    "platform": "device",
+                "triggers": {
+                    "trigger": "device",
                     "domain": DOMAIN,
                     "device_id": device.id,
                     "type": "pressed",
                 },
-                "action": {"service": "test.automation"},
+                "actions": {"action": "test.automation"},
             }
         },
     )
     await doorbell.ring()
     await wait_for(hass, lambda: len(calls) == 1)
+
+
+async def test_doorbell_rang_trigger(
+    hass: HomeAssistant, doorbell: Doorbell, loaded_entry: MockConfigEntry
+) -> None:
+    """Home Assistant's own `doorbell.rang` trigger fires for a press, not for motion."""
+    calls: list[ServiceCall] = []
+    hass.services.async_register("test", "automation", calls.append)
+    assert await async_setup_component(
+        hass,
+        automation.DOMAIN,
+        {
+            automation.DOMAIN: {
+                "triggers": {"trigger": "doorbell.rang", "target": {"entity_id": DOORBELL}},
+                "actions": {"action": "test.automation"},
+            }
+        },
+    )
+    await doorbell.set_motion(True)
+    await wait_for(hass, lambda: _state(hass, MOTION) == STATE_ON)
+    await hass.async_block_till_done()
+    assert calls == []
+    await doorbell.ring()
+    await wait_for(hass, lambda: len(calls) == 1)
+    await hass.async_block_till_done()
+    assert len(calls) == 1

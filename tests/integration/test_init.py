@@ -8,7 +8,19 @@ from homeassistant.core import Event, EventStateChangedData, HomeAssistant, call
 from homeassistant.helpers import device_registry as dr, issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.doorstep.const import CONF_FINGERPRINT, DOMAIN
+from custom_components.doorstep.const import (
+    CONF_ALLOW_REMOTE_LIVE_VIEW,
+    CONF_FINGERPRINT,
+    CONF_HOME_NETWORKS,
+    CONF_POST_ROLL,
+    CONF_PRE_ROLL,
+    CONF_RECORD_CLIPS,
+    CONF_RECORD_CONTINUOUS,
+    CONF_RING_COOLDOWN,
+    CONF_SEGMENT_LENGTH,
+    DEFAULT_SEGMENT_LENGTH,
+    DOMAIN,
+)
 from custom_components.doorstep.repairs import identity_issue_id
 from reference_doorbell.doorbell import Doorbell
 
@@ -127,3 +139,29 @@ async def test_entities_do_not_start_unavailable(
     await hass.async_block_till_done()
     assert seen == [STATE_UNKNOWN]
     assert await hass.config_entries.async_unload(paired_entry.entry_id)
+
+
+async def test_changed_options_reload_the_entry(
+    hass: HomeAssistant, doorbell: Doorbell, loaded_entry: MockConfigEntry
+) -> None:
+    """Live view and recording read their options at setup, so saving new ones reloads."""
+    before = loaded_entry.runtime_data
+    result = await hass.config_entries.options.async_init(loaded_entry.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {
+            CONF_RING_COOLDOWN: 10,
+            CONF_ALLOW_REMOTE_LIVE_VIEW: False,
+            CONF_HOME_NETWORKS: "",
+            CONF_RECORD_CLIPS: False,
+            CONF_PRE_ROLL: 5,
+            CONF_POST_ROLL: 15,
+            CONF_RECORD_CONTINUOUS: False,
+            CONF_SEGMENT_LENGTH: DEFAULT_SEGMENT_LENGTH,
+        },
+    )
+    await hass.async_block_till_done()
+    assert loaded_entry.state is ConfigEntryState.LOADED
+    assert loaded_entry.runtime_data is not before
+    assert loaded_entry.runtime_data.recorder is None
+    await wait_for(hass, lambda: loaded_entry.runtime_data.coordinator.data.connected)
