@@ -18,6 +18,7 @@ import logging
 
 from homeassistant.components import network
 from homeassistant.components.network.const import MDNS_TARGET_IP
+from homeassistant.components.web_rtc import DATA_ICE_SERVERS_USER
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
@@ -53,7 +54,7 @@ async def async_start_local_stun(hass: HomeAssistant) -> None:
 
         hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop)
 
-    if hass.config.webrtc.ice_servers:
+    if owner_chose_ice_servers(hass):
         ir.async_delete_issue(hass, DOMAIN, ISSUE_PUBLIC_STUN)
         return
     try:
@@ -68,4 +69,16 @@ async def async_start_local_stun(hass: HomeAssistant) -> None:
         severity=ir.IssueSeverity.WARNING,
         translation_key=ISSUE_PUBLIC_STUN if listening else f"{ISSUE_PUBLIC_STUN}_no_responder",
         translation_placeholders={"stun_url": f"stun:{hub_ip}:{DEFAULT_STUN_PORT}"},
+    )
+
+
+def owner_chose_ice_servers(hass: HomeAssistant) -> bool:
+    """Whether the owner set ICE servers, so Home Assistant hands browsers no public STUN.
+
+    Home Assistant 2026.10 uses its public server only when neither
+    `homeassistant: webrtc: ice_servers` nor `web_rtc: ice_servers` names one
+    (homeassistant/components/web_rtc: async_get_ice_servers).
+    """
+    return bool(hass.config.webrtc.ice_servers) or (
+        DATA_ICE_SERVERS_USER in hass.data and bool(list(hass.data[DATA_ICE_SERVERS_USER]))
     )

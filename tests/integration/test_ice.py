@@ -10,8 +10,10 @@ import struct
 from unittest.mock import patch
 
 from aioice import stun
+from homeassistant.components.web_rtc import async_get_ice_servers
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from webrtc_models import RTCIceServer
@@ -37,6 +39,10 @@ async def test_default_stun_raises_issue_and_responder_answers(
     """With Home Assistant's default, the owner is told; the hub's responder works."""
     assert await hass.config_entries.async_setup(paired_entry.entry_id)
     await hass.async_block_till_done()
+    # What HA 2026.10 hands browsers when nobody set ice_servers: its public STUN server.
+    assert [server.urls for server in async_get_ice_servers(hass)] == [
+        ["stun:stun.home-assistant.io:3478", "stun:stun.home-assistant.io:80"]
+    ]
     issue = issue_registry.async_get_issue(DOMAIN, ISSUE_PUBLIC_STUN)
     assert issue is not None
     assert issue.translation_key == ISSUE_PUBLIC_STUN
@@ -69,6 +75,27 @@ async def test_owner_configured_ice_servers_means_no_issue(
     hass.config.webrtc.ice_servers = [RTCIceServer(urls=f"stun:192.168.1.2:{stun_port}")]
     assert await hass.config_entries.async_setup(paired_entry.entry_id)
     await hass.async_block_till_done()
+    assert issue_registry.async_get_issue(DOMAIN, ISSUE_PUBLIC_STUN) is None
+    assert await hass.config_entries.async_unload(paired_entry.entry_id)
+
+
+async def test_ice_servers_set_in_web_rtc_config_mean_no_issue(
+    hass: HomeAssistant,
+    paired_entry: MockConfigEntry,
+    issue_registry: ir.IssueRegistry,
+    stun_port: int,
+) -> None:
+    """HA 2026 also takes ice_servers under `web_rtc:`; that replaces its public server too."""
+    assert await async_setup_component(
+        hass, "web_rtc", {"web_rtc": {"ice_servers": [{"url": f"stun:192.168.1.2:{stun_port}"}]}}
+    )
+    assert await hass.config_entries.async_setup(paired_entry.entry_id)
+    await hass.async_block_till_done()
+    assert not any(
+        "home-assistant.io" in url
+        for server in async_get_ice_servers(hass)
+        for url in ([server.urls] if isinstance(server.urls, str) else server.urls)
+    )
     assert issue_registry.async_get_issue(DOMAIN, ISSUE_PUBLIC_STUN) is None
     assert await hass.config_entries.async_unload(paired_entry.entry_id)
 
