@@ -13,8 +13,8 @@ DOMAIN = "doorstep"
 
 async def discovered_flows(ws: HassWebSocket) -> list[dict[str, Any]]:
     """Doorstep flows that discovery started and nobody has finished yet."""
-    # Home Assistant 2025.4 lists flows in progress only over the websocket
-    # (GET /api/config/config_entries/flow answers 405).
+    # Home Assistant lists flows in progress only over the websocket (seen on 2025.4:
+    # GET /api/config/config_entries/flow answers 405).
     flows: list[dict[str, Any]] = await ws.call("config_entries/flow/progress")
     return [f for f in flows if f["handler"] == DOMAIN and f["context"].get("source") == "zeroconf"]
 
