@@ -534,8 +534,6 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
     )
     other_mean = sum(others) / len(others) if others else None
     other_max = max(others) if others else None
-    av19 = raw.get("hass_av19") or {}
-    av19_errors = [line for line in av19.get("log_errors", []) if "TypeError" in line]
     parts = [
         "# Benchmarks: live view",
         "",
@@ -556,6 +554,11 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
         "",
         f"- {machine['cpu']}, {machine['cores']} cores, {machine['memory']} RAM, Linux "
         f"{machine['kernel']}, Python {machine['python']}.",
+        "- "
+        + ", ".join(
+            f"{name} {version}" for name, version in (machine.get("packages") or {}).items()
+        )
+        + ".",
         f"- Load average (1/5/15 min) at the start: {load0[0]:.2f} / {load0[1]:.2f} / "
         f"{load0[2]:.2f}; at the end: {load1[0]:.2f} / {load1[1]:.2f} / {load1[2]:.2f}. "
         + "The load average counts the benchmark's own processes too. A better "
@@ -677,23 +680,6 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
             "",
         ]
     parts += [
-        "## Home Assistant's `stream` with the project's PyAV",
-        "",
-        "HA 2025.4.4 pins `av==13.1.0`; this project installs av 19.0.2. With av 19 the "
-        "`stream` integration loads and the `generic` camera is set up, but the stream "
-        "worker thread dies on the first segment, so no HLS is ever served:",
-        "",
-        "```",
-        *(av19_errors or [f"(no TypeError recorded: {av19.get('reason', 'not run')})"]),
-        "```",
-        "",
-        "(`homeassistant/components/stream/worker.py` calls "
-        "`container.add_stream(template=...)`, which PyAV 14 removed in favour of "
-        "`add_stream_from_template`.) So in this project's venv, HA's own LL-HLS cannot "
-        "be used at all. To still compare with it, the benchmark runs the same Home "
-        "Assistant from a small venv that sees the project's packages but holds HA's own "
-        "pin, av 13.1.0 (made once, in `~/.cache/doorstep-bench/hass-av13`).",
-        "",
         METHOD,
     ]
     recorder_raw = raw_path.parent / "recorder.json"
@@ -798,7 +784,8 @@ METHOD = """## Method
   live relay. Steps stop at 4 viewers: the encoder alone takes a large share of the
   hub's core at 1080p30. The probe's latency includes decoding and re-encoding; the
   transcoder's counters show frames it skipped to keep up.
-- **Home Assistant LL-HLS.** A real HA 2025.4.4 (`stream` with its defaults: LL-HLS, 1 s
+- **Home Assistant LL-HLS.** A real HA (the pinned release, from the project's venv:
+  HA 2026.10.4 pins the same av 19.0.0; `stream` with its defaults: LL-HLS, 1 s
   parts, 6 s segments) with a `generic` camera on the doorbell's stream (a plain
   loopback URL of the same stream: `generic` cannot send the bearer token). The client
   asks for the stream over the websocket API, then requests each part by its preload

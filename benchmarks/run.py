@@ -1,4 +1,3 @@
-# ruff: noqa: S603 - fixed argv: this interpreter, pip and venv
 """Run the live-view benchmark: hub (passthrough and forced transcoding; aiortc viewers
 and one headless Chromium), direct reader, Janus and Home Assistant's LL-HLS, at 720p30
 and 1080p30, and write ``docs/benchmarks/live_view.json``.
@@ -16,6 +15,7 @@ import asyncio
 from collections.abc import Iterable
 import contextlib
 from dataclasses import dataclass, field
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -23,9 +23,7 @@ from pathlib import Path
 import platform
 import shutil
 import signal
-import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from typing import Any
@@ -56,9 +54,6 @@ STEPS = (1, 2, 4, 8, 16)
 TRANSCODE_STEPS = (1, 2, 4)
 RESOLUTIONS = {"720p30": (1280, 720, 30), "1080p30": (1920, 1080, 30)}
 HUB_GRACE = 2.0
-HASS_VENV = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / (
-    "doorstep-bench/hass-av13"
-)
 
 
 @dataclass(kw_only=True)
@@ -771,45 +766,6 @@ async def bench_janus(
         net.remove()
 
 
-def hass_python() -> Path | None:
-    """Python of a venv that is the project's venv plus HA's own PyAV pin (av 13.1.0).
-
-    HA 2025.4.4 pins av==13.1.0 for ``stream``; the project pins av 19.0.2, with which
-    HA's stream worker fails (see ``hass_av19``). Rather than a second full Home
-    Assistant install, the venv sees the project's site-packages through a ``.pth``
-    file and holds only av 13.1.0 itself, which shadows av 19.
-    """
-    python = HASS_VENV / "bin" / "python"
-    if python.exists():
-        return python
-    site = Path(sysconfig.get_paths()["purelib"])
-    try:
-        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(HASS_VENV)], check=True)
-        (HASS_VENV / "lib" / site.parent.name / "site-packages" / "doorstep-venv.pth").write_text(
-            f"{site}\n"
-        )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "--no-deps",
-                "--target",
-                str(HASS_VENV / "lib" / site.parent.name / "site-packages"),
-                "av==13.1.0",
-            ],
-            check=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as err:
-        log(f"could not make the av 13.1.0 venv for Home Assistant: {err}")
-        shutil.rmtree(HASS_VENV, ignore_errors=True)
-        return None
-    return python
-
-
 async def bench_hass(
     lab: Lab, settings: Settings, label: str, doorbell: Doorbell, python: str, tag: str
 ) -> dict[str, Any]:
@@ -876,34 +832,15 @@ async def bench_resolution(lab: Lab, settings: Settings, label: str) -> dict[str
             result["hub_transcode"] = await bench_hub_transcode(lab, settings, label, doorbell)
         if settings.peers:
             result["janus"] = await bench_janus(lab, settings, label, doorbell)
-            python = hass_python()
-            if python is None:
-                result["hass"] = {
-                    "available": False,
-                    "reason": "no Home Assistant venv with HA's own av pin "
-                    f"({HASS_VENV}); scripts/bench makes it",
-                }
-            else:
-                log(f"{label}: Home Assistant LL-HLS (HA's own av 13.1.0 venv)")
-                result["hass"] = await bench_hass(
-                    lab, settings, label, doorbell, str(python), "av13"
-                )
+            # Home Assistant 2026.10.4 pins the same av (19.0.0) as the project's venv,
+            # so its stream runs from that venv, exactly as a user's HA would.
+            log(f"{label}: Home Assistant LL-HLS")
+            result["hass"] = await bench_hass(lab, settings, label, doorbell, sys.executable, "ha")
         async with aiohttp.ClientSession() as http:
             result["emissions"] = (await get_json(http, f"{doorbell.plain}/emissions"))["entries"]
     finally:
         lab.stop(doorbell.proc)
     return result
-
-
-async def hass_av19_check(lab: Lab, settings: Settings) -> dict[str, Any]:
-    """Does HA 2025.4.4's ``stream`` work with the project's PyAV (19.0.2)?"""
-    doorbell = await start_doorbell(lab, settings, "720p30", "replay")
-    try:
-        settings_short = Settings(**{**settings.__dict__, "hls_seconds": 15.0, "window": 5.0})
-        log("Home Assistant's stream with the project's av 19.0.2")
-        return await bench_hass(lab, settings_short, "720p30", doorbell, sys.executable, "av19")
-    finally:
-        lab.stop(doorbell.proc)
 
 
 async def encoder_check(lab: Lab, settings: Settings, label: str) -> dict[str, Any]:
@@ -952,6 +889,10 @@ def machine_info() -> dict[str, Any]:
         "memory": mem,
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "packages": {
+            name: importlib.metadata.version(name)
+            for name in ("homeassistant", "aiortc", "av", "aioice", "home-assistant-frontend")
+        },
         "load_average_start": os.getloadavg(),
     }
 
@@ -1011,8 +952,6 @@ async def main_async(args: argparse.Namespace) -> None:
     log(f"work dir {settings.work}; load average {os.getloadavg()}")
     try:
         await encode_clips(settings, labels)
-        if settings.peers and not args.no_av19_check and not only_chromium:
-            data["hass_av19"] = await hass_av19_check(lab, settings)
         data["runs"] = {}
         for label in labels:
             data["runs"][label] = await bench_resolution(lab, settings, label)
@@ -1043,7 +982,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short windows (development)")
     parser.add_argument("--no-peers", action="store_true", help="only the hub")
-    parser.add_argument("--no-av19-check", action="store_true")
     parser.add_argument("--no-chromium", action="store_true", help="no Chromium viewer")
     parser.add_argument(
         "--only",
