@@ -35,3 +35,23 @@ def test_home_assistant_logged_no_errors(hass_instance: HassInstance) -> None:
         if " ERROR " in line or "Traceback" in line
     ]
     assert not errors, "\n".join(errors)
+
+
+def test_home_assistant_reported_no_deprecated_use_by_doorstep(
+    hass_instance: HassInstance,
+) -> None:
+    """A real Home Assistant 2026.10.4 reports nothing Doorstep does as deprecated.
+
+    For a custom integration HA only logs a warning ("Detected that custom integration
+    'doorstep' ..." from its frame helper, or "The deprecated ... was used from doorstep"
+    from its deprecation helper, or an entity's "This will stop working in ...")."""
+    reports = [
+        line
+        for line in hass_instance.process.log_text().splitlines()
+        if "doorstep" in line.lower()
+        and any(
+            phrase in line
+            for phrase in ("Detected that custom integration", "deprecated", "stop working")
+        )
+    ]
+    assert not reports, "\n".join(reports)

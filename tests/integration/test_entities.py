@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from homeassistant.components import automation
 from homeassistant.components.device_automation import (
     DeviceAutomationType,
@@ -165,22 +167,8 @@ async def test_device_trigger(
         }
     ]
 
-    calls: list[ServiceCall] = []
-    hass.services.async_register("test", "automation", calls.append)
-    assert await async_setup_component(
-        hass,
-        automation.DOMAIN,
-        {
-            automation.DOMAIN: {
-                "triggers": {
-                    "trigger": "device",
-                    "domain": DOMAIN,
-                    "device_id": device.id,
-                    "type": "pressed",
-                },
-                "actions": {"action": "test.automation"},
-            }
-        },
+    calls = await _automation(
+        hass, {"trigger": "device", "domain": DOMAIN, "device_id": device.id, "type": "pressed"}
     )
     await doorbell.ring()
     await wait_for(hass, lambda: len(calls) == 1)
@@ -190,18 +178,7 @@ async def test_doorbell_rang_trigger(
     hass: HomeAssistant, doorbell: Doorbell, loaded_entry: MockConfigEntry
 ) -> None:
     """Home Assistant's own `doorbell.rang` trigger fires for a press, not for motion."""
-    calls: list[ServiceCall] = []
-    hass.services.async_register("test", "automation", calls.append)
-    assert await async_setup_component(
-        hass,
-        automation.DOMAIN,
-        {
-            automation.DOMAIN: {
-                "triggers": {"trigger": "doorbell.rang", "target": {"entity_id": DOORBELL}},
-                "actions": {"action": "test.automation"},
-            }
-        },
-    )
+    calls = await _automation(hass, {"trigger": "doorbell.rang", "target": {"entity_id": DOORBELL}})
     await doorbell.set_motion(True)
     await wait_for(hass, lambda: _state(hass, MOTION) == STATE_ON)
     await hass.async_block_till_done()
@@ -210,3 +187,15 @@ async def test_doorbell_rang_trigger(
     await wait_for(hass, lambda: len(calls) == 1)
     await hass.async_block_till_done()
     assert len(calls) == 1
+
+
+async def _automation(hass: HomeAssistant, trigger: dict[str, Any]) -> list[ServiceCall]:
+    """An automation on ``trigger``; the returned list collects each time it ran."""
+    calls: list[ServiceCall] = []
+    hass.services.async_register("test", "automation", calls.append)
+    assert await async_setup_component(
+        hass,
+        automation.DOMAIN,
+        {automation.DOMAIN: {"triggers": trigger, "actions": {"action": "test.automation"}}},
+    )
+    return calls
