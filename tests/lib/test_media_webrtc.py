@@ -378,14 +378,16 @@ async def test_eight_viewers_and_a_slow_one_does_not_hold_the_others(
         assert relay.viewer_count == 8
         await group[-1].wait_frames(1)
 
-        # The slow viewer's network: every RTP packet takes 50 ms to leave.
+        # The slow viewer's network: every RTP packet takes 200 ms to leave, far slower
+        # than the doorbell sends them. (At 50 ms, on Python 3.14, the others' 15 frames
+        # could all arrive before the slow viewer's 8-packet queue filled.)
         slow_pc = sessions[0].peer_connection
         assert slow_pc is not None
         dtls = slow_pc.getSenders()[0].transport
         send_rtp = dtls._send_rtp
 
         async def slow_send_rtp(data: bytes) -> None:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.2)
             await send_rtp(data)
 
         dtls._send_rtp = slow_send_rtp  # type: ignore[method-assign]
