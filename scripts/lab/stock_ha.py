@@ -21,7 +21,7 @@ import homeassistant
 from .hass import REPO
 
 CONSTRAINTS = Path(homeassistant.__file__).parent / "package_constraints.txt"
-_PRISTINE = ".doorstep-stock-packages"
+_PRISTINE = ".doorstep-stock-packages-v2"
 
 
 def _pinned(name: str) -> str:
@@ -62,19 +62,31 @@ def _pip(venv: Path, *args: str) -> str:
     return proc.stdout
 
 
-def _installed(venv: Path) -> set[str]:
-    names = set()
+def _installed(venv: Path) -> dict[str, str]:
+    """Installed distributions: normalised name to version."""
+    found = {}
     for line in _pip(venv, "list", "--format=freeze").splitlines():
-        name = line.split("==", 1)[0].strip()
-        if name:
-            names.add(name.lower().replace("_", "-"))
-    return names
+        name, _, version = line.partition("==")
+        if name.strip():
+            found[name.strip().lower().replace("_", "-")] = version.strip()
+    return found
 
 
 def stock_venv(location: Path | None = None) -> Path:
-    """The stock venv, built if missing, reset to the stock packages if it was used."""
+    """The stock venv, built if missing, reset to the stock packages if it was used.
+
+    Packages Home Assistant added are uninstalled. If it changed the version of one it
+    came with (uv installs with --upgrade), the venv is built again from scratch.
+    """
     venv = location or default_location()
     pristine_file = venv / _PRISTINE
+    if pristine_file.exists():
+        pristine = dict(
+            line.split("==", 1) for line in pristine_file.read_text(encoding="utf-8").split()
+        )
+        installed = _installed(venv)
+        if any(installed.get(name) != version for name, version in pristine.items()):
+            pristine_file.unlink()
     if not pristine_file.exists():
         shutil.rmtree(venv, ignore_errors=True)
         # The interpreter the project's venv was made from: Python >= 3.14.2.
@@ -89,9 +101,14 @@ def stock_venv(location: Path | None = None) -> Path:
             f"homeassistant=={HA_VERSION}",
             f"home-assistant-frontend=={FRONTEND_VERSION}",
         )
-        pristine_file.write_text("\n".join(sorted(_installed(venv))) + "\n", encoding="utf-8")
-    pristine = set(pristine_file.read_text(encoding="utf-8").split())
-    extra = sorted(_installed(venv) - pristine)
+        pristine_file.write_text(
+            "".join(f"{name}=={version}\n" for name, version in sorted(_installed(venv).items())),
+            encoding="utf-8",
+        )
+    pristine_names = {
+        line.split("==", 1)[0] for line in pristine_file.read_text(encoding="utf-8").split()
+    }
+    extra = sorted(set(_installed(venv)) - pristine_names)
     if extra:
         _pip(venv, "uninstall", "--yes", "--quiet", *extra)
     return venv

@@ -43,6 +43,40 @@ from scripts.lab.netns import Topology, create_topology, lab_unavailable_reason
 from scripts.lab.pairing import pair_flow, wait_for_discovery
 from scripts.lab.procs import ManagedProcess, within
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+# A group id nothing else on the machine uses, so the root namespace's nftables rules
+# match the browser's packets and only those. Per run, so parallel runs do not mix.
+BROWSER_GID = 2_000_000_000 + os.getpid()
+
+
+def require_tool(path: str, package: str) -> None:
+    """Skip (or, in CI, fail) when a system tool the test needs is missing."""
+    if shutil.which(path) is not None:
+        return
+    reason = f"live view e2e test needs `{path}` (Debian package {package})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def chromium_in_group(tmp_path: Path) -> Path:
+    """An executable that starts Debian's Chromium under the browser's group id.
+
+    Playwright starts the browser itself, so the group is set by a wrapper: setpriv
+    changes only the group (the user stays root, as Chromium runs with --no-sandbox).
+    """
+    require_tool(str(CHROMIUM), "chromium")
+    wrapper = tmp_path / "chromium-in-group"
+    wrapper.write_text(
+        f'#!/bin/sh\nexec setpriv --regid {BROWSER_GID} --clear-groups -- {CHROMIUM} "$@"\n',
+        encoding="utf-8",
+    )
+    wrapper.chmod(0o755)
+    return wrapper
+
+
 # Taken at import, before any test restricts sockets (see _lift_socket_guard).
 _REAL_CONNECT = socket.socket.connect
 

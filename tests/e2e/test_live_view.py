@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import Iterator
+import contextlib
 from dataclasses import dataclass
 import ipaddress
 import json
 import os
 from pathlib import Path
-import shutil
 import subprocess
 import time
 from typing import Any
@@ -39,11 +39,10 @@ from scripts.lab.forward import TcpForwarder
 from scripts.lab.hass import HASS_PORT, REPO, HassWebSocket, Owner
 from scripts.lab.netns import Topology, ns_argv
 
-from .conftest import HassInstance, Paired
+from .conftest import BROWSER_GID, HassInstance, Paired, require_tool
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
 CAMERA = "camera.front_door"
 DASHBOARD_PATH = "/lovelace/doorbells"
 SCREENSHOT = REPO / "artifacts" / "e2e" / "live_view.png"
@@ -74,21 +73,6 @@ CHROMIUM_ARGS = [
     # so host candidates carry plain addresses.
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
-# A group id nothing else on the machine uses, so the root namespace's nftables rules
-# match the browser's packets and only those. Per run, so parallel runs do not mix.
-BROWSER_GID = 2_000_000_000 + os.getpid()
-
-
-def require_tool(path: str, package: str) -> None:
-    """Skip (or, in CI, fail) when a system tool the test needs is missing."""
-    if shutil.which(path) is not None:
-        return
-    reason = f"live view e2e test needs `{path}` (Debian package {package})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
-
-
 # --- nftables: counters, and the browser's egress guard ---------------------------
 
 
@@ -200,11 +184,11 @@ class PacketCounters:
             )
 
 
-@pytest.fixture
-def packet_counters(topology: Topology) -> Iterator[PacketCounters]:
+@contextlib.contextmanager
+def egress_guard(topology: Topology, table: str) -> Iterator[PacketCounters]:
+    """The browser's egress guard and the lab's counters, for one lab (see the rulesets)."""
     require_tool("nft", "nftables")
     require_tool("setpriv", "util-linux")
-    table = f"ds{os.getpid()}live"
     lab_nets = f"{topology.lan}, {topology.uplink}"
     counters = PacketCounters(table=table, namespaces=[None, *topology.namespaces()])
     try:
@@ -219,24 +203,13 @@ def packet_counters(topology: Topology) -> Iterator[PacketCounters]:
         counters.remove()
 
 
-# --- the browser --------------------------------------------------------------------
-
-
 @pytest.fixture
-def chromium_in_group(tmp_path: Path) -> Path:
-    """An executable that starts Debian's Chromium under the browser's group id.
+def packet_counters(topology: Topology) -> Iterator[PacketCounters]:
+    with egress_guard(topology, f"ds{os.getpid()}live") as counters:
+        yield counters
 
-    Playwright starts the browser itself, so the group is set by a wrapper: setpriv
-    changes only the group (the user stays root, as Chromium runs with --no-sandbox).
-    """
-    require_tool(str(CHROMIUM), "chromium")
-    wrapper = tmp_path / "chromium-in-group"
-    wrapper.write_text(
-        f'#!/bin/sh\nexec setpriv --regid {BROWSER_GID} --clear-groups -- {CHROMIUM} "$@"\n',
-        encoding="utf-8",
-    )
-    wrapper.chmod(0o755)
-    return wrapper
+
+# --- the browser --------------------------------------------------------------------
 
 
 # Keeps every RTCPeerConnection the page makes and the ICE servers it was given, so

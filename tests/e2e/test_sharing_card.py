@@ -40,7 +40,7 @@ from scripts.lab.requests import file_request, wait_and_verify
 from .conftest import HassInstance, Paired
 
 # The live-view test's browser guard, reused: pytest finds fixtures by these names.
-from .test_live_view import PacketCounters, chromium_in_group, packet_counters  # noqa: F401
+from .test_live_view import PacketCounters, packet_counters  # noqa: F401
 
 pytestmark = pytest.mark.e2e
 
@@ -148,7 +148,7 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
     hass_ws: HassWebSocket,
     session: aiohttp.ClientSession,
     packet_counters: PacketCounters,  # noqa: F811
-    chromium_in_group: Path,  # noqa: F811
+    chromium_in_group: Path,
     tmp_path: Path,
 ) -> None:
     await front_door.press(session)

@@ -17,12 +17,14 @@ HTTP CONNECT proxy in the root namespace on the root end of the hub's uplink, wh
 tunnels to the registry's two hosts on port 443 and refuses anything else (the test
 asserts it was asked for nothing else). Home Assistant's own HTTP clients do not use
 proxies (aiohttp without trust_env); only its installer does, through HTTPS_PROXY.
+Chromium runs under the live-view test's egress guard (`egress_guard`), and a failed
+install of aiortc fails the test at once, with Home Assistant's reason.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 import os
 from pathlib import Path
@@ -52,8 +54,8 @@ from scripts.lab.procs import ManagedProcess, within
 from scripts.lab.registry_proxy import REGISTRY_HOSTS, RegistryProxy
 from scripts.lab.stock_ha import installed_version, pinned_constraint, stock_venv
 
-from .conftest import require_lab
-from .test_live_view import CHROMIUM, CHROMIUM_ARGS, WATCH_VIDEO, require_tool
+from .conftest import CHROMIUM, require_lab, require_tool
+from .test_live_view import CHROMIUM_ARGS, WATCH_VIDEO, egress_guard
 
 pytestmark = pytest.mark.e2e
 
@@ -140,7 +142,7 @@ async def stock_home(
             "HTTP_PROXY": proxy.url,
             "NO_PROXY": "localhost,127.0.0.1",
             # uv checks the registry's certificate against the system's CA bundle.
-            "UV_NATIVE_TLS": "1",
+            "UV_SYSTEM_CERTS": "1",
             "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
         }
         hass = ManagedProcess(
@@ -184,7 +186,9 @@ async def stock_home(
         topology.teardown()
 
 
-async def test_stock_home_assistant_installs_and_runs_doorstep(stock_home: StockHome) -> None:
+async def test_stock_home_assistant_installs_and_runs_doorstep(
+    stock_home: StockHome, chromium_in_group: Path
+) -> None:
     require_tool(str(CHROMIUM), "chromium")
     hass, owner = stock_home.hass, Owner()
     started = time.monotonic()
@@ -205,7 +209,9 @@ async def test_stock_home_assistant_installs_and_runs_doorstep(stock_home: Stock
         try:
             # The first discovery waits for the requirements to install.
             async with within(300, "HA installs Doorstep and discovers the doorbell"):
-                flow = await wait_for_discovery(ws, device_id=info["id"])
+                flow = await _unless_install_fails(
+                    hass, wait_for_discovery(ws, device_id=info["id"])
+                )
             result = await pair_flow(client, flow, stock_home.doorbell.pairing_code())
         finally:
             await ws.close()
@@ -237,10 +243,19 @@ async def test_stock_home_assistant_installs_and_runs_doorstep(stock_home: Stock
         forwarder = TcpForwarder("127.0.0.1", 0, stock_home.topology.hub_uplink_address, HASS_PORT)
         await forwarder.start()
         try:
-            frames = await _live_view_frames(f"http://127.0.0.1:{forwarder.bound_port}", owner)
+            # The same guard as the live-view test: the browser may reach only loopback
+            # and the lab, and the lab nothing beyond itself.
+            with egress_guard(stock_home.topology, f"ds{os.getpid()}stock") as guard:
+                frames = await _live_view_frames(
+                    f"http://127.0.0.1:{forwarder.bound_port}", owner, chromium_in_group
+                )
+                packets = guard.read()
         finally:
             await forwarder.close()
     assert frames > MIN_FRAMES
+    assert packets["browser_outside"] == packets["browser_dns"] == 0, packets
+    assert packets["lab_outside"] == packets["uplink_outside"] == 0, packets
+    assert packets["browser_lab"] > 0, packets
 
     log = hass.log_text()
     ours = [line for line in log.splitlines() if "doorstep" in line.lower()]
@@ -255,6 +270,31 @@ async def test_stock_home_assistant_installs_and_runs_doorstep(stock_home: Stock
     )
 
 
+async def _unless_install_fails[T](hass: ManagedProcess, waiting: Awaitable[T]) -> T:
+    """``waiting``, unless Home Assistant says it could not install Doorstep's requirement
+    first (as on HA 2025.4): then fail at once, with HA's reason."""
+
+    async def install_failed() -> str:
+        while True:
+            for line in hass.log_text().splitlines():
+                if "Unable to install package aiortc" in line:
+                    return line
+            await asyncio.sleep(0.5)
+
+    work = asyncio.ensure_future(waiting)
+    watch = asyncio.ensure_future(install_failed())
+    try:
+        await asyncio.wait({work, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (work, watch):
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(work, watch, return_exceptions=True)
+    if watch.done() and not watch.cancelled():
+        raise AssertionError(f"Home Assistant could not install Doorstep: {watch.result()}")
+    return work.result()
+
+
 async def _until(
     client: HassClient, entity_id: str, done: Callable[[dict[str, Any] | None], bool]
 ) -> None:
@@ -266,11 +306,11 @@ async def _until(
         await asyncio.sleep(0.2)
 
 
-async def _live_view_frames(base_url: str, owner: Owner) -> int:
+async def _live_view_frames(base_url: str, owner: Owner, chromium: Path) -> int:
     """Log in with headless Chromium and count the frames the dashboard's camera shows."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS
+            executable_path=str(chromium), args=CHROMIUM_ARGS
         )
         try:
             context = await browser.new_context(viewport={"width": 1280, "height": 900})

@@ -41,15 +41,12 @@ from scripts.lab.pairing import pair_flow, wait_for_discovery
 from scripts.lab.procs import ManagedProcess, python_env, within
 from scripts.lab.requests import create_requester
 
-from .conftest import HassInstance, Paired, run_async
+from .conftest import BROWSER_GID, HassInstance, Paired, require_tool, run_async
 from .test_live_view import (  # noqa: F401 (fixtures, used by name)
-    BROWSER_GID,
     CHROMIUM_ARGS,
     WATCH_VIDEO,
     PacketCounters,
-    chromium_in_group,
     packet_counters,
-    require_tool,
 )
 
 pytestmark = pytest.mark.e2e
@@ -298,7 +295,7 @@ async def test_nothing_reaches_the_requester_until_a_person_approves(
     requester_link: RequesterLink,
     packet_counters: PacketCounters,  # noqa: F811
     browser_strays: BrowserStrayDestinations,
-    chromium_in_group: Path,  # noqa: F811
+    chromium_in_group: Path,
     hass_client: HassClient,
     session: aiohttp.ClientSession,
     lab_dir: Path,
