@@ -634,6 +634,9 @@ class SessionManager:
         self._policy = policy or NetworkPolicy()
         self._limits = limits
         self._sessions: dict[str, WebRTCSession] = {}
+        # The doorbell's H.264 profile as last seen passing through to live view; new
+        # sessions' answers prefer the codec that matches it.
+        self.source_profile_level_id: str | None = None
 
     @property
     def viewer_count(self) -> int:
@@ -668,7 +671,8 @@ class SessionManager:
         on_local_candidate: CandidateListener | None = None,
         **kwargs: Any,
     ) -> WebRTCSession:
-        """A new session, registered until it closes."""
+        """A new session, registered until it closes; ``profile_level_id`` defaults to
+        :attr:`source_profile_level_id`."""
         if len(self._sessions) >= self._max_sessions:
             raise TooManySessions(
                 f"already {len(self._sessions)} live viewers; close one and try again"
@@ -680,7 +684,7 @@ class SessionManager:
         session = WebRTCSession(
             relay,
             session_id=session_id,
-            profile_level_id=profile_level_id,
+            profile_level_id=profile_level_id or self.source_profile_level_id,
             on_local_candidate=on_local_candidate,
             **kwargs,
         )
