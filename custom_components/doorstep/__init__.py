@@ -38,7 +38,13 @@ from .device import (
 from .http import async_register_views
 from .ice import async_start_local_stun
 from .live_view import home_network_policy
-from .media import MediaRelay, SessionManager, StreamSource, live_view_source
+from .media import (
+    MediaRelay,
+    ProfileDecision,
+    SessionManager,
+    StreamSource,
+    live_view_source,
+)
 from .recording import (
     DATA_CLIPS,
     async_setup_recording,
@@ -163,6 +169,16 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
         ) from err
 
     coordinator = DoorstepCoordinator(hass, entry, device)
+    sessions = SessionManager(policy=home_network_policy(entry.options))
+
+    def _profile_seen(decision: ProfileDecision) -> None:
+        # Live view passes this profile through, so answers prefer it; a re-encoded
+        # stream is constrained baseline, which answers prefer anyway.
+        sessions.source_profile_level_id = (
+            decision.profile_level_id if decision.passthrough else None
+        )
+        async_update_profile_issue(hass, entry, decision)
+
     # Two relays: the doorbell's own bytes (for the recorder: clips may become evidence,
     # so they keep the camera's original picture, and recording alone never costs a
     # transcode), and live view, which re-encodes only while someone watches a stream
@@ -171,12 +187,11 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
         lambda: StreamSource.from_doorbell(
             client,
             name=device.name,
-            on_profile=lambda decision: async_update_profile_issue(hass, entry, decision),
+            on_profile=_profile_seen,
         ).packets(),
         name=f"{device.name} source",
     )
     relay = MediaRelay(live_view_source(source_relay, name=device.name), name=device.name)
-    sessions = SessionManager(policy=home_network_policy(entry.options))
     entry.runtime_data = DoorstepData(
         client=client, device=device, coordinator=coordinator, relay=relay, sessions=sessions
     )

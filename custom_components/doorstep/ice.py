@@ -25,6 +25,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
+from .media import NetworkPolicy
 from .media.stun import DEFAULT_STUN_PORT, StunResponder
 
 _LOGGER = logging.getLogger(__name__)
@@ -34,23 +35,33 @@ ISSUE_PUBLIC_STUN = "public_stun_server"
 
 async def async_start_local_stun(hass: HomeAssistant) -> None:
     """Answer STUN on the hub and tell the owner how to use it instead of the public server."""
-    responder = StunResponder()
-    try:
-        await responder.start("0.0.0.0", DEFAULT_STUN_PORT)  # noqa: S104 -- browsers on any home interface ask it
-    except OSError as err:
+    policy = NetworkPolicy()
+    responders: list[StunResponder] = []
+    errors: list[str] = []
+    for host in await _home_addresses(hass, policy):
+        responder = StunResponder(policy)
+        try:
+            await responder.start(host, DEFAULT_STUN_PORT)
+        except OSError as err:
+            errors.append(f"{host}: {err}")
+        else:
+            responders.append(responder)
+    listening = bool(responders)
+    if not listening:
         _LOGGER.warning(
             "Could not start the local STUN responder on UDP port %s (%s); "
             "point ice_servers at another STUN server inside your home instead",
             DEFAULT_STUN_PORT,
-            err,
+            "; ".join(errors),
         )
-        listening = False
     else:
-        listening = True
+        if errors:
+            _LOGGER.debug("The local STUN responder could not listen on %s", "; ".join(errors))
 
         @callback
         def _stop(_event: Event) -> None:
-            responder.close()
+            for responder in responders:
+                responder.close()
 
         hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, _stop)
 
@@ -70,6 +81,15 @@ async def async_start_local_stun(hass: HomeAssistant) -> None:
         translation_key=ISSUE_PUBLIC_STUN if listening else f"{ISSUE_PUBLIC_STUN}_no_responder",
         translation_placeholders={"stun_url": f"stun:{hub_ip}:{DEFAULT_STUN_PORT}"},
     )
+
+
+async def _home_addresses(hass: HomeAssistant, policy: NetworkPolicy) -> list[str]:
+    """Where the responder listens: the addresses of the network adapters Home Assistant
+    uses (Settings > Network) that are on the home network, and loopback, which never
+    leaves the machine. Not 0.0.0.0, which would include a VPN or a public interface."""
+    adapters = await network.async_get_adapters(hass)
+    addresses = [str(ip) for ip in network.async_get_enabled_source_ips_from_adapters(adapters)]
+    return list(dict.fromkeys(["127.0.0.1", *policy.filter(addresses)]))
 
 
 def owner_chose_ice_servers(hass: HomeAssistant) -> bool:

@@ -20,7 +20,7 @@ from webrtc_models import RTCIceServer
 
 from custom_components.doorstep.const import DOMAIN
 from custom_components.doorstep.ice import ISSUE_PUBLIC_STUN
-from custom_components.doorstep.media.stun import BINDING_REQUEST, MAGIC_COOKIE
+from custom_components.doorstep.media.stun import BINDING_REQUEST, MAGIC_COOKIE, StunResponder
 
 
 @pytest.fixture
@@ -117,4 +117,48 @@ async def test_port_taken_gives_the_other_issue(
     issue = issue_registry.async_get_issue(DOMAIN, ISSUE_PUBLIC_STUN)
     assert issue is not None
     assert issue.translation_key == f"{ISSUE_PUBLIC_STUN}_no_responder"
+    assert await hass.config_entries.async_unload(paired_entry.entry_id)
+
+
+async def test_responder_listens_only_on_home_addresses(
+    hass: HomeAssistant, paired_entry: MockConfigEntry, stun_port: int
+) -> None:
+    """Not 0.0.0.0: loopback and the enabled adapters' home addresses, never a public one."""
+    adapters = [
+        {
+            "name": "eth0",
+            "index": 0,
+            "enabled": True,
+            "auto": True,
+            "default": True,
+            "ipv4": [{"address": "192.168.1.2", "network_prefix": 24}],
+            "ipv6": [],
+        },
+        {
+            "name": "wan0",
+            "index": 1,
+            "enabled": True,
+            "auto": False,
+            "default": False,
+            "ipv4": [{"address": "198.51.100.7", "network_prefix": 24}],
+            "ipv6": [],
+        },
+        {
+            "name": "wlan0",
+            "index": 2,
+            "enabled": False,
+            "auto": False,
+            "default": False,
+            "ipv4": [{"address": "10.1.1.1", "network_prefix": 24}],
+            "ipv6": [],
+        },
+    ]
+    with (
+        patch("homeassistant.components.network.async_get_adapters", return_value=adapters),
+        patch.object(StunResponder, "start", autospec=True) as start,
+    ):
+        assert await hass.config_entries.async_setup(paired_entry.entry_id)
+        await hass.async_block_till_done()
+    assert sorted(call.args[1] for call in start.call_args_list) == ["127.0.0.1", "192.168.1.2"]
+    assert {call.args[2] for call in start.call_args_list} == {stun_port}
     assert await hass.config_entries.async_unload(paired_entry.entry_id)

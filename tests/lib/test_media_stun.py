@@ -11,6 +11,7 @@ from aioice import stun
 from hypothesis import given, strategies as st
 import pytest
 
+from custom_components.doorstep.media.network import PRIVATE_NETWORKS, NetworkPolicy
 from custom_components.doorstep.media.stun import (
     BINDING_REQUEST,
     MAGIC_COOKIE,
@@ -84,3 +85,28 @@ async def test_responder_answers_over_udp() -> None:
     finally:
         responder.close()
     assert responder.address is None
+
+
+async def test_responder_ignores_senders_outside_the_home_network() -> None:
+    """A sender the policy does not allow gets no answer, even to a valid request."""
+    outside_loopback = NetworkPolicy(base_networks=PRIVATE_NETWORKS)
+    responder = StunResponder(outside_loopback)
+    await responder.start("127.0.0.1", 0)
+    try:
+        address = responder.address
+        assert address is not None
+        loop = asyncio.get_running_loop()
+        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        client.setblocking(False)
+        client.bind(("127.0.0.1", 0))
+        try:
+            await loop.sock_sendto(client, _request(), address)
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await loop.sock_recv(client, 2048)
+        finally:
+            client.close()
+        assert responder.ignored_senders == 1
+        assert responder.answered == 0
+    finally:
+        responder.close()

@@ -470,6 +470,20 @@ async def test_offer_candidates_are_filtered(
     assert network_log.lookups == []
 
 
+@pytest.mark.parametrize(("source", "expected"), [(None, "42e01f"), ("42001e", "42001f")])
+async def test_answer_prefers_the_profile_the_doorbell_sends(
+    idle_relay: MediaRelay, manager: SessionManager, source: str | None, expected: str
+) -> None:
+    """The doorbell's profile, once known to the manager, decides the answer's H.264."""
+    manager.source_profile_level_id = source
+    session = manager.create(idle_relay)
+    answer = await session.handle_offer(CHROME_OFFER)
+    lines = answer.splitlines()
+    pt = next(line for line in lines if line.startswith("m=video")).split()[3]
+    fmtp = next(line for line in lines if line.startswith(f"a=fmtp:{pt} "))
+    assert f"profile-level-id={expected}" in fmtp
+
+
 async def test_trickled_candidates_are_filtered(
     idle_relay: MediaRelay, manager: SessionManager, network_log: NetworkLog
 ) -> None:

@@ -2,9 +2,10 @@
 
 Home Assistant hands every browser a STUN server for WebRTC; left alone that is its
 public one. Pointing Home Assistant's ``webrtc: ice_servers`` at this responder keeps
-that lookup on the home network. It answers only RFC 5389 Binding requests, with the
-address it saw the request come from (XOR-MAPPED-ADDRESS), and ignores everything else:
-no authentication, no relaying, nothing stored.
+that lookup on the home network. It answers only RFC 5389 Binding requests from home
+network addresses, with the address it saw the request come from (XOR-MAPPED-ADDRESS),
+and ignores everything else: no authentication, no relaying, nothing stored. aioice's
+STUN codec reads the requests and writes the answers.
 """
 
 from __future__ import annotations
@@ -15,57 +16,52 @@ import logging
 import struct
 from typing import Final
 
+from aioice import stun
+
+from .network import NetworkPolicy
+
 _LOGGER = logging.getLogger(__name__)
 
 DEFAULT_STUN_PORT: Final = 3478
-
-MAGIC_COOKIE: Final = 0x2112A442
-BINDING_REQUEST: Final = 0x0001
-BINDING_SUCCESS: Final = 0x0101
-XOR_MAPPED_ADDRESS: Final = 0x0020
-SOFTWARE: Final = 0x8022
-_HEADER = struct.Struct("!HHI12s")
-_SOFTWARE_NAME = b"Doorstep hub"
+MAGIC_COOKIE: Final = stun.COOKIE
+BINDING_REQUEST: Final = stun.Method.BINDING | stun.Class.REQUEST
+_COOKIE_BYTES: Final = struct.pack("!I", MAGIC_COOKIE)
+_SOFTWARE_NAME: Final = "Doorstep hub"
 # A Binding request from a browser is a few dozen bytes; anything large is not one.
 MAX_REQUEST_BYTES: Final = 548
 
 
 def binding_response(request: bytes, address: str, port: int) -> bytes | None:
     """The answer to a Binding request from ``address``:``port``, or None to stay silent."""
-    if not 20 <= len(request) <= MAX_REQUEST_BYTES:
+    # aioice does not insist on the RFC 5389 cookie or on 4-byte alignment; we do, so
+    # that RFC 3489 clients and other protocols on the port get no answer.
+    if not stun.HEADER_LENGTH <= len(request) <= MAX_REQUEST_BYTES or len(request) % 4:
         return None
-    msg_type, length, cookie, transaction_id = _HEADER.unpack_from(request)
-    if msg_type != BINDING_REQUEST or cookie != MAGIC_COOKIE or length != len(request) - 20:
-        return None
-    if length % 4:
+    if request[4:8] != _COOKIE_BYTES:
         return None
     try:
+        # The address as the socket saw it (an IPv4-mapped one stays IPv6), without zone.
         ip = ipaddress.ip_address(address.split("%")[0])
-    except ValueError:
+        message = stun.parse_message(request)
+    except ValueError, struct.error:
         return None
-    xor_port = port ^ (MAGIC_COOKIE >> 16)
-    if ip.version == 4:
-        family = 0x01
-        xor_ip = (int(ip) ^ MAGIC_COOKIE).to_bytes(4, "big")
-    else:
-        family = 0x02
-        key = int.from_bytes(struct.pack("!I", MAGIC_COOKIE) + transaction_id, "big")
-        xor_ip = (int(ip) ^ key).to_bytes(16, "big")
-    mapped = struct.pack("!BBH", 0, family, xor_port) + xor_ip
-    software = _SOFTWARE_NAME + b"\0" * (-len(_SOFTWARE_NAME) % 4)
-    attributes = (
-        struct.pack("!HH", XOR_MAPPED_ADDRESS, len(mapped))
-        + mapped
-        + struct.pack("!HH", SOFTWARE, len(_SOFTWARE_NAME))
-        + software
+    if message.message_method | message.message_class != BINDING_REQUEST:
+        return None
+    response = stun.Message(
+        stun.Method.BINDING,
+        stun.Class.RESPONSE,
+        transaction_id=message.transaction_id,
+        attributes={"XOR-MAPPED-ADDRESS": (str(ip), port), "SOFTWARE": _SOFTWARE_NAME},
     )
-    return _HEADER.pack(BINDING_SUCCESS, len(attributes), MAGIC_COOKIE, transaction_id) + attributes
+    return bytes(response)
 
 
 class _StunProtocol(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
+    def __init__(self, policy: NetworkPolicy) -> None:
         self.transport: asyncio.DatagramTransport | None = None
+        self.policy = policy
         self.answered = 0
+        self.ignored_senders = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.DatagramTransport)
@@ -73,6 +69,11 @@ class _StunProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         host, port = str(addr[0]), int(addr[1])
+        if not self.policy.allows(host):
+            # Telling a stranger its public address is what a public STUN server is for.
+            self.ignored_senders += 1
+            _LOGGER.debug("Ignored a STUN datagram from %s, outside the home network", host)
+            return
         response = binding_response(data, host, port)
         if response is None:
             _LOGGER.debug(
@@ -85,10 +86,11 @@ class _StunProtocol(asyncio.DatagramProtocol):
 
 
 class StunResponder:
-    """Answers STUN Binding requests on one UDP address until closed."""
+    """Answers STUN Binding requests from the home network on one UDP address."""
 
-    def __init__(self) -> None:
-        """Not listening until :meth:`start`."""
+    def __init__(self, policy: NetworkPolicy | None = None) -> None:
+        """Not listening until :meth:`start`; answers senders that ``policy`` allows."""
+        self._policy = policy or NetworkPolicy()
         self._transport: asyncio.DatagramTransport | None = None
         self._protocol: _StunProtocol | None = None
 
@@ -105,11 +107,16 @@ class StunResponder:
         """How many requests it answered."""
         return self._protocol.answered if self._protocol else 0
 
+    @property
+    def ignored_senders(self) -> int:
+        """How many datagrams it ignored because they came from outside the home."""
+        return self._protocol.ignored_senders if self._protocol else 0
+
     async def start(self, host: str, port: int = DEFAULT_STUN_PORT) -> None:
         """Listen on ``host``:``port`` (UDP). Raises OSError when the port is taken."""
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.create_datagram_endpoint(
-            _StunProtocol, local_addr=(host, port)
+            lambda: _StunProtocol(self._policy), local_addr=(host, port)
         )
         self._transport, self._protocol = transport, protocol
 

@@ -41,6 +41,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Final
 import uuid
 
+from aioice import Candidate
 from aiortc import (
     RTCConfiguration,
     RTCIceCandidate,
@@ -67,6 +68,7 @@ from .sdp import (
     DroppedCandidate,
     OfferLimits,
     OfferSummary,
+    RemoteCandidate,
     candidate_rejection,
     filter_offer_candidates,
     h264_preference_order,
@@ -226,10 +228,8 @@ def _guard_connection(connection: Any, policy: NetworkPolicy, stats: SessionStat
         return await original_gather(component, allowed, *args, **kwargs)
 
     @functools.wraps(original_add)
-    async def add_remote_candidate(candidate: Any) -> None:
-        if candidate is not None and (
-            candidate.type != "host" or not policy.allows(str(candidate.host))
-        ):
+    async def add_remote_candidate(candidate: Candidate | None) -> None:
+        if candidate is not None and candidate_rejection(RemoteCandidate(candidate), policy):
             _LOGGER.debug("ICE guard ignored remote candidate %s", candidate)
             return
         await original_add(candidate)
@@ -375,17 +375,7 @@ class WebRTCSession:
             return False
         if sdp_mid is None and sdp_mline_index is None:
             sdp_mline_index = 0
-        ice = RTCIceCandidate(
-            component=parsed.component,
-            foundation=parsed.foundation,
-            ip=parsed.address,
-            port=parsed.port,
-            priority=parsed.priority,
-            protocol=parsed.transport,
-            type=parsed.type,
-            sdpMid=sdp_mid,
-            sdpMLineIndex=sdp_mline_index,
-        )
+        ice = parsed.to_rtc(sdp_mid, sdp_mline_index)
         if not self._remote_set:
             self._pending.append(ice)
             return True
@@ -583,18 +573,11 @@ def _without_end_of_candidates(sdp: str) -> str:
 
 
 def _answer_sdp(pc: RTCPeerConnection, policy: NetworkPolicy) -> str:
-    """The local answer with any candidate outside the home network removed (the ICE
-    guard already keeps them from being gathered; this keeps them out of the text)."""
-    sdp = str(pc.localDescription.sdp)
-    newline = "\r\n" if "\r\n" in sdp else "\n"
-    kept = []
-    for line in sdp.split(newline):
-        if line.startswith("a=candidate:"):
-            fields = line.split()
-            if len(fields) < 8 or fields[7] != "host" or not policy.allows(fields[4]):
-                continue
-        kept.append(line)
-    return newline.join(kept)
+    """The local answer with any candidate the browser's would be refused for removed
+    (the ICE guard already keeps them from being gathered; this keeps them out of the
+    text)."""
+    answer, _dropped = filter_offer_candidates(str(pc.localDescription.sdp), policy)
+    return answer
 
 
 def _check_negotiated(answer: str) -> None:
@@ -651,6 +634,9 @@ class SessionManager:
         self._policy = policy or NetworkPolicy()
         self._limits = limits
         self._sessions: dict[str, WebRTCSession] = {}
+        # The doorbell's H.264 profile as last seen passing through to live view; new
+        # sessions' answers prefer the codec that matches it.
+        self.source_profile_level_id: str | None = None
 
     @property
     def viewer_count(self) -> int:
@@ -685,7 +671,8 @@ class SessionManager:
         on_local_candidate: CandidateListener | None = None,
         **kwargs: Any,
     ) -> WebRTCSession:
-        """A new session, registered until it closes."""
+        """A new session, registered until it closes; ``profile_level_id`` defaults to
+        :attr:`source_profile_level_id`."""
         if len(self._sessions) >= self._max_sessions:
             raise TooManySessions(
                 f"already {len(self._sessions)} live viewers; close one and try again"
@@ -697,7 +684,7 @@ class SessionManager:
         session = WebRTCSession(
             relay,
             session_id=session_id,
-            profile_level_id=profile_level_id,
+            profile_level_id=profile_level_id or self.source_profile_level_id,
             on_local_candidate=on_local_candidate,
             **kwargs,
         )
