@@ -6,7 +6,7 @@ from collections.abc import Iterable
 import logging
 from typing import Any
 
-from hypothesis import HealthCheck, assume, example, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 import pytest
 from zeroconf import ServiceInfo
 
@@ -17,7 +17,6 @@ from custom_components.doorstep.device import (
     is_valid_fingerprint,
     normalize_fingerprint,
     parse_txt,
-    parse_txt_record,
 )
 
 LOGGER_NAME = "custom_components.doorstep.device.discovery"
@@ -121,7 +120,6 @@ def advert_of(props: dict[str, str]) -> DoorbellAdvert:
 def test_valid_example() -> None:
     assert parse_txt(VALID) == EXPECTED
     assert parse_txt({k.encode(): v.encode() for k, v in VALID.items()}) == EXPECTED
-    assert parse_txt_record(wire(entries_of(VALID))) == EXPECTED
 
 
 @given(props=valid_props())
@@ -130,29 +128,26 @@ def test_valid_records_round_trip(props: dict[str, str]) -> None:
     assert parse_txt(props) == expected
     assert parse_txt({k.encode(): v.encode() for k, v in props.items()}) == expected
     raw = wire(entries_of(props))
-    assert parse_txt_record(raw) == expected
     info = ServiceInfo(SERVICE_TYPE, f"Front door.{SERVICE_TYPE}", properties=raw)
     assert parse_txt(info.decoded_properties) == expected
 
 
 def test_unknown_keys_and_valueless_unknown_keys_are_ignored() -> None:
     props = mixed(VALID)
-    props.update({"future": "x", b"flag": None})
+    props.update({"future": "x", b"flag": None, b"later": b"\x00\x01"})
     assert parse_txt(props) == EXPECTED
-    record = wire([*entries_of(VALID), (b"flag", None), (b"future", b"\x00\x01")])
-    assert parse_txt_record(record) == EXPECTED
 
 
 def test_keys_are_case_sensitive() -> None:
     # "ID" is an unknown key, not a repeat of "id".
-    assert parse_txt_record(wire([*entries_of(VALID), (b"ID", b"other")])) == EXPECTED
+    assert parse_txt({**VALID, "ID": "other"}) == EXPECTED
     upper = {k.upper() if k == "fw" else k: v for k, v in VALID.items()}
     assert parse_txt(upper) is None
 
 
-def test_empty_strings_and_missing_keys_in_wire_format() -> None:
-    # RFC 6763: a string starting with "=" is silently ignored, an empty string is padding.
-    assert parse_txt_record(b"\x00" + wire([(b"", b"x"), *entries_of(VALID)])) == EXPECTED
+def test_empty_key_is_ignored() -> None:
+    # RFC 6763 6.4: a string starting with "=" is silently ignored.
+    assert parse_txt({"": "x", **VALID}) == EXPECTED
 
 
 # --- invalid records ------------------------------------------------------------------
@@ -200,26 +195,17 @@ def test_bad_field_is_rejected(
     props = mixed(VALID)
     props[key] = value
     assert_ignored(caplog, parse_txt(props))
-    caplog.clear()
-    raw = value.encode() if isinstance(value, str) else value
-    record = wire([(k, v) if k != key.encode() else (k, raw) for k, v in entries_of(VALID)])
-    assert_ignored(caplog, parse_txt_record(record))
 
 
 @pytest.mark.parametrize("key", list(VALID))
 def test_missing_key_is_rejected(caplog: pytest.LogCaptureFixture, key: str) -> None:
     props = {k: v for k, v in VALID.items() if k != key}
     assert_ignored(caplog, parse_txt(props))
-    caplog.clear()
-    assert_ignored(caplog, parse_txt_record(wire(entries_of(props))))
 
 
 @pytest.mark.parametrize("key", list(VALID))
 def test_repeated_key_is_rejected(caplog: pytest.LogCaptureFixture, key: str) -> None:
     # Even a repeat with the same value: the rule is "exactly once".
-    record = wire([*entries_of(VALID), (key.encode(), VALID[key].encode())])
-    assert_ignored(caplog, parse_txt_record(record))
-    caplog.clear()
     # A Mapping can only repeat a key by holding it as both str and bytes.
     props = mixed(VALID)
     props[key.encode()] = VALID[key]
@@ -228,27 +214,12 @@ def test_repeated_key_is_rejected(caplog: pytest.LogCaptureFixture, key: str) ->
 
 def test_record_over_512_bytes_is_rejected(caplog: pytest.LogCaptureFixture) -> None:
     padding = [(f"x{i}".encode(), b"p" * 100) for i in range(3)]
-    small = wire([*entries_of(VALID), *padding])
-    assert len(small) <= 512
-    assert parse_txt_record(small) == EXPECTED
-    big = wire([*entries_of(VALID), *padding, (b"x9", b"p" * 200)])
-    assert len(big) > 512
-    assert_ignored(caplog, parse_txt_record(big))
-    caplog.clear()
-    props = {**VALID, **{k.decode(): v.decode() for k, v in padding}, "x9": "p" * 200}
-    assert_ignored(caplog, parse_txt(props))
-
-
-@pytest.mark.parametrize(
-    "record",
-    [
-        b"\x05id=a",  # length runs past the end
-        wire(entries_of(VALID)) + b"\x10",
-        b"\xff",
-    ],
-)
-def test_truncated_wire_record_is_rejected(caplog: pytest.LogCaptureFixture, record: bytes) -> None:
-    assert_ignored(caplog, parse_txt_record(record))
+    small = {**VALID, **{k.decode(): v.decode() for k, v in padding}}
+    assert len(wire(entries_of(small))) <= 512
+    assert parse_txt(small) == EXPECTED
+    big = {**small, "x9": "p" * 200}
+    assert len(wire(entries_of(big))) > 512
+    assert_ignored(caplog, parse_txt(big))
 
 
 @pytest.mark.parametrize(
@@ -257,8 +228,6 @@ def test_truncated_wire_record_is_rejected(caplog: pytest.LogCaptureFixture, rec
 )
 def test_wrong_types_never_raise(caplog: pytest.LogCaptureFixture, junk: Any) -> None:
     assert_ignored(caplog, parse_txt(junk))
-    caplog.clear()
-    assert_ignored(caplog, parse_txt_record(junk))
 
 
 def test_lone_surrogate_in_str_value_is_rejected(caplog: pytest.LogCaptureFixture) -> None:
@@ -307,31 +276,15 @@ def broken_entries(draw: st.DrawFn) -> list[tuple[bytes, bytes | None]]:
 def test_broken_records_are_ignored(
     caplog: pytest.LogCaptureFixture, entries: list[tuple[bytes, bytes | None]]
 ) -> None:
-    caplog.clear()
-    assert_ignored(caplog, parse_txt_record(wire(entries)))
-
-    # The same record as Home Assistant's ZeroconfServiceInfo.properties shows it: what
+    # The record as Home Assistant's ZeroconfServiceInfo.properties shows it: what
     # python-zeroconf decodes (errors="replace", first of repeated keys wins, "k=" is None).
     info = ServiceInfo(SERVICE_TYPE, f"Front door.{SERVICE_TYPE}", properties=wire(entries))
     repeated = len({k for k, _ in entries}) < len(entries)
-    if not repeated:  # a dict cannot show a repeat; parse_txt_record covers that
+    if not repeated:  # a dict cannot show a repeat
         caplog.clear()
         assert_ignored(caplog, parse_txt(info.decoded_properties))
         caplog.clear()
         assert_ignored(caplog, parse_txt(info.properties))
-
-
-@FUZZ
-@given(raw=st.binary(max_size=700))
-@example(raw=b"")
-@example(raw=b"\x00" * 600)
-def test_arbitrary_bytes_never_raise(caplog: pytest.LogCaptureFixture, raw: bytes) -> None:
-    caplog.clear()
-    result = parse_txt_record(raw)
-    if result is None:
-        assert any(r.name == LOGGER_NAME for r in caplog.records)
-    else:
-        assert len(raw) <= 512
 
 
 _keys = st.one_of(st.text(max_size=10), st.binary(max_size=10), st.sampled_from(list(VALID)))

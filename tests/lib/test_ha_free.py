@@ -2,11 +2,14 @@
 
 import ast
 from pathlib import Path
+import sys
 
 import pytest
 
 INTEGRATION = Path(__file__).resolve().parents[2] / "custom_components" / "doorstep"
 HA_FREE_ROOMS = ("device", "media", "sharing")
+# Modules under the rooms: stdlib only, so every room may import them.
+GROUND_FLOOR = ("durable.py",)
 
 
 def _imported_modules(source: Path) -> set[str]:
@@ -48,3 +51,20 @@ def test_relative_imports_stay_inside_the_rooms() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.level >= depth + 1:
                 pytest.fail(f"{source}:{node.lineno} imports from the integration package")
+
+
+@pytest.mark.parametrize("name", GROUND_FLOOR)
+def test_ground_floor_imports_only_the_standard_library(name: str) -> None:
+    """The rooms import these, so they must not bring Home Assistant (or a room) along."""
+    source = INTEGRATION / name
+    tree = ast.parse(source.read_text())
+    relative = [
+        node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level
+    ]
+    assert not relative, f"{name} imports from the integration package (lines {relative})"
+    outside = {
+        module
+        for module in _imported_modules(source)
+        if module.split(".")[0] not in sys.stdlib_module_names and module != "__future__"
+    }
+    assert not outside, f"{name} imports {sorted(outside)}"

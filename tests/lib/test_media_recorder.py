@@ -476,7 +476,7 @@ async def test_disk_full_while_publishing_removes_every_file(
         path.write_bytes(data[:3])  # a torn sidecar
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(clips_module, "_write_synced", full_disk)
+    monkeypatch.setattr(clips_module, "write_synced", full_disk)
     h = harness_factory(RecorderConfig(pre_roll=1.0, post_roll=1.0))
     h.feeder.seconds(2)
     h.trigger()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 import stat
 import tarfile
@@ -100,6 +101,16 @@ def test_key_persists(tmp_path: Path) -> None:
     again = HubKey.load_or_create(path)
     assert again.key_id == key.key_id == key_id_of(key.public_key)
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_key_is_whole_when_the_disk_takes_one_byte_per_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real_write(fd, bytes(data[:1])))
+    key = HubKey.load_or_create(tmp_path / "hub_key.pem")
+    monkeypatch.undo()
+    assert HubKey.load_or_create(tmp_path / "hub_key.pem").key_id == key.key_id
 
 
 def test_bad_key_file(tmp_path: Path) -> None:

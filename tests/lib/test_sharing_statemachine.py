@@ -102,7 +102,7 @@ class SharingMachine(RuleBasedStateMachine):
     # -- helpers ---------------------------------------------------------------------------
 
     def run[T](self, coro: Coroutine[Any, Any, T]) -> T:
-        real_write_all = audit_module._write_all
+        real_write_all = audit_module.write_all
         self.disk_full = False
 
         def write_all(fd: int, data: bytes) -> None:
@@ -113,7 +113,7 @@ class SharingMachine(RuleBasedStateMachine):
                 raise OSError(errno.ENOSPC, "No space left on device")
             real_write_all(fd, data)
 
-        with mock.patch.object(audit_module, "_write_all", write_all):
+        with mock.patch.object(audit_module, "write_all", write_all):
             return self.loop.run_until_complete(coro)
 
     @property

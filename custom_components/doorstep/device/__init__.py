@@ -12,7 +12,6 @@ from .discovery import (
     is_valid_fingerprint,
     normalize_fingerprint,
     parse_txt,
-    parse_txt_record,
 )
 from .events import EventStream
 from .exceptions import (
@@ -47,5 +46,4 @@ __all__ = [
     "is_valid_fingerprint",
     "normalize_fingerprint",
     "parse_txt",
-    "parse_txt_record",
 ]

@@ -29,7 +29,6 @@ __all__ = [
     "is_valid_fingerprint",
     "normalize_fingerprint",
     "parse_txt",
-    "parse_txt_record",
 ]
 
 SERVICE_TYPE = "_doorstep._tcp.local."
@@ -63,8 +62,8 @@ def parse_txt(properties: TxtProperties) -> DoorbellAdvert | None:
 
     Values may be bytes, str (already decoded; U+FFFD marks bytes that were not UTF-8)
     or None (a key without ``=``). A Mapping cannot hold a key twice, except once as str
-    and once as bytes, which counts as a repeat; use :func:`parse_txt_record` on the raw
-    record to catch every repeat.
+    and once as bytes, which counts as a repeat (python-zeroconf keeps the first of
+    repeated keys, so other repeats never reach us).
     """
     try:
         if not isinstance(properties, Mapping):
@@ -78,38 +77,6 @@ def parse_txt(properties: TxtProperties) -> DoorbellAdvert | None:
     except Exception:  # the promise is never to raise on network input
         _LOGGER.debug("Ignoring unparseable Doorstep advertisement", exc_info=True)
     return None
-
-
-def parse_txt_record(raw: bytes) -> DoorbellAdvert | None:
-    """Parse a TXT record in DNS wire format: a run of length-prefixed strings."""
-    try:
-        if not isinstance(raw, bytes | bytearray | memoryview):
-            raise _Invalid(f"record is a {type(raw).__name__}, not bytes")
-        return _advert_from_entries(_split_wire_record(bytes(raw)))
-    except _Invalid as err:
-        _LOGGER.debug("Ignoring Doorstep advertisement: %s", err)
-    except Exception:  # the promise is never to raise on network input
-        _LOGGER.debug("Ignoring unparseable Doorstep advertisement", exc_info=True)
-    return None
-
-
-def _split_wire_record(raw: bytes) -> list[tuple[bytes, bytes | None]]:
-    if len(raw) > MAX_TXT_RECORD_BYTES:
-        raise _Invalid(f"TXT record is {len(raw)} bytes, over {MAX_TXT_RECORD_BYTES}")
-    entries: list[tuple[bytes, bytes | None]] = []
-    pos = 0
-    while pos < len(raw):
-        length = raw[pos]
-        pos += 1
-        if pos + length > len(raw):
-            raise _Invalid("TXT record is truncated")
-        string = raw[pos : pos + length]
-        pos += length
-        if not string:
-            continue  # an empty string is how an empty TXT record is spelled
-        key, sep, value = string.partition(b"=")
-        entries.append((key, value if sep else None))
-    return entries
 
 
 def _advert_from_entries(entries: list[tuple[bytes, bytes | None]]) -> DoorbellAdvert:

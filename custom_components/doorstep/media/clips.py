@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Final
 
 # The sharing room owns clip ids and the ClipSource contract; an absolute import,
 # because a relative one would climb through the Home Assistant glue package.
+from custom_components.doorstep.durable import sync_directory, write_synced
 from custom_components.doorstep.sharing.exceptions import InvalidId
 from custom_components.doorstep.sharing.ids import child_path, is_valid_id, new_id
 from custom_components.doorstep.sharing.models import ClipInfo
@@ -145,10 +146,11 @@ class ClipStore:
         try:
             # Footage is private to the hub, whatever the umask says.
             os.chmod(temp, 0o600)
-            _write_synced(sidecar_temp, json.dumps(record.to_json()).encode())
+            write_synced(sidecar_temp, json.dumps(record.to_json()).encode())
             os.replace(sidecar_temp, sidecar)
             os.replace(temp, video)
-            _fsync_dir(self._root)
+            # One directory sync makes both renames durable.
+            sync_directory(self._root)
         except OSError as err:
             for path in (temp, sidecar_temp, video, sidecar):
                 path.unlink(missing_ok=True)
@@ -318,22 +320,3 @@ def _parse_time(value: object) -> datetime:
     if parsed.tzinfo is None:
         raise ValueError("time has no time zone")
     return parsed
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

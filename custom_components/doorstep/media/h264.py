@@ -54,13 +54,6 @@ _MAX_UE_LEADING_ZEROS: Final = 31
 # --- NAL units -------------------------------------------------------------------------
 
 
-def nal_type(nal: bytes) -> int:
-    """The ``nal_unit_type`` of a NAL unit (without start code)."""
-    if not nal:
-        raise BitstreamError("empty NAL unit")
-    return nal[0] & 0x1F
-
-
 def is_annexb(data: bytes) -> bool:
     """True when ``data`` starts with a 3- or 4-byte start code."""
     return data.startswith((b"\x00\x00\x01", START_CODE))

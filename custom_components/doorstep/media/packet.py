@@ -33,8 +33,3 @@ class VideoPacket:
     def size(self) -> int:
         """Payload length in bytes."""
         return len(self.payload)
-
-    @property
-    def pts_seconds(self) -> float | None:
-        """Presentation time in seconds, if known."""
-        return None if self.pts is None else float(self.pts * self.time_base)

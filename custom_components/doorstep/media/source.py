@@ -37,6 +37,7 @@ from .h264 import (
     parse_avcc_extradata,
 )
 from .packet import VIDEO_CLOCK_RATE, VideoPacket
+from .thread_bridge import ThreadBridge, describe_error
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ _MAX_PENDING_PACKETS: Final = 32
 _READ_CHUNK: Final = 64 * 1024
 # A jump this large within one connection is a wrap or a source restart, not video.
 _MAX_TIMESTAMP_GAP: Final = 10 * VIDEO_CLOCK_RATE
-_THREAD_POLL: Final = 0.2
 # The doorbell's stream is known to be H.264 in MPEG-TS and starts at a keyframe, so
 # probing for frame rate and more streams only delays the first picture (about 0.7 s
 # with FFmpeg's defaults at 15 fps).
@@ -256,13 +256,13 @@ class StreamSource:
             loop = asyncio.get_running_loop()
             pipe = _BytePipe(loop, _PIPE_LIMIT)
             feeder = loop.create_task(_feed(response, pipe), name=f"{self._name} stream feed")
-            worker = _DemuxWorker(
-                loop,
+            worker = _demux_thread(
                 lambda: av.open(pipe, "r", format="mpegts", options=dict(_TS_PROBE_OPTIONS)),
                 name=self._name,
             )
             try:
-                async with contextlib.aclosing(worker.packets()) as raw_packets:
+                worker.start()
+                async with contextlib.aclosing(worker.items()) as raw_packets:
                     async for raw in raw_packets:
                         yield raw
             finally:
@@ -280,13 +280,13 @@ class StreamSource:
         assert url is not None
         options = dict(self._options)
         open_timeout, read_timeout = self._open_timeout, self._read_timeout
-        worker = _DemuxWorker(
-            asyncio.get_running_loop(),
+        worker = _demux_thread(
             lambda: av.open(url, "r", options=options, timeout=(open_timeout, read_timeout)),
             name=self._name,
         )
         try:
-            async with contextlib.aclosing(worker.packets()) as raw_packets:
+            worker.start()
+            async with contextlib.aclosing(worker.items()) as raw_packets:
                 async for raw in raw_packets:
                     yield raw
         finally:
@@ -419,102 +419,41 @@ class _BytePipe:
             return chunk
 
 
-@dataclass(frozen=True, slots=True)
-class _End:
-    error: str | None
-
-
-class _DemuxWorker:
-    """Runs PyAV's blocking demuxer in a thread and hands packets to the event loop.
+def _demux_thread(open_container: _OpenContainer, *, name: str) -> ThreadBridge[_RawPacket]:
+    """PyAV's blocking demuxer in a thread, handing packets to the event loop.
 
     At most ``_MAX_PENDING_PACKETS`` packets wait in between; beyond that the thread
     waits, which in turn stops it reading and so pushes back on the connection.
     """
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, open_container: _OpenContainer, *, name: str
-    ) -> None:
-        self._loop = loop
-        self._open_container = open_container
-        self._name = name
-        self._queue: asyncio.Queue[_RawPacket | _End] = asyncio.Queue()
-        self._slots = threading.Semaphore(_MAX_PENDING_PACKETS)
-        self._stopping = threading.Event()
-        self._finished: asyncio.Future[None] = loop.create_future()
-        self._thread = threading.Thread(
-            target=self._run, name=f"doorstep demux {name}", daemon=True
-        )
-
-    async def packets(self) -> AsyncGenerator[_RawPacket]:
-        """Packets until the stream ends; raises :class:`StreamError` on failure."""
-        self._thread.start()
-        while True:
-            item = await self._queue.get()
-            self._slots.release()
-            if isinstance(item, _End):
-                if item.error is not None:
-                    raise StreamError(item.error)
-                return
-            yield item
-
-    async def stop(self, grace: float) -> None:
-        """Ask the thread to finish and wait up to ``grace`` seconds until it has."""
-        self._stopping.set()
-        if self._thread.ident is None:
-            return  # never started
+    def work() -> None:
+        container = open_container()
         try:
-            async with asyncio.timeout(grace):
-                await asyncio.shield(self._finished)
-        except TimeoutError:
-            _LOGGER.warning("%s: demux thread did not stop in %.1f s", self._name, grace)
-            return
-        # Resolving the future is the thread's last act, so this join is immediate; it
-        # makes "no thread left behind" exact for callers (and HA's test harness).
-        self._thread.join(_THREAD_POLL)
-
-    # --- worker thread ------------------------------------------------------------------
-
-    def _run(self) -> None:
-        error: str | None = None
-        try:
-            container = self._open_container()
-            try:
-                for raw in _demux(container, self._stopping):
-                    if not self._post(raw):
-                        break
-            finally:
-                container.close()
-        except StreamError as err:
-            error = str(err)
-        except BitstreamError as err:
-            error = f"bad H.264 data: {err}"
-        except Exception as err:  # PyAV raises many types; all end this connection
-            error = f"{type(err).__name__}: {err}"
+            for raw in _demux(container, bridge):
+                if not bridge.post(raw):
+                    break
         finally:
-            if not self._stopping.is_set():
-                self._post(_End(error))
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(_resolve, self._finished)
+            container.close()
 
-    def _post(self, item: _RawPacket | _End) -> bool:
-        while not self._slots.acquire(timeout=_THREAD_POLL):
-            if self._stopping.is_set():
-                return False
-        if self._stopping.is_set():
-            return False
-        try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:
-            return False  # the event loop is closed
-        return True
+    bridge = ThreadBridge[_RawPacket](
+        work,
+        thread_name=f"doorstep demux {name}",
+        max_pending=_MAX_PENDING_PACKETS,
+        error_type=StreamError,
+        describe=_describe_demux_error,
+    )
+    return bridge
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _describe_demux_error(err: Exception) -> str:
+    if isinstance(err, StreamError):
+        return str(err)
+    if isinstance(err, BitstreamError):
+        return f"bad H.264 data: {err}"
+    return describe_error(err)
 
 
-def _demux(container: Any, stopping: threading.Event) -> Iterator[_RawPacket]:
+def _demux(container: Any, bridge: ThreadBridge[_RawPacket]) -> Iterator[_RawPacket]:
     """Blocking: the container's H.264 packets as Annex-B, in 90 kHz units."""
     video = next((stream for stream in container.streams if stream.type == "video"), None)
     if video is None:
@@ -530,7 +469,7 @@ def _demux(container: Any, stopping: threading.Event) -> Iterator[_RawPacket]:
     scale_den = time_base.denominator
 
     for packet in container.demux(video):
-        if stopping.is_set():
+        if bridge.stopping:
             return
         if packet.size == 0:
             continue  # the flush packet at end of stream

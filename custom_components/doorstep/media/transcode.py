@@ -16,10 +16,8 @@ sheds input the same way.
 
 from __future__ import annotations
 
-import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator
-import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
 import logging
@@ -33,10 +31,10 @@ from av.video.frame import PictureType
 
 from .exceptions import TranscodeError
 from .packet import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, VideoPacket
+from .thread_bridge import THREAD_POLL, ThreadBridge, describe_error
 
 _LOGGER = logging.getLogger(__name__)
 
-_THREAD_POLL: Final = 0.2
 # Frame intervals remembered to estimate the input frame rate (for x264's rate control).
 _RATE_WINDOW: Final = 15
 _DEFAULT_FPS: Final = 15.0
@@ -97,11 +95,6 @@ class TranscodeStats:
     bitrate: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class _End:
-    error: str | None
-
-
 class Transcoder:
     """Decode H.264 access units and encode them again as constrained baseline.
 
@@ -112,7 +105,6 @@ class Transcoder:
     def __init__(self, *, name: str = "camera", settings: TranscodeSettings | None = None) -> None:
         self._name = name
         self._settings = settings or TranscodeSettings()
-        self._loop = asyncio.get_running_loop()
         self.stats = TranscodeStats()
         # Input side, shared with the thread under the condition's lock.
         self._cond = threading.Condition()
@@ -120,15 +112,15 @@ class Transcoder:
         self._pending_bytes = 0
         self._input_waits_for_keyframe = True
         self._finished_input = False
-        self._stopping = threading.Event()
         # Output side.
-        self._output: asyncio.Queue[VideoPacket | _End] = asyncio.Queue()
-        self._slots = threading.Semaphore(self._settings.max_output_packets)
-        self._done: asyncio.Future[None] = self._loop.create_future()
-        self._thread = threading.Thread(
-            target=self._run, name=f"doorstep transcode {name}", daemon=True
+        self._bridge = ThreadBridge[VideoPacket](
+            self._work,
+            thread_name=f"doorstep transcode {name}",
+            max_pending=self._settings.max_output_packets,
+            error_type=TranscodeError,
+            describe=self._describe_error,
         )
-        self._thread.start()
+        self._bridge.start()
 
     @property
     def pending_packets(self) -> int:
@@ -143,18 +135,18 @@ class Transcoder:
     @property
     def queued_output(self) -> int:
         """Re-encoded packets waiting for the consumer."""
-        return self._output.qsize()
+        return self._bridge.queued
 
     @property
     def running(self) -> bool:
         """True while the worker thread is alive."""
-        return self._thread.is_alive()
+        return self._bridge.alive
 
     def submit(self, packet: VideoPacket) -> bool:
         """Hand one access unit to the thread; False when it was dropped instead."""
         settings = self._settings
         with self._cond:
-            if self._stopping.is_set() or self._finished_input:
+            if self._bridge.stopping or self._finished_input:
                 return False
             self.stats.packets_in += 1
             if self._input_waits_for_keyframe and not packet.is_keyframe:
@@ -186,55 +178,33 @@ class Transcoder:
             self._finished_input = True
             self._cond.notify_all()
 
-    async def packets(self) -> AsyncGenerator[VideoPacket]:
+    def packets(self) -> AsyncGenerator[VideoPacket]:
         """Re-encoded packets until the input is finished; :class:`TranscodeError` if the
         thread failed."""
-        while True:
-            item = await self._output.get()
-            if isinstance(item, _End):
-                if item.error is not None:
-                    raise TranscodeError(item.error)
-                return
-            self._slots.release()
-            yield item
+        return self._bridge.items()
 
     async def close(self, grace: float = 5.0) -> None:
         """Stop the thread and wait (up to ``grace`` seconds) until it has."""
-        self._stopping.set()
+        self._bridge.request_stop()
         with self._cond:
             self._pending.clear()
             self._pending_bytes = 0
             self._cond.notify_all()
-        try:
-            async with asyncio.timeout(grace):
-                await asyncio.shield(self._done)
-        except TimeoutError:
-            _LOGGER.warning("%s: transcoding thread did not stop in %.1f s", self._name, grace)
-            return
-        self._thread.join(_THREAD_POLL)
+        await self._bridge.stop(grace)
 
     # --- worker thread ------------------------------------------------------------------
 
-    def _run(self) -> None:
-        error: str | None = None
-        try:
-            self._work()
-        except Exception as err:  # PyAV raises many types; all end this transcoder
-            error = f"{type(err).__name__}: {err}"
-            _LOGGER.debug("%s: transcoding failed", self._name, exc_info=True)
-        finally:
-            if not self._stopping.is_set():
-                self._post(_End(error))
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
-                self._loop.call_soon_threadsafe(_resolve, self._done)
+    def _describe_error(self, err: Exception) -> str:
+        _LOGGER.debug("%s: transcoding failed", self._name, exc_info=err)
+        return describe_error(err)
 
     def _take(self) -> VideoPacket | None:
         with self._cond:
             while not self._pending:
-                if self._stopping.is_set() or self._finished_input:
+                if self._bridge.stopping or self._finished_input:
                     return None
-                self._cond.wait(_THREAD_POLL)
-            if self._stopping.is_set():
+                self._cond.wait(THREAD_POLL)
+            if self._bridge.stopping:
                 return None
             packet = self._pending.popleft()
             self._pending_bytes -= packet.size
@@ -269,25 +239,13 @@ class Transcoder:
                         continue
                     out_packets = encoder.encode(frame, rate, replayed=packet.replayed)
                     for out in out_packets:
-                        if not self._post(out):
+                        if not self._bridge.post(out):
                             return
                         self.stats.packets_out += 1
         finally:
             # PyAV frees codec contexts when the last reference goes; this is that.
             encoder.close()
             del decoder
-
-    def _post(self, item: VideoPacket | _End) -> bool:
-        while not self._slots.acquire(timeout=_THREAD_POLL):
-            if self._stopping.is_set():
-                return False
-        if self._stopping.is_set():
-            return False
-        try:
-            self._loop.call_soon_threadsafe(self._output.put_nowait, item)
-        except RuntimeError:
-            return False  # the event loop is closed
-        return True
 
 
 class _BaselineEncoder:
@@ -445,8 +403,3 @@ def _to_av_packet(packet: VideoPacket) -> av.Packet[Any]:
     out.dts = packet.dts
     out.time_base = packet.time_base
     return out
-
-
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)

@@ -303,11 +303,6 @@ class WebRTCSession:
         return self._connected
 
     @property
-    def connection_state(self) -> str:
-        """aiortc's ``connectionState``, or ``new`` before the offer."""
-        return "new" if self._pc is None else str(self._pc.connectionState)
-
-    @property
     def peer_connection(self) -> RTCPeerConnection | None:
         """The aiortc peer connection (for diagnostics and tests)."""
         return self._pc

@@ -50,7 +50,7 @@ from .schema import REQUEST_SCHEMA, RequestFields, parse_request_body, validate_
 from .signing import HubKey, key_id_of
 from .state import SharingState
 from .store import STATE_VERSION, migrate, state_from_dict, state_to_dict
-from .tokens import hash_token, new_requester_token, token_matches
+from .tokens import hash_token, new_requester_token
 from .upload import (
     TRUSTED_REQUESTERS_FILE,
     RetryPolicy,
@@ -119,7 +119,6 @@ __all__ = [
     "requester_status",
     "state_from_dict",
     "state_to_dict",
-    "token_matches",
     "trusted_context",
     "validate_request",
     "verify_archive",

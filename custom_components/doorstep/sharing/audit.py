@@ -27,6 +27,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from custom_components.doorstep.durable import sync_directory, write_all
+
 from .exceptions import AuditCorruptError, AuditWriteError
 from .models import AuditRef
 
@@ -57,21 +59,6 @@ def _digest(line: bytes) -> str:
 def encode_entry(entry: dict[str, Any]) -> bytes:
     """Canonical form of one entry: what is hashed is exactly what is on disk."""
     return json.dumps(entry, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class AuditLog:
@@ -173,7 +160,7 @@ class AuditLog:
             if offset != self._size:
                 raise AuditWriteError("audit log changed on disk behind our back")
             try:
-                _write_all(fd, line + b"\n")
+                write_all(fd, line + b"\n")
                 os.fsync(fd)
             except OSError as err:
                 self._roll_back(fd, offset)
@@ -195,7 +182,7 @@ class AuditLog:
             os.close(fd)
         # Without this a crash could lose the new file's directory entry, and with it
         # every line we later fsync into the file.
-        _fsync_dir(self._path.parent)
+        sync_directory(self._path.parent)
 
     def _roll_back(self, fd: int, offset: int) -> None:
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import hashlib
-import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -17,6 +16,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+
+from custom_components.doorstep.durable import replace_atomically
 
 from .exceptions import SharingError
 
@@ -79,20 +80,8 @@ class HubKey:
         except FileNotFoundError:
             pass
         key = cls.generate()
-        tmp = path.with_name(f".{path.name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        try:
-            os.write(fd, key.to_pem())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        # Rename is atomic: a crash leaves either no key or a whole one, never half.
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        # A crash leaves either no key or a whole one, never half.
+        replace_atomically(path, key.to_pem())
         return key
 
 

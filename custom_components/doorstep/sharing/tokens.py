@@ -38,13 +38,6 @@ def new_requester_token() -> tuple[str, str]:
     return token, hash_token(token)
 
 
-def token_matches(token: str, stored_hash: str) -> bool:
-    """Constant-time check of ``token`` against a stored hash."""
-    if not is_well_formed_token(token):
-        return False
-    return hmac.compare_digest(hash_token(token), stored_hash)
-
-
 def find_by_secret[T](secret: str, candidates: Iterable[tuple[str, T]]) -> T | None:
     """The candidate whose secret equals ``secret``, comparing every one in constant time.
 
