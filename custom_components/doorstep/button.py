@@ -7,9 +7,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_KIND, KIND_SHARING
+from .errors import translated_error
 from .request_entity import RequestEntity, async_keep_request_entities
 from .sharing import RequestClosed, RequestState, SharingError
-from .sharing_hub import SharingConfigEntry, async_actor_from_context, sharing_failed
+from .sharing_hub import SharingConfigEntry, async_actor_from_context
 
 PARALLEL_UPDATES = 0
 
@@ -44,4 +45,4 @@ class DeclineRequestButton(RequestEntity, ButtonEntity):
         except RequestClosed:
             return
         except SharingError as err:
-            raise sharing_failed(err) from err
+            raise translated_error(err) from err

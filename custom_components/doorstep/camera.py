@@ -23,8 +23,9 @@ from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
 from .device import DoorstepError
 from .entity import DoorstepEntity
+from .errors import translated_error
 from .live_view import may_watch, requester_address
-from .media import InvalidCandidate, LocalCandidate, WebRTCError as MediaWebRTCError
+from .media import LocalCandidate, WebRTCError as MediaWebRTCError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -130,12 +131,8 @@ class DoorstepCamera(DoorstepEntity, Camera):
             await session.add_remote_candidate(
                 candidate.candidate, candidate.sdp_mid, candidate.sdp_m_line_index
             )
-        except InvalidCandidate as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="invalid_candidate",
-                translation_placeholders={"reason": str(err)},
-            ) from err
+        except MediaWebRTCError as err:
+            raise translated_error(err) from err
 
     @callback
     def close_webrtc_session(self, session_id: str) -> None:

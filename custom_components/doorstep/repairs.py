@@ -86,7 +86,7 @@ def async_update_profile_issue(
         translation_key=ISSUE_VIDEO_PROFILE,
         translation_placeholders={
             "name": entry.title,
+            # Not decision.reason: that is English, for the log.
             "profile": decision.profile,
-            "reason": decision.reason,
         },
     )

@@ -18,19 +18,17 @@ from homeassistant.core import (
     SupportsResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
+from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import config_validation as cv
 from homeassistant.util import dt as dt_util
 import probatio
 
 from .const import DOMAIN, STORAGE_DIR
+from .errors import translated_error
 from .sharing import (
     InvalidId,
-    InvalidRequest,
-    RequestClosed,
     RequesterKind,
     SharingError,
-    TooManyPending,
     UnknownRequest,
     is_valid_id,
     validate_request,
@@ -41,7 +39,6 @@ from .sharing_hub import (
     async_actor_from_context,
     async_audit_refusal,
     request_switch_id,
-    sharing_failed,
 )
 
 SERVICE_REQUEST_CLIP = "request_clip"
@@ -105,19 +102,10 @@ def async_setup_services(hass: HomeAssistant) -> None:
         # The same schema as the HTTP entry point: one set of rules for every request.
         try:
             fields = validate_request(body, now=dt_util.utcnow())
-        except InvalidRequest as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="invalid_request",
-                translation_placeholders={"field": err.field, "message": err.message},
-            ) from err
-        requester = hub.local_requester(data["requester"], RequesterKind(data["kind"]))
-        try:
+            requester = hub.local_requester(data["requester"], RequesterKind(data["kind"]))
             filed = await hub.gate.file_request(requester.id, fields)
-        except TooManyPending as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="too_many_pending"
-            ) from err
+        except SharingError as err:
+            raise translated_error(err) from err
         return {"request_id": filed.id, "status": filed.state.value}
 
     async def decline_request(call: ServiceCall) -> None:
@@ -133,18 +121,11 @@ def async_setup_services(hass: HomeAssistant) -> None:
             raise Unauthorized(context=call.context, entity_id=switch, permission=POLICY_CONTROL)
         try:
             await hub.gate.decline(request_id, actor)
-        except (InvalidId, UnknownRequest) as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="unknown_request",
-                translation_placeholders={"request_id": call.data["request_id"]},
-            ) from err
-        except RequestClosed as err:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN, translation_key="request_closed"
-            ) from err
+        except InvalidId as err:
+            # An id that cannot exist is, to the person calling, just one that doesn't.
+            raise translated_error(UnknownRequest(request_id)) from err
         except SharingError as err:
-            raise sharing_failed(err) from err
+            raise translated_error(err) from err
 
     async def verify_audit_log(call: ServiceCall) -> ServiceResponse:
         hub = _hub(hass)

@@ -20,7 +20,6 @@ from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.components import persistent_notification
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import Context, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
@@ -35,18 +34,17 @@ from .const import (
     SIGNAL_SHARING_CHANGED,
     STORAGE_DIR,
 )
+from .errors import translated_error
 from .media.clips import ClipStore
 from .sharing import (
     STATE_VERSION,
     Actor,
-    ApprovalRefused,
     AuditKind,
     AuditLog,
     AuditWriteError,
     CorruptStateError,
     EgressGate,
     HubKey,
-    RequestClosed,
     Requester,
     RequesterKind,
     RequestState,
@@ -241,15 +239,6 @@ async def async_create_sharing_hub(
     return hub
 
 
-def sharing_failed(err: SharingError) -> HomeAssistantError:
-    """A gate error nobody could have avoided by asking differently, for people to read."""
-    return HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key="sharing_failed",
-        translation_placeholders={"error": str(err)},
-    )
-
-
 async def async_actor_from_context(
     hass: HomeAssistant, context: Context | None, entity_id: str | None = None
 ) -> Actor:
@@ -303,19 +292,5 @@ async def async_approve(hub: SharingHub, request_id: str, actor: Actor) -> None:
     """
     try:
         await hub.gate.approve(request_id, actor)
-    except ApprovalRefused as err:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN,
-            translation_key="approval_needs_person",
-            translation_placeholders={"reason": str(err.reason)},
-        ) from err
-    except AuditWriteError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN, translation_key="audit_write_failed"
-        ) from err
-    except RequestClosed as err:
-        raise ServiceValidationError(
-            translation_domain=DOMAIN, translation_key="request_closed"
-        ) from err
     except SharingError as err:
-        raise sharing_failed(err) from err
+        raise translated_error(err) from err

@@ -10,6 +10,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import CONF_KIND, KIND_SHARING
+from .errors import translated_error
 from .request_entity import RequestEntity, async_keep_request_entities
 from .sharing import (
     DeliveryMethod,
@@ -21,7 +22,6 @@ from .sharing_hub import (
     SharingConfigEntry,
     async_actor_from_context,
     async_approve,
-    sharing_failed,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ class ShareRequestSwitch(RequestEntity, SwitchEntity):
         except RequestClosed:
             return
         except SharingError as err:
-            raise sharing_failed(err) from err
+            raise translated_error(err) from err
         self.async_write_ha_state()
 
 

@@ -33,6 +33,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_connect
 import probatio
 
 from .const import DOMAIN, SIGNAL_SHARING_CHANGED
+from .errors import translated_error
 from .sharing import (
     Actor,
     InvalidId,
@@ -52,7 +53,6 @@ from .sharing_hub import (
     async_approve,
     async_audit_refusal,
     request_switch_id,
-    sharing_failed,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -294,7 +294,7 @@ async def _close_as_user(
         _send_translated(connection, msg["id"], ERR_NOT_ALLOWED, "request_closed")
         return
     except SharingError as err:
-        _send_ha_error(connection, msg["id"], ERR_HOME_ASSISTANT_ERROR, sharing_failed(err))
+        _send_ha_error(connection, msg["id"], ERR_HOME_ASSISTANT_ERROR, translated_error(err))
         return
     connection.send_result(msg["id"], {"id": closed.id, "state": closed.state.value})
 

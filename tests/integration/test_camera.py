@@ -257,7 +257,6 @@ async def test_profile_that_needs_transcoding_raises_issue(
     assert issue.translation_placeholders == {
         "name": "Front door",
         "profile": "High",
-        "reason": "High profile needs decoding",
     }
     baseline = ProfileDecision("Constrained Baseline", "42e01f", 640, 360, False, "ok")
     async_update_profile_issue(hass, loaded_entry, baseline)

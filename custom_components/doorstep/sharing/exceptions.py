@@ -38,9 +38,17 @@ class InvalidToken(SharingError):
 class UnknownRequest(SharingError):
     """No request with that id (or not one the caller may see)."""
 
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
 
 class UnknownRequester(SharingError):
     """No requester with that id."""
+
+    def __init__(self, requester_id: str) -> None:
+        super().__init__(requester_id)
+        self.requester_id = requester_id
 
 
 class TooManyPending(SharingError):
