@@ -191,7 +191,8 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 await request.locator(".share-toggle").click()
                 error = request.locator(".error")
                 await error.wait_for(timeout=WAIT_MS)
-                assert "not an admin" in await error.inner_text()
+                # The translated refusal names what is missing: an administrator.
+                assert "an administrator must turn on" in await error.inner_text()
                 assert await request.locator(".chip.state-pending").count() == 1
                 assert (
                     await request.locator(".share-toggle").evaluate("(el) => el.checked") is False
