@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+import contextlib
 import os
 import socket
 import struct
@@ -61,52 +63,49 @@ def test_fuzz_never_raises(datagram: bytes, port: int) -> None:
     binding_response(datagram, "10.0.0.1", port)
 
 
-async def test_responder_answers_over_udp() -> None:
-    """A real UDP round trip on loopback."""
-    responder = StunResponder()
+@contextlib.asynccontextmanager
+async def _responder_and_client(
+    policy: NetworkPolicy | None = None,
+) -> AsyncIterator[tuple[StunResponder, socket.socket, tuple[str, int]]]:
+    """A responder on loopback and a non-blocking UDP client socket for it."""
+    responder = StunResponder() if policy is None else StunResponder(policy)
     await responder.start("127.0.0.1", 0)
     try:
         address = responder.address
         assert address is not None
-        loop = asyncio.get_running_loop()
         client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         client.setblocking(False)
         client.bind(("127.0.0.1", 0))
         try:
-            await loop.sock_sendto(client, b"junk", address)
-            await loop.sock_sendto(client, _request(), address)
-            async with asyncio.timeout(2):
-                data = await loop.sock_recv(client, 2048)
-            message = stun.parse_message(data)
-            assert message.attributes["XOR-MAPPED-ADDRESS"] == client.getsockname()
-            assert responder.answered == 1
+            yield responder, client, address
         finally:
             client.close()
     finally:
         responder.close()
+
+
+async def test_responder_answers_over_udp() -> None:
+    """A real UDP round trip on loopback."""
+    loop = asyncio.get_running_loop()
+    async with _responder_and_client() as (responder, client, address):
+        await loop.sock_sendto(client, b"junk", address)
+        await loop.sock_sendto(client, _request(), address)
+        async with asyncio.timeout(2):
+            data = await loop.sock_recv(client, 2048)
+        message = stun.parse_message(data)
+        assert message.attributes["XOR-MAPPED-ADDRESS"] == client.getsockname()
+        assert responder.answered == 1
     assert responder.address is None
 
 
 async def test_responder_ignores_senders_outside_the_home_network() -> None:
     """A sender the policy does not allow gets no answer, even to a valid request."""
     outside_loopback = NetworkPolicy(base_networks=PRIVATE_NETWORKS)
-    responder = StunResponder(outside_loopback)
-    await responder.start("127.0.0.1", 0)
-    try:
-        address = responder.address
-        assert address is not None
-        loop = asyncio.get_running_loop()
-        client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        client.setblocking(False)
-        client.bind(("127.0.0.1", 0))
-        try:
-            await loop.sock_sendto(client, _request(), address)
-            with pytest.raises(TimeoutError):
-                async with asyncio.timeout(0.5):
-                    await loop.sock_recv(client, 2048)
-        finally:
-            client.close()
+    loop = asyncio.get_running_loop()
+    async with _responder_and_client(outside_loopback) as (responder, client, address):
+        await loop.sock_sendto(client, _request(), address)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await loop.sock_recv(client, 2048)
         assert responder.ignored_senders == 1
         assert responder.answered == 0
-    finally:
-        responder.close()
