@@ -10,14 +10,20 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from ipaddress import ip_address
 from pathlib import Path
+from typing import Any
 from unittest.mock import patch
 
+from homeassistant.auth.providers.homeassistant import HassAuthProvider
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import (
+    MockHAClientWebSocket,
+    WebSocketGenerator,
+)
 
 from custom_components.doorstep.const import (
     CONF_DEVICE_ID,
@@ -168,3 +174,55 @@ async def sharing_entry(
     if hass.config_entries.async_get_entry(entry.entry_id) is not None:
         await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()
+
+
+# -- a person who can approve: an admin in a login session with a password ------------------
+
+# The admin's Home Assistant password in these tests (the step-up checks it with bcrypt).
+OWNER_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+async def owner_password(hass: HomeAssistant, local_auth: HassAuthProvider) -> str:
+    """Give the test admin (username "admin", the hass_access_token login) a password."""
+    await local_auth.async_add_auth("admin", OWNER_PASSWORD)
+    return OWNER_PASSWORD
+
+
+@pytest.fixture
+async def person_ws(
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    sharing_entry: MockConfigEntry,
+    owner_password: str,
+) -> MockHAClientWebSocket:
+    """The admin's browser: a normal (interactive) session whose user has a password."""
+    return await hass_ws_client(hass)
+
+
+async def ws_call(ws: MockHAClientWebSocket, type_: str, **data: Any) -> dict[str, Any]:
+    """Send a command and return its answer, skipping any subscription events between."""
+    await ws.send_json_auto_id({"type": type_, **data})
+    while True:
+        response: dict[str, Any] = await ws.receive_json()
+        if response.get("type") != "event":
+            return response
+
+
+async def approve_in_card(
+    ws: MockHAClientWebSocket,
+    request_id: str,
+    password: str = OWNER_PASSWORD,
+    code: str | None = None,
+) -> dict[str, Any]:
+    """What the card does: fetch the preview, then approve it with the person's proof."""
+    preview = await ws_call(ws, "doorstep/sharing/preview", request_id=request_id)
+    assert preview["success"] is True, preview
+    data: dict[str, Any] = {
+        "request_id": request_id,
+        "confirm": preview["result"]["confirm"],
+        "password": password,
+    }
+    if code is not None:
+        data["code"] = code
+    return await ws_call(ws, "doorstep/sharing/approve", **data)

@@ -30,7 +30,11 @@ from pytest_homeassistant_custom_component.common import (
     MockUser,
     async_fire_time_changed,
 )
-from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    MockHAClientWebSocket,
+    WebSocketGenerator,
+)
 
 from custom_components.doorstep.const import (
     CONF_POST_ROLL,
@@ -44,7 +48,7 @@ from custom_components.doorstep.sharing import RequesterKind, verify_archive
 from custom_components.doorstep.sharing_hub import SharingHub
 from reference_doorbell.doorbell import Doorbell
 
-from .conftest import wait_for
+from .conftest import OWNER_PASSWORD, approve_in_card, wait_for, ws_call
 
 API = "/api/doorstep/v1"
 
@@ -210,24 +214,27 @@ async def test_requester_sees_only_its_own_requests(
         assert response.status == 404, path
 
 
-async def test_approval_needs_an_admin_person(
+async def test_switch_never_approves_the_card_does(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
     hass_admin_user: MockUser,
     hass_read_only_user: MockUser,
     sharing_entry: MockConfigEntry,
+    person_ws: MockHAClientWebSocket,
 ) -> None:
-    """Invariant I2, then I1: automations and read-only users can't; an admin can, once."""
+    """Invariant I2, then I1: the switch refuses everyone (pointing to the card, audited);
+    the card's approval with the person's password releases, once."""
     client = await hass_client_no_auth()
     headers = _token(sharing_entry)
     request_id = await _file(client, headers)
     switch = _switch_id(hass, request_id)
 
-    with pytest.raises(ServiceValidationError) as refused:
-        await hass.services.async_call(
-            "switch", "turn_on", {"entity_id": switch}, blocking=True, context=Context()
-        )
-    assert refused.value.translation_key == "approval_needs_person"
+    for context in (Context(), Context(user_id=hass_admin_user.id)):
+        with pytest.raises(ServiceValidationError) as refused:
+            await hass.services.async_call(
+                "switch", "turn_on", {"entity_id": switch}, blocking=True, context=context
+            )
+        assert refused.value.translation_key == "approve_in_card"
     with pytest.raises(Unauthorized):
         await hass.services.async_call(
             "switch",
@@ -237,18 +244,30 @@ async def test_approval_needs_an_admin_person(
             context=Context(user_id=hass_read_only_user.id),
         )
     assert hass.states.get(switch).state == "off"  # type: ignore[union-attr]
+    refusals = [entry for entry in _audit(hass) if entry["kind"] == "refused"]
+    assert [entry["details"] for entry in refusals] == [
+        {"action": "switch on", "reason": "approve_in_card"}
+    ] * 2
+    assert [entry["actor"] for entry in refusals] == ["automation", f"user:{hass_admin_user.id}"]
     status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
     assert status == {"id": request_id, "status": "pending"}
 
-    admin = Context(user_id=hass_admin_user.id)
-    for _ in range(20):  # replays change nothing
-        await hass.services.async_call(
-            "switch", "turn_on", {"entity_id": switch}, blocking=True, context=admin
+    preview = await ws_call(person_ws, "doorstep/sharing/preview", request_id=request_id)
+    confirm = preview["result"]["confirm"]
+    for _ in range(3):  # replays change nothing
+        approved = await ws_call(
+            person_ws,
+            "doorstep/sharing/approve",
+            request_id=request_id,
+            confirm=confirm,
+            password=OWNER_PASSWORD,
         )
+        assert approved["success"] is True, approved
     assert hass.states.get(switch).state == "on"  # type: ignore[union-attr]
     kinds = [entry["kind"] for entry in _audit(hass)]
     assert kinds.count("approved") == 1
-    assert "refused" in kinds
+    (approval,) = [e for e in _audit(hass) if e["kind"] == "approved"]
+    assert approval["details"]["verified_by"] == "password"
 
     status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
     assert status["status"] == "fulfilled"
@@ -266,6 +285,7 @@ async def test_switch_off_revokes_the_pickup(
     hass_client_no_auth: ClientSessionGenerator,
     hass_admin_user: MockUser,
     sharing_entry: MockConfigEntry,
+    person_ws: MockHAClientWebSocket,
 ) -> None:
     """Turning the switch off before pickup kills the link."""
     client = await hass_client_no_auth()
@@ -273,9 +293,7 @@ async def test_switch_off_revokes_the_pickup(
     request_id = await _file(client, headers)
     switch = _switch_id(hass, request_id)
     admin = Context(user_id=hass_admin_user.id)
-    await hass.services.async_call(
-        "switch", "turn_on", {"entity_id": switch}, blocking=True, context=admin
-    )
+    assert (await approve_in_card(person_ws, request_id))["success"] is True
     status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
     await hass.services.async_call(
         "switch", "turn_off", {"entity_id": switch}, blocking=True, context=admin
@@ -285,33 +303,79 @@ async def test_switch_off_revokes_the_pickup(
     assert status == {"id": request_id, "status": "closed"}
 
 
-async def test_decline_looks_like_expiry(
+async def _requester_sees(client: Any, headers: dict[str, str], request_id: str) -> list[Any]:
+    """Everything a requester can ask about its request, as (status code, body) pairs,
+    with the request's own id blanked so two requests compare field by field."""
+    seen: list[Any] = []
+    status = await client.get(f"{API}/requests/{request_id}", headers=headers)
+    body = await status.json()
+    seen.append(("status", status.status, {**body, "id": None}))
+    guessed = await client.get(f"{API}/pickup/{'A' * 43}")
+    seen.append(("pickup", guessed.status, await guessed.json()))
+    key = await client.get(f"{API}/key", headers=headers)
+    seen.append(("key", key.status, sorted(await key.json())))
+    return seen
+
+
+async def test_decline_reads_exactly_like_expiry_until_the_deadline(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
-    """A requester cannot tell a decline from an expiry."""
+    """Two requesters, the same request: one is declined at once, the other never
+    answered. Every response either can get is the same, moment by moment: "pending"
+    until wanted_by, "closed" after, and the same room left to ask again."""
     client = await hass_client_no_auth()
-    headers = _token(sharing_entry)
-    declined = await _file(client, headers, reference="A")
-    expired = await _file(
-        client,
-        headers,
-        reference="B",
-        wanted_by=(dt_util.utcnow() + timedelta(seconds=2)).isoformat(),
-    )
+    declined_by = _token(sharing_entry, "Station North")
+    ignored_by = _token(sharing_entry, "Station South")
+    wanted_by = (dt_util.utcnow() + timedelta(hours=2)).isoformat()
+    declined = await _file(client, declined_by, wanted_by=wanted_by)
+    ignored = await _file(client, ignored_by, wanted_by=wanted_by)
     await hass.services.async_call(
         DOMAIN, "decline_request", {"request_id": declined}, blocking=True
     )
-    freezer.tick(timedelta(minutes=1))
-    await _hub(sharing_entry).gate.expire_due()
-    views = [
-        await (await client.get(f"{API}/requests/{rid}", headers=headers)).json()
-        for rid in (declined, expired)
-    ]
-    assert [set(view) for view in views] == [{"id", "status"}, {"id", "status"}]
-    assert [view["status"] for view in views] == ["closed", "closed"]
+    await hass.async_block_till_done()
+
+    timeline: list[tuple[list[Any], list[Any]]] = []
+    for step in (timedelta(0), timedelta(minutes=30), timedelta(minutes=89)):
+        freezer.tick(step)
+        async_fire_time_changed(hass)
+        await hass.async_block_till_done()
+        timeline.append(
+            (
+                await _requester_sees(client, declined_by, declined),
+                await _requester_sees(client, ignored_by, ignored),
+            )
+        )
+    # Filing more before the deadline: the decline freed no slot the other lacks.
+    answers = []
+    for headers in (declined_by, ignored_by):
+        codes = []
+        for _ in range(5):
+            response = await client.post(
+                f"{API}/requests", json=_body(wanted_by=wanted_by), headers=headers
+            )
+            codes.append((response.status, sorted(await response.json())))
+        answers.append(codes)
+    assert answers[0] == answers[1]
+    assert [code for code, _ in answers[0]] == [201, 201, 201, 201, 429]
+
+    freezer.tick(timedelta(minutes=31))  # past wanted_by
+    async_fire_time_changed(hass)
+    await hass.async_block_till_done()
+    timeline.append(
+        (
+            await _requester_sees(client, declined_by, declined),
+            await _requester_sees(client, ignored_by, ignored),
+        )
+    )
+    for seen_declined, seen_ignored in timeline:
+        assert seen_declined == seen_ignored
+    statuses = [seen[0][0][2]["status"] for seen in timeline]
+    assert statuses == ["pending", "pending", "pending", "closed"]
+    assert _hub(sharing_entry).gate.get(declined).state.value == "declined"
+    assert _hub(sharing_entry).gate.get(ignored).state.value == "expired"
 
 
 async def test_requests_survive_a_restart(
@@ -414,11 +478,13 @@ async def test_ring_clip_is_held_then_released_exactly(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
     hass_client: ClientSessionGenerator,
-    hass_admin_user: MockUser,
+    hass_ws_client: WebSocketGenerator,
+    owner_password: str,
     doorbell: Doorbell,
     paired_entry: MockConfigEntry,
 ) -> None:
-    """A ring records a clip; a request holds it; approval releases exactly those bytes."""
+    """A ring records a clip; a request holds it; the preview shows it (a still and the
+    video, through signed links); approval releases exactly those bytes."""
     hass.config_entries.async_update_entry(
         paired_entry, options={CONF_PRE_ROLL: 1, CONF_POST_ROLL: 1}
     )
@@ -473,20 +539,41 @@ async def test_ring_clip_is_held_then_released_exactly(
     assert state is not None
     assert [c["id"] for c in state.attributes["clips"]] == [clip.id]
 
-    admin = Context(user_id=hass_admin_user.id)
-    await hass.services.async_call(
-        "switch",
-        "turn_on",
-        {"entity_id": _switch_id(hass, request_id)},
-        blocking=True,
-        context=admin,
+    ws = await hass_ws_client(hass)
+    preview = (await ws_call(ws, "doorstep/sharing/preview", request_id=request_id))["result"]
+    clip_bytes = await hass.async_add_executor_job(store.clip_path(clip.id).read_bytes)
+    assert preview["clip_count"] == 1
+    assert preview["total_bytes"] == len(clip_bytes) == clip.size
+    assert preview["has_audio"] is False
+    assert preview["destination"] == {"method": "pickup"}
+    assert preview["total_duration_s"] == round(clip.duration.total_seconds(), 1)
+    (shown,) = preview["clips"]
+    assert (shown["id"], shown["doorbell"]) == (clip.id, doorbell.device_id)
+    # The signed links work without a header (for <img> and <video>), the plain paths don't.
+    anonymous = await hass_client_no_auth()
+    still = await anonymous.get(shown["thumbnail_url"])
+    assert still.status == 200
+    assert still.content_type == "image/jpeg"
+    assert (await still.read()).startswith(b"\xff\xd8\xff")
+    video = await anonymous.get(shown["video_url"])
+    assert video.status == 200
+    assert await video.read() == clip_bytes
+    for path in (shown["thumbnail_url"], shown["video_url"]):
+        assert (await anonymous.get(path.partition("?")[0])).status == 401
+
+    approved = await ws_call(
+        ws,
+        "doorstep/sharing/approve",
+        request_id=request_id,
+        confirm=preview["confirm"],
+        password=owner_password,
     )
+    assert approved["success"] is True, approved
     status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
     archive = await (await client.get(status["pickup_url"])).read()
     key = await (await client.get(f"{API}/key", headers=headers)).json()
     manifest = verify_archive(archive, b64decode(key["public_key"]))
     assert [c["id"] for c in manifest["clips"]] == [clip.id]
-    clip_bytes = await hass.async_add_executor_job(store.clip_path(clip.id).read_bytes)
     assert manifest["clips"][0]["sha256"] == hashlib.sha256(clip_bytes).hexdigest()
     assert await hass.config_entries.async_unload(paired_entry.entry_id)
 
@@ -514,8 +601,9 @@ async def test_decline_button_closes_and_removes_the_entities(
     await hass.async_block_till_done()
     assert registry.async_get_entity_id("button", DOMAIN, f"decline_request_{request_id}") is None
     assert registry.async_get_entity_id("switch", DOMAIN, f"share_request_{request_id}") is None
+    # To the requester a decline reads "pending" until the request's deadline.
     status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
-    assert status == {"id": request_id, "status": "closed"}
+    assert status == {"id": request_id, "status": "pending"}
     assert "declined" in [entry["kind"] for entry in _audit(hass)]
 
 

@@ -21,6 +21,7 @@ from pytest_homeassistant_custom_component.typing import (
 
 from custom_components.doorstep.sharing import RequesterKind, verify_archive
 
+from .conftest import OWNER_PASSWORD, approve_in_card
 from .test_sharing import API, _audit, _file, _hub, _switch_id, _token
 
 UNKNOWN_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
@@ -33,11 +34,14 @@ async def _call(ws: MockHAClientWebSocket, type_: str, **data: Any) -> dict[str,
     return response
 
 
+# What the approve command needs besides the request id, when the test is not about it.
+PROOF = {"confirm": "0" * 64, "password": OWNER_PASSWORD}
+
+
 @pytest.fixture
-async def admin_ws(
-    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, sharing_entry: MockConfigEntry
-) -> MockHAClientWebSocket:
-    return await hass_ws_client(hass)
+async def admin_ws(person_ws: MockHAClientWebSocket) -> MockHAClientWebSocket:
+    """The admin's browser session (the admin has a password, so the step-up can pass)."""
+    return person_ws
 
 
 @pytest.fixture
@@ -60,7 +64,7 @@ async def test_subscribe_lists_requests_live(
     subscribed = await _call(admin_ws, "doorstep/sharing/subscribe")
     assert subscribed["success"] is True
     first = await admin_ws.receive_json()
-    assert first["event"] == {"available": True, "requests": []}
+    assert first["event"] == {"available": True, "requests": [], "closed": []}
 
     client = await hass_client_no_auth()
     request_id = await _file(client, _token(sharing_entry))
@@ -88,12 +92,19 @@ async def test_subscribe_lists_requests_live(
     assert listed["switch_entity_id"] == _switch_id(hass, request_id)
     assert listed["decline_entity_id"].startswith("button.")
 
-    approved = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id)
+    assert listed["outcome"] is None
+    assert listed["closed_at"] is None
+    assert [event["event"] for event in listed["history"]] == ["filed"]
+
     # The subscription's update may arrive before the command's own answer.
-    while approved.get("type") == "event":
-        approved = await admin_ws.receive_json()
+    approved = await approve_in_card(admin_ws, request_id)
     assert approved["success"] is True, approved
     assert approved["result"]["state"] == "approved"
+    assert [(e["event"], e["detail"]) for e in approved["result"]["history"]] == [
+        ("filed", None),
+        ("approved", "password"),
+        ("pickup_created", None),
+    ]
     assert hass.states.get(_switch_id(hass, request_id)).state == "on"  # type: ignore[union-attr]
 
 
@@ -107,8 +118,10 @@ async def test_approve_as_admin_releases_to_the_requester(
     client = await hass_client_no_auth()
     headers = _token(sharing_entry)
     request_id = await _file(client, headers)
-    for _ in range(3):  # replays change nothing
-        response = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id)
+    first = await approve_in_card(admin_ws, request_id)
+    assert first["success"] is True, first
+    for _ in range(2):  # replays change nothing
+        response = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id, **PROOF)
         assert response["success"] is True, response
     kinds = [entry["kind"] for entry in _audit(hass)]
     assert kinds == ["filed", "approved"]
@@ -130,11 +143,11 @@ async def test_read_only_user_is_refused_and_audited(
     """Approve, decline and revoke: refused, translated, on record, nothing changed."""
     client = await hass_client_no_auth()
     request_id = await _file(client, _token(sharing_entry))
-    approve = await _call(read_only_ws, "doorstep/sharing/approve", request_id=request_id)
+    approve = await _call(read_only_ws, "doorstep/sharing/approve", request_id=request_id, **PROOF)
     assert approve["success"] is False
     assert approve["error"]["code"] == "unauthorized"
-    assert approve["error"]["translation_key"] == "approval_needs_person"
-    assert "read-only user" in approve["error"]["message"]
+    assert approve["error"]["translation_key"] == "approval_needs_admin"
+    assert "audit log" in approve["error"]["message"]
     for command in ("decline", "revoke"):
         refused = await _call(read_only_ws, f"doorstep/sharing/{command}", request_id=request_id)
         assert refused["success"] is False
@@ -149,7 +162,11 @@ async def test_read_only_user_is_refused_and_audited(
         "revoke",
     ]
     assert all(entry["request"] == request_id for entry in refusals)
-    assert all(entry["details"]["reason"] == "read-only user" for entry in refusals)
+    assert [entry["details"]["reason"] for entry in refusals] == [
+        "approval_needs_admin",
+        "read-only user",
+        "read-only user",
+    ]
 
 
 async def test_decline_and_revoke(
@@ -166,12 +183,12 @@ async def test_decline_and_revoke(
 
     response = await _call(admin_ws, "doorstep/sharing/decline", request_id=declined)
     assert response["result"] == {"id": declined, "state": "declined"}
-    again = await _call(admin_ws, "doorstep/sharing/approve", request_id=declined)
+    again = await _call(admin_ws, "doorstep/sharing/approve", request_id=declined, **PROOF)
     assert again["success"] is False
     assert again["error"]["code"] == "not_allowed"
     assert again["error"]["translation_key"] == "request_closed"
 
-    assert (await _call(admin_ws, "doorstep/sharing/approve", request_id=approved))["success"]
+    assert (await approve_in_card(admin_ws, approved))["success"]
     cannot_decline = await _call(admin_ws, "doorstep/sharing/decline", request_id=approved)
     assert cannot_decline["error"]["translation_key"] == "request_closed"
     revoked = await _call(admin_ws, "doorstep/sharing/revoke", request_id=approved)
@@ -200,7 +217,8 @@ async def test_malformed_request_ids_change_nothing(
     """A clear, translated invalid_format error; the pending request is untouched."""
     client = await hass_client_no_auth()
     filed = await _file(client, _token(sharing_entry))
-    response = await _call(admin_ws, f"doorstep/sharing/{command}", request_id=request_id)
+    extra = PROOF if command == "approve" else {}
+    response = await _call(admin_ws, f"doorstep/sharing/{command}", request_id=request_id, **extra)
     assert response["success"] is False
     assert response["error"]["code"] == "invalid_format"
     assert response["error"]["translation_key"] == "invalid_request_id"
@@ -224,7 +242,7 @@ async def test_malformed_bodies_are_rejected_by_the_schema(
 async def test_unknown_request_is_not_found(
     hass: HomeAssistant, admin_ws: MockHAClientWebSocket
 ) -> None:
-    response = await _call(admin_ws, "doorstep/sharing/approve", request_id=UNKNOWN_ID)
+    response = await _call(admin_ws, "doorstep/sharing/approve", request_id=UNKNOWN_ID, **PROOF)
     assert response["error"]["code"] == "not_found"
     assert response["error"]["translation_key"] == "unknown_request"
 
@@ -354,8 +372,8 @@ async def test_commands_when_sharing_is_not_running(
     event: dict[str, Any] = {}
     while event.get("available", True):
         event = (await admin_ws.receive_json())["event"]
-    assert event == {"available": False, "requests": []}
-    refused = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id)
+    assert event == {"available": False, "requests": [], "closed": []}
+    refused = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id, **PROOF)
     while refused.get("type") == "event":
         refused = await admin_ws.receive_json()
     assert refused["success"] is False
