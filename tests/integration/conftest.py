@@ -7,12 +7,20 @@ so nothing between Home Assistant and the device is mocked.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Callable, Iterator
+import hashlib
+import hmac
 from ipaddress import ip_address
 from pathlib import Path
+import struct
+import sys
+import time
+import types
 from typing import Any
 from unittest.mock import patch
 
+from homeassistant.auth.mfa_modules import auth_mfa_module_from_config
 from homeassistant.auth.providers.homeassistant import HassAuthProvider
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
@@ -226,3 +234,47 @@ async def approve_in_card(
     if code is not None:
         data["code"] = code
     return await ws_call(ws, "doorstep/sharing/approve", **data)
+
+
+# -- TOTP two-factor login, with Home Assistant's own totp module ---------------------------
+
+TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+
+
+def totp_code(secret: str, at: float | None = None) -> str:
+    """RFC 6238 (SHA-1, 30 s, 6 digits): what an authenticator app shows now."""
+    counter = int((time.time() if at is None else at) // 30)
+    digest = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
+    return f"{value % 1_000_000:06d}"
+
+
+class _Totp:
+    """The part of pyotp's TOTP that Home Assistant's totp module calls."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+
+    def verify(self, code: str, valid_window: int = 0) -> bool:
+        now = time.time()
+        return any(
+            hmac.compare_digest(totp_code(self.secret, now + 30 * step), code)
+            for step in range(-valid_window, valid_window + 1)
+        )
+
+
+@pytest.fixture
+def pyotp_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pyotp is a requirement Home Assistant installs when the totp module is set up; the
+    shared test venv does not have it, so the module gets this RFC 6238 stand-in."""
+    module = types.ModuleType("pyotp")
+    module.TOTP = _Totp  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pyotp", module)
+
+
+async def enable_totp(hass: HomeAssistant, user_id: str) -> None:
+    """Turn on Home Assistant's totp module and set it up for ``user_id``."""
+    module = await auth_mfa_module_from_config(hass, {"type": "totp"})
+    hass.auth._mfa_modules[module.id] = module
+    await module.async_setup_user(user_id, {"secret": TOTP_SECRET})

@@ -4,19 +4,11 @@ preview's confirm digest, and the audit command and export."""
 
 from __future__ import annotations
 
-import base64
 from datetime import timedelta
-import hashlib
-import hmac
-import struct
-import sys
-import time
-import types
 from typing import Any
 
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.const import GROUP_ID_ADMIN
-from homeassistant.auth.mfa_modules import auth_mfa_module_from_config
 from homeassistant.auth.providers.homeassistant import HassAuthProvider
 from homeassistant.core import HomeAssistant
 import pytest
@@ -27,42 +19,15 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
-from .conftest import OWNER_PASSWORD, approve_in_card, ws_call
+from .conftest import (
+    OWNER_PASSWORD,
+    TOTP_SECRET,
+    approve_in_card,
+    enable_totp,
+    totp_code,
+    ws_call,
+)
 from .test_sharing import API, _audit, _file, _hub, _token
-
-TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
-
-
-def totp_code(secret: str, at: float | None = None) -> str:
-    """RFC 6238 (SHA-1, 30 s, 6 digits): what an authenticator app shows now."""
-    counter = int((time.time() if at is None else at) // 30)
-    digest = hmac.new(base64.b32decode(secret), struct.pack(">Q", counter), hashlib.sha1).digest()
-    offset = digest[-1] & 0x0F
-    value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
-    return f"{value % 1_000_000:06d}"
-
-
-class _Totp:
-    """The part of pyotp's TOTP that Home Assistant's totp module calls."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-
-    def verify(self, code: str, valid_window: int = 0) -> bool:
-        now = time.time()
-        return any(
-            hmac.compare_digest(totp_code(self.secret, now + 30 * step), code)
-            for step in range(-valid_window, valid_window + 1)
-        )
-
-
-@pytest.fixture
-def pyotp_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pyotp is a requirement Home Assistant installs when the totp module is set up; the
-    shared test venv does not have it, so the module gets this RFC 6238 stand-in."""
-    module = types.ModuleType("pyotp")
-    module.TOTP = _Totp  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pyotp", module)
 
 
 async def _long_lived_token(hass: HomeAssistant, user: MockUser) -> str:
@@ -86,10 +51,8 @@ async def _approve(ws: MockHAClientWebSocket, request_id: str, **proof: Any) -> 
 
 @pytest.fixture
 async def totp_user(hass: HomeAssistant, hass_admin_user: MockUser, pyotp_module: None) -> str:
-    """Turn on Home Assistant's TOTP module and set it up for the admin."""
-    module = await auth_mfa_module_from_config(hass, {"type": "totp"})
-    hass.auth._mfa_modules[module.id] = module
-    await module.async_setup_user(hass_admin_user.id, {"secret": TOTP_SECRET})
+    """The admin, with Home Assistant's TOTP two-factor login set up."""
+    await enable_totp(hass, hass_admin_user.id)
     return hass_admin_user.id
 
 
