@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import timedelta
 import hashlib
 import hmac
 from ipaddress import ip_address
+import json
 from pathlib import Path
 import struct
 import sys
@@ -20,15 +22,19 @@ import types
 from typing import Any
 from unittest.mock import patch
 
+from aiohttp.test_utils import TestClient
 from homeassistant.auth.mfa_modules import auth_mfa_module_from_config
 from homeassistant.auth.providers.homeassistant import HassAuthProvider
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
     MockHAClientWebSocket,
     WebSocketGenerator,
 )
@@ -43,6 +49,8 @@ from custom_components.doorstep.const import (
     SHARING_UNIQUE_ID,
 )
 from custom_components.doorstep.device import SERVICE_TYPE, DoorstepClient
+from custom_components.doorstep.sharing import RequesterKind
+from custom_components.doorstep.sharing_hub import SharingHub
 from reference_doorbell.doorbell import Doorbell, DoorbellConfig
 
 # Short enough that an outage is noticed within a second (3 heartbeats of silence).
@@ -278,3 +286,81 @@ async def enable_totp(hass: HomeAssistant, user_id: str) -> None:
     module = await auth_mfa_module_from_config(hass, {"type": "totp"})
     hass.auth._mfa_modules[module.id] = module
     await module.async_setup_user(user_id, {"secret": TOTP_SECRET})
+
+
+# -- the requester side of sharing, for the sharing, websocket and permission tests -------
+
+API = "/api/doorstep/v1"
+
+
+def hub_of(entry: MockConfigEntry) -> SharingHub:
+    """The sharing hub behind a set-up sharing entry."""
+    hub = entry.runtime_data
+    assert isinstance(hub, SharingHub)
+    return hub
+
+
+def requester_headers(entry: MockConfigEntry, name: str = "Station North") -> dict[str, str]:
+    """The Authorization header of a new police requester."""
+    _requester, token = hub_of(entry).gate.create_requester(name, RequesterKind.POLICE)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def request_body(**changes: Any) -> dict[str, Any]:
+    """A valid request body (a window two to three hours ago), with ``changes``."""
+    now = dt_util.utcnow()
+    body: dict[str, Any] = {
+        "reference": "CASE-114",
+        "reason": "Parcel theft on the 24th",
+        "window": {
+            "start": (now - timedelta(hours=3)).isoformat(),
+            "end": (now - timedelta(hours=2)).isoformat(),
+        },
+        "contact": "desk@station-north.example",
+        "wanted_by": (now + timedelta(days=7)).isoformat(),
+        "delivery": {"method": "pickup"},
+    }
+    body.update(changes)
+    return body
+
+
+def audit_entries(hass: HomeAssistant) -> list[dict[str, Any]]:
+    """The audit log as it is on disk."""
+    path = Path(hass.config.path("doorstep", "audit.jsonl"))
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def switch_id(hass: HomeAssistant, request_id: str) -> str:
+    """The entity id of a request's switch."""
+    entity_id = er.async_get(hass).async_get_entity_id(
+        "switch", DOMAIN, f"share_request_{request_id}"
+    )
+    assert entity_id is not None
+    return entity_id
+
+
+async def file_request(client: Any, headers: dict[str, str], **changes: Any) -> str:
+    """File a request over the requester API; its id (it reads pending)."""
+    response = await client.post(f"{API}/requests", json=request_body(**changes), headers=headers)
+    assert response.status == 201, await response.text()
+    data = await response.json()
+    assert data["status"] == "pending"
+    return str(data["id"])
+
+
+@pytest.fixture
+async def requester_client(hass_client_no_auth: ClientSessionGenerator) -> TestClient:
+    """An HTTP client with no Home Assistant login, as a requester has."""
+    return await hass_client_no_auth()
+
+
+@pytest.fixture
+def police(sharing_entry: MockConfigEntry) -> dict[str, str]:
+    """The Authorization header of the police requester "Station North"."""
+    return requester_headers(sharing_entry)
+
+
+@pytest.fixture
+async def pending_request(requester_client: TestClient, police: dict[str, str]) -> str:
+    """One request filed by "Station North", pending."""
+    return await file_request(requester_client, police)

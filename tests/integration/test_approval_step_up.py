@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from aiohttp.test_utils import TestClient
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.const import GROUP_ID_ADMIN
 from homeassistant.auth.providers.homeassistant import HassAuthProvider
@@ -20,14 +21,18 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 from .conftest import (
+    API,
     OWNER_PASSWORD,
     TOTP_SECRET,
     approve_in_card,
+    audit_entries,
     enable_totp,
+    file_request,
+    hub_of,
+    requester_headers,
     totp_code,
     ws_call,
 )
-from .test_sharing import API, _audit, _file, _hub, _token
 
 
 async def _long_lived_token(hass: HomeAssistant, user: MockUser) -> str:
@@ -38,7 +43,7 @@ async def _long_lived_token(hass: HomeAssistant, user: MockUser) -> str:
 
 
 async def _refusals(hass: HomeAssistant) -> list[str]:
-    return [e["details"]["reason"] for e in _audit(hass) if e["kind"] == "refused"]
+    return [e["details"]["reason"] for e in audit_entries(hass) if e["kind"] == "refused"]
 
 
 async def _approve(ws: MockHAClientWebSocket, request_id: str, **proof: Any) -> dict[str, Any]:
@@ -80,22 +85,21 @@ async def test_step_up_says_what_the_form_needs(
 
 async def test_wrong_password_is_refused_then_rate_limited(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     person_ws: MockHAClientWebSocket,
     freezer: FrozenDateTimeFactory,
+    pending_request: str,
 ) -> None:
     """Five wrong passwords in five minutes lock approval, even with the right one, until
     the window passes. Each refusal is on record with its reason."""
-    client = await hass_client_no_auth()
-    request_id = await _file(client, _token(sharing_entry))
+    request_id = pending_request
     for _ in range(5):
         refused = await _approve(person_ws, request_id, password="wrong")
         assert refused["error"]["translation_key"] == "step_up_failed"
         assert refused["error"]["code"] == "unauthorized"
     locked = await _approve(person_ws, request_id, password=OWNER_PASSWORD)
     assert locked["error"]["translation_key"] == "step_up_rate_limited"
-    assert _hub(sharing_entry).gate.get(request_id).state.value == "pending"
+    assert hub_of(sharing_entry).gate.get(request_id).state.value == "pending"
     assert await _refusals(hass) == ["step_up_failed"] * 5 + ["step_up_rate_limited"]
 
     freezer.tick(timedelta(minutes=5))
@@ -105,13 +109,12 @@ async def test_wrong_password_is_refused_then_rate_limited(
 
 async def test_totp_user_needs_the_code(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     totp_user: str,
     person_ws: MockHAClientWebSocket,
+    pending_request: str,
 ) -> None:
-    client = await hass_client_no_auth()
-    request_id = await _file(client, _token(sharing_entry))
+    request_id = pending_request
     step_up = await ws_call(person_ws, "doorstep/sharing/step_up")
     assert step_up["result"]["totp"] is True
 
@@ -123,13 +126,13 @@ async def test_totp_user_needs_the_code(
         person_ws, request_id, password="wrong", code=totp_code(TOTP_SECRET)
     )
     assert right_code_wrong_password["error"]["translation_key"] == "step_up_failed"
-    assert _hub(sharing_entry).gate.get(request_id).state.value == "pending"
+    assert hub_of(sharing_entry).gate.get(request_id).state.value == "pending"
 
     approved = await _approve(
         person_ws, request_id, password=OWNER_PASSWORD, code=totp_code(TOTP_SECRET)
     )
     assert approved["success"] is True, approved
-    (entry,) = [e for e in _audit(hass) if e["kind"] == "approved"]
+    (entry,) = [e for e in audit_entries(hass) if e["kind"] == "approved"]
     assert entry["details"]["verified_by"] == "password+totp"
     assert await _refusals(hass) == [
         "step_up_code_required",
@@ -140,10 +143,10 @@ async def test_totp_user_needs_the_code(
 
 async def test_user_without_a_password_is_told_to_set_one(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     hass_ws_client: WebSocketGenerator,
     sharing_entry: MockConfigEntry,
     local_auth: HassAuthProvider,
+    pending_request: str,
 ) -> None:
     """An admin who logs in without a password (trusted networks) cannot approve yet."""
     admins = await hass.auth.async_get_group(GROUP_ID_ADMIN)
@@ -152,8 +155,7 @@ async def test_user_without_a_password_is_told_to_set_one(
     refresh = await hass.auth.async_create_refresh_token(user, CLIENT_ID)
     ws = await hass_ws_client(hass, hass.auth.async_create_access_token(refresh))
     assert (await ws_call(ws, "doorstep/sharing/step_up"))["result"]["password"] is False
-    client = await hass_client_no_auth()
-    request_id = await _file(client, _token(sharing_entry))
+    request_id = pending_request
     refused = await _approve(ws, request_id, password="anything")
     assert refused["error"]["translation_key"] == "step_up_needs_password"
     assert await _refusals(hass) == ["step_up_needs_password"]
@@ -161,17 +163,17 @@ async def test_user_without_a_password_is_told_to_set_one(
 
 async def test_long_lived_token_cannot_approve_even_with_the_password(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     hass_ws_client: WebSocketGenerator,
     hass_admin_user: MockUser,
     sharing_entry: MockConfigEntry,
     owner_password: str,
+    requester_client: TestClient,
+    police: dict[str, str],
+    pending_request: str,
 ) -> None:
     """A script holding the owner's token and password is still not a person at a screen."""
     script = await hass_ws_client(hass, await _long_lived_token(hass, hass_admin_user))
-    client = await hass_client_no_auth()
-    headers = _token(sharing_entry)
-    request_id = await _file(client, headers)
+    client, headers, request_id = requester_client, police, pending_request
     refused = await _approve(script, request_id, password=owner_password)
     assert refused["error"]["translation_key"] == "approval_needs_person"
     status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
@@ -181,13 +183,12 @@ async def test_long_lived_token_cannot_approve_even_with_the_password(
 
 async def test_a_stale_confirm_is_refused(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     person_ws: MockHAClientWebSocket,
+    pending_request: str,
 ) -> None:
     """Approving needs the digest of what would leave now, not of something else."""
-    client = await hass_client_no_auth()
-    request_id = await _file(client, _token(sharing_entry))
+    request_id = pending_request
     refused = await ws_call(
         person_ws,
         "doorstep/sharing/approve",
@@ -197,7 +198,7 @@ async def test_a_stale_confirm_is_refused(
     )
     assert refused["error"]["translation_key"] == "preview_stale"
     assert refused["error"]["code"] == "not_allowed"
-    assert _hub(sharing_entry).gate.get(request_id).state.value == "pending"
+    assert hub_of(sharing_entry).gate.get(request_id).state.value == "pending"
     assert await _refusals(hass) == ["preview_stale"]
     assert (await approve_in_card(person_ws, request_id))["success"] is True
 
@@ -209,15 +210,15 @@ async def test_preview_describes_the_release(
     person_ws: MockHAClientWebSocket,
 ) -> None:
     client = await hass_client_no_auth()
-    request_id = await _file(
+    request_id = await file_request(
         client,
-        _token(sharing_entry),
+        requester_headers(sharing_entry),
         delivery={"method": "upload", "url": "https://evidence.example/upload"},
     )
     preview = (await ws_call(person_ws, "doorstep/sharing/preview", request_id=request_id))[
         "result"
     ]
-    request = _hub(sharing_entry).gate.get(request_id)
+    request = hub_of(sharing_entry).gate.get(request_id)
     assert preview["destination"] == {"method": "upload", "host": "evidence.example"}
     assert preview["expires_at"] == request.wanted_by.isoformat()
     assert (preview["clip_count"], preview["total_bytes"], preview["clips"]) == (0, 0, [])
@@ -226,13 +227,13 @@ async def test_preview_describes_the_release(
 
 async def test_subscribe_lists_closed_requests_with_their_story(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     person_ws: MockHAClientWebSocket,
+    requester_client: TestClient,
+    police: dict[str, str],
 ) -> None:
-    client = await hass_client_no_auth()
-    headers = _token(sharing_entry)
-    declined = await _file(client, headers, reference="A")
+    client, headers = requester_client, police
+    declined = await file_request(client, headers, reference="A")
     await ws_call(person_ws, "doorstep/sharing/decline", request_id=declined)
     assert (await ws_call(person_ws, "doorstep/sharing/subscribe"))["success"] is True
     event = (await person_ws.receive_json())["event"]
@@ -247,14 +248,14 @@ async def test_subscribe_lists_closed_requests_with_their_story(
 async def test_audit_command_and_export(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
-    hass_client_no_auth: ClientSessionGenerator,
     hass_read_only_access_token: str,
     hass_ws_client: WebSocketGenerator,
     sharing_entry: MockConfigEntry,
     person_ws: MockHAClientWebSocket,
+    requester_client: TestClient,
+    pending_request: str,
 ) -> None:
-    client = await hass_client_no_auth()
-    request_id = await _file(client, _token(sharing_entry))
+    client, request_id = requester_client, pending_request
     await approve_in_card(person_ws, request_id)
     trail = (await ws_call(person_ws, "doorstep/sharing/audit"))["result"]
     assert [(e["seq"], e["action"]) for e in trail["entries"]] == [(0, "filed"), (1, "approved")]

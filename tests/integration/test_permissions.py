@@ -20,8 +20,17 @@ from custom_components.doorstep.const import DOMAIN
 from custom_components.doorstep.sharing import Actor, RequesterKind
 from custom_components.doorstep.sharing_hub import DATA_SHARING
 
-from .conftest import OWNER_PASSWORD, TOTP_SECRET, enable_totp, totp_code, ws_call
-from .test_sharing import API, _audit, _body, _hub
+from .conftest import (
+    API,
+    OWNER_PASSWORD,
+    TOTP_SECRET,
+    audit_entries,
+    enable_totp,
+    hub_of,
+    request_body,
+    totp_code,
+    ws_call,
+)
 
 # Callers, as the Authorization header they present. ADMIN is a person's login session
 # (a normal refresh token) whose user has a Home Assistant password; ADMIN_LLAT is a
@@ -46,7 +55,7 @@ async def headers(
     owner_password: str,
 ) -> dict[str, dict[str, str]]:
     """The Authorization header of each caller."""
-    _requester, token = _hub(sharing_entry).gate.create_requester("Station", RequesterKind.POLICE)
+    _requester, token = hub_of(sharing_entry).gate.create_requester("Station", RequesterKind.POLICE)
     refresh = await hass.auth.async_create_refresh_token(
         hass_admin_user, client_name="llat", token_type="long_lived_access_token"
     )
@@ -75,7 +84,7 @@ async def test_requester_api_matrix(
 ) -> None:
     """File, status and key: 2xx for a requester token, 401 for everyone else."""
     client = await hass_client_no_auth()
-    filed = await client.post(f"{API}/requests", json=_body(), headers=headers[caller])
+    filed = await client.post(f"{API}/requests", json=request_body(), headers=headers[caller])
     key = await client.get(f"{API}/key", headers=headers[caller])
     if caller in REQUESTER_API_ALLOWED:
         assert filed.status == 201
@@ -209,7 +218,7 @@ async def test_websocket_refuses_what_home_assistant_did_not_issue(
     aiohttp 3.14.5 leaves the server side's heartbeat timer
     (`WebSocketResponse._send_heartbeat`) scheduled, even when the test waits for the close.
     """
-    hub = _hub(sharing_entry)
+    hub = hub_of(sharing_entry)
     client = await hass_client_no_auth()
     request_id = await _file_request(client, headers)
     state_before = hub.gate.get(request_id).state
@@ -241,7 +250,7 @@ async def test_websocket_matrix(
       connection; the websocket always acts as the logged-in user. Their way in is the
       switch and the services, whose matrix is below.
     """
-    hub = _hub(sharing_entry)
+    hub = hub_of(sharing_entry)
     client = await hass_client_no_auth()
     request_id = await _file_request(client, headers)
     if command == "revoke":
@@ -262,7 +271,7 @@ async def test_websocket_matrix(
         "requester/create": {"name": "New", "kind": "insurer"},
         "requester/revoke": {"requester_id": target.id},
     }[command]
-    audit_before = len(_audit(hass))
+    audit_before = len(audit_entries(hass))
     state_before = hub.gate.get(request_id).state
 
     async with client.ws_connect("/api/websocket") as ws:
@@ -285,12 +294,12 @@ async def test_websocket_matrix(
         assert not hub.gate.requester(target.id).revoked
         assert [r.name for r in hub.gate.state.requesters.values()].count("New") == 0
         # The refusal is on record.
-        new_entries = _audit(hass)[audit_before:]
+        new_entries = audit_entries(hass)[audit_before:]
         assert [entry["kind"] for entry in new_entries] == ["refused"]
 
 
 async def _file_request(client: Any, headers: dict[str, dict[str, str]]) -> str:
-    response = await client.post(f"{API}/requests", json=_body(), headers=headers[REQUESTER])
+    response = await client.post(f"{API}/requests", json=request_body(), headers=headers[REQUESTER])
     assert response.status == 201
     return str((await response.json())["id"])
 
@@ -342,7 +351,7 @@ async def test_decision_matrix(
     Assistant's REST API for callers with a header and as an automation's call."""
     assert await async_setup_component(hass, "api", {})
     assert await async_setup_component(hass, "homeassistant", {})
-    hub = _hub(sharing_entry)
+    hub = hub_of(sharing_entry)
     client = await hass_client_no_auth()
     request_id = await _file_request(client, headers)
     await hass.async_block_till_done()
@@ -362,7 +371,7 @@ async def test_decision_matrix(
         "decline_request service": (DOMAIN, "decline_request", {"request_id": request_id}),
     }[decision]
     state_before = hub.gate.get(request_id).state
-    audit_before = len(_audit(hass))
+    audit_before = len(audit_entries(hass))
 
     if caller == AUTOMATION:
         try:
@@ -388,7 +397,7 @@ async def test_decision_matrix(
         assert state_after.value == DECISION_RESULT[decision]
     else:
         assert state_after is state_before
-    refusals = [entry["kind"] for entry in _audit(hass)[audit_before:]]
+    refusals = [entry["kind"] for entry in audit_entries(hass)[audit_before:]]
     if not allowed and (
         (caller in (AUTOMATION, ADMIN, ADMIN_LLAT) and decision in APPROVING)
         or (caller == READ_ONLY and decision == "decline_request service")
@@ -440,7 +449,7 @@ async def test_approve_proof_matrix(
     data, refusal = PROOFS[proof]
     if data.get("code") == "right":
         data = {**data, "code": totp_code(TOTP_SECRET)}
-    audit_before = len(_audit(hass))
+    audit_before = len(audit_entries(hass))
     answer = await ws_call(
         ws,
         "doorstep/sharing/approve",
@@ -448,7 +457,7 @@ async def test_approve_proof_matrix(
         confirm=preview["result"]["confirm"],
         **data,
     )
-    new_entries = _audit(hass)[audit_before:]
+    new_entries = audit_entries(hass)[audit_before:]
     if refusal is None:
         assert answer["success"] is True, answer
         assert hub.gate.get(request_id).state.value == "approved"
