@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
 from freezegun.api import FrozenDateTimeFactory
@@ -292,3 +293,24 @@ def _read_bytes(path: str) -> bytes:
 def _write_bytes(path: str, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
+
+
+async def test_preview_only_at_home(
+    hass: HomeAssistant,
+    sharing_entry: MockConfigEntry,
+    person_ws: MockHAClientWebSocket,
+    pending_request: str,
+) -> None:
+    """A browser Home Assistant sees outside the home network gets no preview (I3), and
+    the attempt is on record. The address is patched where Home Assistant reports it."""
+    with patch(
+        "custom_components.doorstep.websocket_api.requester_address", return_value="203.0.113.2"
+    ):
+        refused = await ws_call(person_ws, "doorstep/sharing/preview", request_id=pending_request)
+    assert refused["error"]["translation_key"] == "preview_needs_home_network"
+    assert await _refusals(hass) == ["outside_home_network"]
+    with patch(
+        "custom_components.doorstep.websocket_api.requester_address", return_value="192.168.1.20"
+    ):
+        shown = await ws_call(person_ws, "doorstep/sharing/preview", request_id=pending_request)
+    assert shown["success"] is True, shown
