@@ -282,31 +282,12 @@ def parse_sps(nal: bytes) -> SpsInfo:
     level_idc = reader.u(8)
     sps_id = reader.ue_max(31, "seq_parameter_set_id")
 
-    chroma_format_idc = 1
-    separate_colour_planes = False
-    if profile_idc in _HIGH_FAMILY:
-        chroma_format_idc = reader.ue_max(3, "chroma_format_idc")
-        if chroma_format_idc == 3:
-            separate_colour_planes = reader.flag()
-        reader.ue_max(6, "bit_depth_luma_minus8")
-        reader.ue_max(6, "bit_depth_chroma_minus8")
-        reader.u(1)  # qpprime_y_zero_transform_bypass_flag
-        if reader.flag():  # seq_scaling_matrix_present_flag
-            for index in range(8 if chroma_format_idc != 3 else 12):
-                if reader.flag():
-                    _skip_scaling_list(reader, 16 if index < 6 else 64)
-
+    # Only the High family carries the chroma fields; the others are 4:2:0.
+    chroma_format_idc, separate_colour_planes = (
+        _parse_chroma(reader) if profile_idc in _HIGH_FAMILY else (1, False)
+    )
     reader.ue_max(12, "log2_max_frame_num_minus4")
-    pic_order_cnt_type = reader.ue_max(2, "pic_order_cnt_type")
-    if pic_order_cnt_type == 0:
-        reader.ue_max(12, "log2_max_pic_order_cnt_lsb_minus4")
-    elif pic_order_cnt_type == 1:
-        reader.u(1)  # delta_pic_order_always_zero_flag
-        reader.se()  # offset_for_non_ref_pic
-        reader.se()  # offset_for_top_to_bottom_field
-        cycle = reader.ue_max(255, "num_ref_frames_in_pic_order_cnt_cycle")
-        for _ in range(cycle):
-            reader.se()
+    pic_order_cnt_type = _parse_pic_order(reader)
     reader.ue_max(32, "max_num_ref_frames")
     reader.u(1)  # gaps_in_frame_num_value_allowed_flag
     width_mbs = reader.ue_max(_MAX_MBS_PER_SIDE - 1, "pic_width_in_mbs_minus1") + 1
@@ -345,6 +326,36 @@ def parse_sps(nal: bytes) -> SpsInfo:
         pic_order_cnt_type=pic_order_cnt_type,
         max_num_reorder_frames=max_num_reorder_frames,
     )
+
+
+def _parse_chroma(reader: _BitReader) -> tuple[int, bool]:
+    """The High family's chroma fields (7.3.2.1.1); returns the chroma format and
+    whether the colour planes are coded separately."""
+    chroma_format_idc = reader.ue_max(3, "chroma_format_idc")
+    separate_colour_planes = reader.flag() if chroma_format_idc == 3 else False
+    reader.ue_max(6, "bit_depth_luma_minus8")
+    reader.ue_max(6, "bit_depth_chroma_minus8")
+    reader.u(1)  # qpprime_y_zero_transform_bypass_flag
+    if reader.flag():  # seq_scaling_matrix_present_flag
+        for index in range(8 if chroma_format_idc != 3 else 12):
+            if reader.flag():
+                _skip_scaling_list(reader, 16 if index < 6 else 64)
+    return chroma_format_idc, separate_colour_planes
+
+
+def _parse_pic_order(reader: _BitReader) -> int:
+    """pic_order_cnt_type and the fields that follow it; returns the type."""
+    pic_order_cnt_type = reader.ue_max(2, "pic_order_cnt_type")
+    if pic_order_cnt_type == 0:
+        reader.ue_max(12, "log2_max_pic_order_cnt_lsb_minus4")
+    elif pic_order_cnt_type == 1:
+        reader.u(1)  # delta_pic_order_always_zero_flag
+        reader.se()  # offset_for_non_ref_pic
+        reader.se()  # offset_for_top_to_bottom_field
+        cycle = reader.ue_max(255, "num_ref_frames_in_pic_order_cnt_cycle")
+        for _ in range(cycle):
+            reader.se()
+    return pic_order_cnt_type
 
 
 def _skip_scaling_list(reader: _BitReader, size: int) -> None:
