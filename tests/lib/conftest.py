@@ -6,19 +6,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-import datetime as dt
-import hashlib
 from pathlib import Path
 import ssl
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 import pytest
+
+from reference_doorbell.certs import build_certificate, cert_pem, fingerprint, key_pem, new_key
 
 if TYPE_CHECKING:
     from reference_doorbell.doorbell import Doorbell
@@ -74,31 +70,13 @@ class TlsIdentity:
 @pytest.fixture(scope="session")
 def tls_identity(tmp_path_factory: pytest.TempPathFactory) -> TlsIdentity:
     """A throwaway self-signed certificate for the fake device."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake doorbell")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+    key = new_key()
+    cert = build_certificate("fake doorbell", key)
     directory = tmp_path_factory.mktemp("tls")
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    der = cert.public_bytes(serialization.Encoding.DER)
-    return TlsIdentity(cert_path, key_path, hashlib.sha256(der).hexdigest())
+    cert_path.write_bytes(cert_pem(cert))
+    key_path.write_bytes(key_pem(key))
+    return TlsIdentity(cert_path, key_path, fingerprint(cert))
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-import datetime as dt
-import ipaddress
 from pathlib import Path
 import socket
 import ssl
@@ -19,10 +17,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from custom_components.doorstep.sharing import (
     CONTENT_TYPE,
@@ -37,6 +31,7 @@ from custom_components.doorstep.sharing import (
     validate_request,
 )
 from custom_components.doorstep.sharing.schema import MAX_BODY_BYTES
+from reference_doorbell.certs import build_certificate, cert_pem, key_pem, new_key
 
 from .test_sharing_fixtures import Hub
 
@@ -60,33 +55,11 @@ class LoopbackTls:
 
 
 def make_loopback_tls(directory: Path) -> LoopbackTls:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    key = new_key()
+    cert = build_certificate("127.0.0.1", key, alt_names=["127.0.0.1"], ca=True)
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert_path.write_bytes(cert_pem(cert))
+    key_path.write_bytes(key_pem(key))
     return LoopbackTls(cert_path, key_path)
 
 
