@@ -476,6 +476,41 @@ async def bench_hub_chromium_only(
     return chromium.result
 
 
+async def measure_direct_reader(
+    lab: Lab,
+    settings: Settings,
+    name: str,
+    doorbell: Doorbell,
+    out: Path,
+    *,
+    core: int,
+    role: str,
+) -> Window:
+    """Read the doorbell's stream directly (no hub) on ``core`` for one window, and
+    measure the doorbell and the reader (named ``role`` in the window)."""
+    reader = lab.python(
+        name,
+        "benchmarks.viewer_proc",
+        "direct",
+        "--plain",
+        doorbell.plain,
+        "--doorbell-port",
+        str(doorbell.port),
+        "--fp",
+        doorbell.fingerprint,
+        "--out",
+        str(out),
+        core=core,
+    )
+    await asyncio.sleep(settings.settle + 2.0)
+    try:
+        return await measure(
+            {"doorbell": doorbell.proc.pid or 0, role: reader.pid or 0}, settings.window
+        )
+    finally:
+        lab.stop(reader)
+
+
 async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell) -> dict[str, Any]:
     hub = lab.python(
         f"hub-{label}",
@@ -560,26 +595,10 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
         )
         result["latency_window_hub"] = window.to_json()
         lab.stop(marker)
-        direct = lab.python(
-            f"direct-{label}",
-            "benchmarks.viewer_proc",
-            "direct",
-            "--plain",
-            doorbell.plain,
-            "--doorbell-port",
-            str(doorbell.port),
-            "--fp",
-            doorbell.fingerprint,
-            "--out",
-            str(direct_out),
-            core=VIEWER_CORE,
-        )
-        await asyncio.sleep(settings.settle + 2.0)
-        window = await measure(
-            {"doorbell": doorbell.proc.pid or 0, "viewers": direct.pid or 0}, settings.window
+        window = await measure_direct_reader(
+            lab, settings, f"direct-{label}", doorbell, direct_out, core=VIEWER_CORE, role="viewers"
         )
         result["latency_window_direct"] = window.to_json()
-        lab.stop(direct)
         if chromium is not None:
             await chromium.latency_window(hub_pid, doorbell)
 
@@ -849,25 +868,9 @@ async def encoder_check(lab: Lab, settings: Settings, label: str) -> dict[str, A
     doorbell = await start_doorbell(lab, settings, label, "live")
     out = settings.work / f"live-direct-{label}.json"
     try:
-        reader = lab.python(
-            f"live-direct-{label}",
-            "benchmarks.viewer_proc",
-            "direct",
-            "--plain",
-            doorbell.plain,
-            "--doorbell-port",
-            str(doorbell.port),
-            "--fp",
-            doorbell.fingerprint,
-            "--out",
-            str(out),
-            core=HUB_CORE,
+        window = await measure_direct_reader(
+            lab, settings, f"live-direct-{label}", doorbell, out, core=HUB_CORE, role="reader"
         )
-        await asyncio.sleep(settings.settle + 2.0)
-        window = await measure(
-            {"doorbell": doorbell.proc.pid or 0, "reader": reader.pid or 0}, settings.window
-        )
-        lab.stop(reader)
         return {"window": window.to_json(), "reader": read_json(out)}
     finally:
         lab.stop(doorbell.proc)
