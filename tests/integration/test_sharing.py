@@ -40,9 +40,10 @@ from custom_components.doorstep.const import (
     KIND_SHARING,
 )
 from custom_components.doorstep.recording import DATA_CLIPS
-from custom_components.doorstep.sharing import RequesterKind, verify_archive
+from custom_components.doorstep.sharing import RequesterKind
 from custom_components.doorstep.sharing_hub import SharingHub
 from reference_doorbell.doorbell import Doorbell
+from reference_doorbell.release_check import verify_archive
 
 from .conftest import wait_for
 

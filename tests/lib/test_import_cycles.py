@@ -120,3 +120,22 @@ def test_a_loop_is_found(tmp_path: Path) -> None:
 def test_no_import_cycles(package: str) -> None:
     found = cycles(import_graph((package,)))
     assert not found, "import loops: " + "; ".join(" <-> ".join(loop) for loop in found)
+
+
+def test_reference_doorbell_stands_alone() -> None:
+    """``pip install .`` ships only ``reference_doorbell``, so nothing in it may import
+    the integration (the requester's archive check included)."""
+    offenders = sorted(
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in (ROOT / "reference_doorbell").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        for name in (
+            [alias.name for alias in node.names]
+            if isinstance(node, ast.Import)
+            else [node.module or ""]
+            if isinstance(node, ast.ImportFrom) and not node.level
+            else []
+        )
+        if name.split(".")[0] == "custom_components"
+    )
+    assert not offenders, f"reference_doorbell imports the integration at {offenders}"

@@ -10,10 +10,13 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+import io
 import json
 from pathlib import Path
+import shutil
 import subprocess
 import sys
+import tarfile
 
 import aiohttp
 import pytest
@@ -31,7 +34,7 @@ from reference_doorbell.requester import (
 )
 
 from .test_requester_hub import ContractHub, LoopbackTls, free_port, make_loopback_tls, serve
-from .test_sharing_fixtures import START, Hub, make_hub
+from .test_sharing_fixtures import START, Hub, make_hub, request_fields
 
 ADMIN = Actor("admin-1", is_admin=True)
 AUTOMATION = Actor(None)
@@ -427,12 +430,13 @@ def test_module_runs_as_a_program() -> None:
     assert result.returncode == 0
     for command in ("file", "status", "wait", "fetch", "receive"):
         assert command in result.stdout
-    # Filing and polling must not drag in Home Assistant (only checking an archive does).
+    # Filing, polling and checking an archive must not drag in Home Assistant.
     probe = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import sys, reference_doorbell.requester; print('homeassistant' in sys.modules)",
+            "import sys, reference_doorbell.requester, reference_doorbell.requester_verify; "
+            "print('homeassistant' in sys.modules)",
         ],
         capture_output=True,
         text=True,
@@ -443,25 +447,65 @@ def test_module_runs_as_a_program() -> None:
     assert probe.stdout.strip() == "False"
 
 
-async def test_fetch_spends_no_download_when_it_cannot_check(
-    contract: ContractHub,
-    tls: LoopbackTls,
-    out: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Without the checker, fetch stops before the pickup link's limited downloads."""
-    request_id = await file_request(contract, tls, capsys)
-    approved = await contract.hub.gate.approve(request_id, ADMIN)
-    assert approved.pickup is not None
+_STANDALONE_CHECK = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import importlib.util
+from pathlib import Path
+from reference_doorbell.requester_verify import verify
+verdict = verify(Path(sys.argv[2]).read_bytes(), Path(sys.argv[3]).read_bytes())
+print(verdict.ok, verdict.request_id, len(verdict.clips))
+print(importlib.util.find_spec("custom_components") is None)
+print(sorted(m for m in sys.modules if m.startswith(("custom_components", "homeassistant"))))
+copy = Path(sys.argv[1], "reference_doorbell")
+print(Path(sys.modules["reference_doorbell"].__file__).parent == copy)
+"""
 
-    def unavailable(name: str) -> None:
-        raise ImportError(f"No module named {name!r}")
 
-    monkeypatch.setattr("reference_doorbell.requester_verify.importlib.import_module", unavailable)
-    fetch = ["fetch", request_id, *hub_args(contract, tls), "--out", str(out)]
-    assert await run(fetch) == EXIT_USAGE
-    assert "checking archives needs the Doorstep integration" in capsys.readouterr().err
-    pickup = contract.hub.gate.get(request_id).pickup
-    assert pickup is not None
-    assert pickup.downloads == 0
+async def test_a_standalone_install_verifies_an_archive(hub: Hub, tmp_path: Path) -> None:
+    """``reference_doorbell`` copied alone (as a requester would install it), in an
+    isolated interpreter where the integration cannot be imported, checks a real
+    archive from the hub, and notices a flipped byte."""
+    request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
+    request = await hub.gate.approve(request.id, ADMIN)
+    assert request.pickup is not None
+    archive = b"".join([c async for c in await hub.gate.open_pickup(request.pickup.token)])
+    site = tmp_path / "site"
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "reference_doorbell",
+        site / "reference_doorbell",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    (tmp_path / "release.tar").write_bytes(archive)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        offset = next(m for m in tar.getmembers() if m.name.startswith("clips/")).offset_data
+    flipped = archive[:offset] + bytes([archive[offset] ^ 1]) + archive[offset + 1 :]
+    (tmp_path / "flipped.tar").write_bytes(flipped)
+    (tmp_path / "key").write_bytes(hub.key.public_bytes())
+
+    def check(name: str) -> list[str]:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-c",
+                _STANDALONE_CHECK,
+                str(site),
+                str(tmp_path / name),
+                str(tmp_path / "key"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            cwd=tmp_path,
+        )
+        return result.stdout.splitlines()
+
+    assert check("release.tar") == [
+        f"True {request.id} {len(request.frozen_clips)}",
+        "True",
+        "[]",
+        "True",
+    ]
+    assert check("flipped.tar")[0] == "False None 0"

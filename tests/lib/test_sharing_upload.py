@@ -21,8 +21,8 @@ from custom_components.doorstep.sharing import (
     Uploader,
     UploadStatus,
     trusted_context,
-    verify_archive,
 )
+from reference_doorbell.release_check import verify_archive
 from scripts.lab.certs import ServerCert, TestCa
 
 from .test_sharing_fixtures import START, Hub, make_hub, request_fields

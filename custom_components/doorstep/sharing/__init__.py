@@ -6,7 +6,7 @@ The Home Assistant glue builds one :class:`EgressGate` per hub, persists
 :class:`SharingError` subclasses to translated errors.
 """
 
-from .archive import CONTENT_TYPE, verify_archive
+from .archive import CONTENT_TYPE
 from .audit import AuditKind, AuditLog
 from .clips import ClipSource
 from .exceptions import (
@@ -16,7 +16,6 @@ from .exceptions import (
     ClipIntegrityError,
     CorruptStateError,
     InvalidId,
-    InvalidManifest,
     InvalidRequest,
     InvalidToken,
     InvalidTrustFile,
@@ -30,7 +29,7 @@ from .exceptions import (
 )
 from .gate import EgressGate, Release
 from .ids import check_id, child_path, is_valid_id, new_id
-from .manifest import build_manifest, verify_manifest
+from .manifest import build_manifest
 from .models import (
     Actor,
     AuditRef,
@@ -82,7 +81,6 @@ __all__ = [
     "FrozenClip",
     "HubKey",
     "InvalidId",
-    "InvalidManifest",
     "InvalidRequest",
     "InvalidToken",
     "InvalidTrustFile",
@@ -121,6 +119,4 @@ __all__ = [
     "state_to_dict",
     "trusted_context",
     "validate_request",
-    "verify_archive",
-    "verify_manifest",
 ]

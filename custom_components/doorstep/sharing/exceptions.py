@@ -107,10 +107,6 @@ class CorruptStateError(SharingError):
     """Persisted sharing state is unreadable or inconsistent; nothing will be released."""
 
 
-class InvalidManifest(SharingError):
-    """A manifest or archive does not verify: bad signature, bad hash, or malformed."""
-
-
 class InvalidTrustFile(SharingError):
     """The owner's file of extra trusted CA certificates cannot be read or parsed.
 
