@@ -15,7 +15,7 @@ from typing import Any
 from homeassistant.exceptions import ServiceValidationError
 import pytest
 
-from custom_components.doorstep import errors
+from custom_components.doorstep import clip_contract, errors
 from custom_components.doorstep.device import CannotConnect, DoorstepError, exceptions as device
 from custom_components.doorstep.errors import LibraryError, translated_error
 from custom_components.doorstep.media import MediaError, WebRTCError, exceptions as media
@@ -69,10 +69,11 @@ _CALLER_MISTAKES = {
 
 
 def _room_errors() -> list[type[Exception]]:
-    """Every error class the device, media and sharing rooms define."""
+    """Every error class the device, media and sharing rooms and the clip contract
+    define."""
     return [
         cls
-        for module in (device, media, sharing)
+        for module in (device, media, sharing, clip_contract)
         for _name, cls in inspect.getmembers(module, inspect.isclass)
         if issubclass(cls, DoorstepError | MediaError | SharingError)
         and cls.__module__ == module.__name__

@@ -6,9 +6,19 @@ The Home Assistant glue builds one :class:`EgressGate` per hub, persists
 :class:`SharingError` subclasses to translated errors.
 """
 
+# The clip contract lives below both rooms (media records clips, sharing releases them);
+# the sharing API takes and raises its types, so they are part of this API too.
+from custom_components.doorstep.clip_contract import (
+    ClipInfo,
+    ClipSource,
+    check_id,
+    child_path,
+    is_valid_id,
+    new_id,
+)
+
 from .archive import CONTENT_TYPE
 from .audit import AuditKind, AuditLog
-from .clips import ClipSource
 from .exceptions import (
     ApprovalRefused,
     AuditCorruptError,
@@ -28,12 +38,10 @@ from .exceptions import (
     UnknownRequester,
 )
 from .gate import EgressGate, Release
-from .ids import check_id, child_path, is_valid_id, new_id
 from .manifest import build_manifest
 from .models import (
     Actor,
     AuditRef,
-    ClipInfo,
     Delivery,
     DeliveryMethod,
     FrozenClip,

@@ -23,6 +23,8 @@ import hashlib
 import logging
 from typing import Any
 
+from custom_components.doorstep.clip_contract import ClipSource, check_id, new_id
+
 from .archive import (
     CONTENT_TYPE,
     END_OF_ARCHIVE,
@@ -33,7 +35,6 @@ from .archive import (
     padding,
 )
 from .audit import AuditKind, AuditLog
-from .clips import ClipSource
 from .exceptions import (
     ApprovalRefused,
     AuditWriteError,
@@ -46,7 +47,6 @@ from .exceptions import (
     UnknownRequest,
     UnknownRequester,
 )
-from .ids import check_id, new_id
 from .manifest import build_manifest, clip_member_name, sign_manifest
 from .models import (
     OPEN_STATES,
