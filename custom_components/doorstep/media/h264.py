@@ -1,8 +1,7 @@
 """Just enough H.264 bitstream handling to pass a stream through untouched.
 
-We never decode. We split access units into NAL units, turn length-prefixed (AVCC)
-packets into start-code (Annex-B) ones, read the sequence parameter set to learn the
-profile, and peek at slice headers to spot B-frames. Every parser here raises only
+We never decode. We split start-code (Annex-B) access units into NAL units, read the
+sequence parameter set to learn the profile, and peek at slice headers to spot B-frames. Every parser here raises only
 :class:`BitstreamError` (or its subclass :class:`InvalidSps`) on bad input, because the
 bytes come from a device on the network.
 """
@@ -79,66 +78,6 @@ def iter_nal_units(data: bytes) -> Iterator[bytes]:
 def annexb_join(nals: list[bytes] | tuple[bytes, ...]) -> bytes:
     """Concatenate NAL units into one Annex-B byte string."""
     return b"".join(START_CODE + nal for nal in nals)
-
-
-def avcc_to_annexb(data: bytes, length_size: int = 4) -> bytes:
-    """Convert a length-prefixed (MP4/Matroska style) access unit to Annex-B."""
-    if length_size not in (1, 2, 4):
-        raise BitstreamError(f"unsupported NAL length size {length_size}")
-    out = bytearray()
-    pos = 0
-    while pos < len(data):
-        if pos + length_size > len(data):
-            raise BitstreamError("truncated NAL length prefix")
-        size = int.from_bytes(data[pos : pos + length_size], "big")
-        pos += length_size
-        if size == 0 or pos + size > len(data):
-            raise BitstreamError(f"NAL length {size} does not fit the packet")
-        out += START_CODE
-        out += data[pos : pos + size]
-        pos += size
-    return bytes(out)
-
-
-@dataclass(frozen=True, slots=True)
-class AvcConfig:
-    """The parts of an ``avcC`` box (ISO 14496-15) that passthrough needs."""
-
-    length_size: int
-    sps: tuple[bytes, ...]
-    pps: tuple[bytes, ...]
-
-    def parameter_sets_annexb(self) -> bytes:
-        """SPS and PPS as one Annex-B string, to put in front of a keyframe."""
-        return annexb_join(self.sps + self.pps)
-
-
-def parse_avcc_extradata(extradata: bytes) -> AvcConfig:
-    """Parse an ``AVCDecoderConfigurationRecord``."""
-    if len(extradata) < 7 or extradata[0] != 1:
-        raise BitstreamError("not an avcC record")
-    length_size = (extradata[4] & 0x03) + 1
-    if length_size == 3:
-        raise BitstreamError("avcC NAL length size 3 is not allowed")
-    pos = 5
-    sets: list[list[bytes]] = []
-    for count_mask in (0x1F, 0xFF):
-        if pos >= len(extradata):
-            raise BitstreamError("truncated avcC record")
-        count = extradata[pos] & count_mask
-        pos += 1
-        found: list[bytes] = []
-        for _ in range(count):
-            if pos + 2 > len(extradata):
-                raise BitstreamError("truncated avcC parameter set length")
-            size = int.from_bytes(extradata[pos : pos + 2], "big")
-            pos += 2
-            if size == 0 or pos + size > len(extradata):
-                raise BitstreamError("avcC parameter set does not fit")
-            found.append(extradata[pos : pos + size])
-            pos += size
-        sets.append(found)
-    return AvcConfig(length_size, tuple(sets[0]), tuple(sets[1]))
 
 
 def parameter_sets(access_unit: bytes) -> tuple[bytes | None, bytes | None]:
