@@ -8,9 +8,12 @@ same way.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 import datetime as dt
 import hashlib
 import ipaddress
+from pathlib import Path
+import ssl
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -92,3 +95,40 @@ def key_pem(key: PrivateKey) -> bytes:
 def fingerprint(cert: x509.Certificate) -> str:
     """The SHA-256 of the DER certificate, in lower-case hex (what hubs pin)."""
     return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CertFiles:
+    """A certificate and its key as PEM files, the way TLS servers load them."""
+
+    cert: Path
+    key: Path
+    fingerprint: str
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server context presenting this certificate."""
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts this certificate as its CA (a self-signed one)."""
+        return ssl.create_default_context(cafile=str(self.cert))
+
+
+def save_cert_files(
+    cert: x509.Certificate,
+    key: PrivateKey,
+    directory: Path,
+    *,
+    cert_name: str = "cert.pem",
+    key_name: str = "key.pem",
+) -> CertFiles:
+    """Write the certificate and its key (readable by the owner only) under
+    ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / cert_name, directory / key_name
+    cert_path.write_bytes(cert_pem(cert))
+    key_path.write_bytes(key_pem(key))
+    key_path.chmod(0o600)
+    return CertFiles(cert_path, key_path, fingerprint(cert))

@@ -10,28 +10,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 import datetime as dt
 from pathlib import Path
-import ssl
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from reference_doorbell.certs import build_certificate, cert_pem, key_pem, new_key
+from reference_doorbell.certs import (
+    CertFiles,
+    build_certificate,
+    cert_pem,
+    new_key,
+    save_cert_files,
+)
 
 VALIDITY = dt.timedelta(days=30)
-
-
-@dataclass(frozen=True, slots=True)
-class ServerCert:
-    """A leaf certificate and its key, as files a TLS server loads."""
-
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        return context
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +67,7 @@ class TestCa:
         cert_path.write_bytes(cert_pem(cert))
         return cls(name, cert_path, key, cert)
 
-    def issue(self, directory: Path, addresses: list[str], stem: str = "server") -> ServerCert:
+    def issue(self, directory: Path, addresses: list[str], stem: str = "server") -> CertFiles:
         """A server certificate for these IP addresses and/or DNS names."""
         directory.mkdir(parents=True, exist_ok=True)
         key = new_key()
@@ -90,8 +82,6 @@ class TestCa:
                 (x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False),
             ],
         )
-        cert_path, key_path = directory / f"{stem}.pem", directory / f"{stem}.key"
-        cert_path.write_bytes(cert_pem(cert))
-        key_path.write_bytes(key_pem(key))
-        key_path.chmod(0o600)
-        return ServerCert(cert_path, key_path)
+        return save_cert_files(
+            cert, key, directory, cert_name=f"{stem}.pem", key_name=f"{stem}.key"
+        )

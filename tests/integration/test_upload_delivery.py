@@ -25,8 +25,9 @@ from custom_components.doorstep.recording import DATA_CLIPS
 from custom_components.doorstep.sharing import RequesterKind, RequestState
 from custom_components.doorstep.sharing_hub import SharingHub
 from custom_components.doorstep.upload_delivery import upload_issue_id
+from reference_doorbell.certs import CertFiles
 from reference_doorbell.requester_receive import ReceiveConfig, Received, UploadReceiver
-from scripts.lab.certs import ServerCert, TestCa
+from scripts.lab.certs import TestCa
 
 from .conftest import wait_for
 
@@ -59,7 +60,7 @@ def _store_clip(hass: HomeAssistant, data: bytes, start: Any) -> str:
 
 
 @pytest.fixture
-def requester_tls(tmp_path: Path) -> tuple[TestCa, ServerCert]:
+def requester_tls(tmp_path: Path) -> tuple[TestCa, CertFiles]:
     ca = TestCa.create(tmp_path / "requester-ca", "Station North CA")
     return ca, ca.issue(tmp_path / "requester-ca", ["127.0.0.1"])
 
@@ -118,7 +119,7 @@ class ThreadedReceiver:
 async def receiver(
     hass: HomeAssistant,
     sharing_entry: MockConfigEntry,
-    requester_tls: tuple[TestCa, ServerCert],
+    requester_tls: tuple[TestCa, CertFiles],
     tmp_path: Path,
 ) -> AsyncIterator[ThreadedReceiver]:
     _ca, cert = requester_tls
@@ -193,7 +194,7 @@ async def test_approving_uploads_to_the_requester(
     hass_admin_user: MockUser,
     sharing_entry: MockConfigEntry,
     receiver: ThreadedReceiver,
-    requester_tls: tuple[TestCa, ServerCert],
+    requester_tls: tuple[TestCa, CertFiles],
 ) -> None:
     """Pending: nothing is sent. Approved by an admin: the requester gets and verifies it."""
     ca, _cert = requester_tls
@@ -235,7 +236,7 @@ async def test_untrusted_requester_is_reported_then_resumed_after_reload(
     hass_admin_user: MockUser,
     sharing_entry: MockConfigEntry,
     receiver: ThreadedReceiver,
-    requester_tls: tuple[TestCa, ServerCert],
+    requester_tls: tuple[TestCa, CertFiles],
 ) -> None:
     """Without the requester's CA nothing is sent and a repair says what to do; once the
     owner trusts the CA and reloads, the approved request is delivered."""

@@ -7,14 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-import ssl
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
 import pytest
 
-from reference_doorbell.certs import build_certificate, cert_pem, fingerprint, key_pem, new_key
+from reference_doorbell.certs import CertFiles, build_certificate, new_key, save_cert_files
 
 if TYPE_CHECKING:
     from reference_doorbell.doorbell import Doorbell
@@ -55,28 +54,13 @@ async def bell(tmp_path: Path) -> AsyncIterator[Doorbell]:
         await doorbell.stop()
 
 
-@dataclass(frozen=True, slots=True)
-class TlsIdentity:
-    cert_path: Path
-    key_path: Path
-    fingerprint: str
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_path, self.key_path)
-        return context
-
-
 @pytest.fixture(scope="session")
-def tls_identity(tmp_path_factory: pytest.TempPathFactory) -> TlsIdentity:
+def tls_identity(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
     """A throwaway self-signed certificate for the fake device."""
     key = new_key()
-    cert = build_certificate("fake doorbell", key)
-    directory = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert_pem(cert))
-    key_path.write_bytes(key_pem(key))
-    return TlsIdentity(cert_path, key_path, fingerprint(cert))
+    return save_cert_files(
+        build_certificate("fake doorbell", key), key, tmp_path_factory.mktemp("tls")
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +74,7 @@ type FakeDeviceFactory = Callable[[list[web.RouteDef]], Awaitable[FakeDevice]]
 
 
 @pytest.fixture
-async def fake_device(tls_identity: TlsIdentity) -> AsyncIterator[FakeDeviceFactory]:
+async def fake_device(tls_identity: CertFiles) -> AsyncIterator[FakeDeviceFactory]:
     """Start an HTTPS server on loopback that answers with the given routes."""
     runners: list[web.AppRunner] = []
 

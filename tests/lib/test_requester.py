@@ -22,6 +22,7 @@ import aiohttp
 import pytest
 
 from custom_components.doorstep.sharing import Actor, HubKey, RequesterKind, RequestState
+from reference_doorbell.certs import CertFiles
 from reference_doorbell.requester import (
     EXIT_CLOSED,
     EXIT_HUB_REFUSED,
@@ -33,7 +34,7 @@ from reference_doorbell.requester import (
     run,
 )
 
-from .test_requester_hub import ContractHub, LoopbackTls, free_port, make_loopback_tls, serve
+from .test_requester_hub import ContractHub, free_port, make_loopback_tls, serve
 from .test_sharing_fixtures import START, Hub, make_hub, request_fields
 
 ADMIN = Actor("admin-1", is_admin=True)
@@ -45,7 +46,7 @@ def iso(value: datetime) -> str:
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> LoopbackTls:
+def tls(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
     return make_loopback_tls(tmp_path_factory.mktemp("requester-tls"))
 
 
@@ -55,7 +56,7 @@ def hub(tmp_path: Path) -> Hub:
 
 
 @pytest.fixture
-async def contract(hub: Hub, tls: LoopbackTls) -> AsyncIterator[ContractHub]:
+async def contract(hub: Hub, tls: CertFiles) -> AsyncIterator[ContractHub]:
     served = ContractHub(hub)
     runner = await serve(served, tls)
     try:
@@ -69,7 +70,7 @@ def out(tmp_path: Path) -> Path:
     return tmp_path / "evidence"
 
 
-def hub_args(contract: ContractHub, tls: LoopbackTls, token: str | None = None) -> list[str]:
+def hub_args(contract: ContractHub, tls: CertFiles, token: str | None = None) -> list[str]:
     return [
         "--hub",
         contract.url,
@@ -80,7 +81,7 @@ def hub_args(contract: ContractHub, tls: LoopbackTls, token: str | None = None) 
     ]
 
 
-def file_args(contract: ContractHub, tls: LoopbackTls, *extra: str) -> list[str]:
+def file_args(contract: ContractHub, tls: CertFiles, *extra: str) -> list[str]:
     return [
         "file",
         *hub_args(contract, tls),
@@ -102,7 +103,7 @@ def file_args(contract: ContractHub, tls: LoopbackTls, *extra: str) -> list[str]
 
 
 async def file_request(
-    contract: ContractHub, tls: LoopbackTls, capsys: pytest.CaptureFixture[str], *extra: str
+    contract: ContractHub, tls: CertFiles, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> str:
     assert await run(file_args(contract, tls, *extra)) == EXIT_OK
     answer = json.loads(capsys.readouterr().out)
@@ -118,7 +119,7 @@ def clip_bytes(hub: Hub) -> dict[str, bytes]:
 
 
 async def test_full_pickup_flow(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = contract.hub
     request_id = await file_request(contract, tls, capsys)
@@ -157,7 +158,7 @@ async def test_full_pickup_flow(
 
 
 async def test_fetch_with_pinned_key(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = contract.hub
     request_id = await file_request(contract, tls, capsys)
@@ -176,7 +177,7 @@ async def test_fetch_with_pinned_key(
 
 
 async def test_tampered_clip_fails_verification(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     await contract.hub.gate.approve(request_id, ADMIN)
@@ -194,7 +195,7 @@ async def test_tampered_clip_fails_verification(
 
 
 async def test_clip_changed_on_the_hub_breaks_off_the_download(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The gate itself stops a clip that changed since approval; the requester says so."""
     hub = contract.hub
@@ -212,7 +213,7 @@ async def test_clip_changed_on_the_hub_breaks_off_the_download(
 
 
 async def test_closed_request(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     await contract.hub.gate.decline(request_id, AUTOMATION)
@@ -227,7 +228,7 @@ async def test_closed_request(
 
 
 async def test_wait_times_out(
-    contract: ContractHub, tls: LoopbackTls, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     args = ["wait", request_id, *hub_args(contract, tls), "--interval", "0.01"]
@@ -236,7 +237,7 @@ async def test_wait_times_out(
 
 
 async def test_fetch_of_pending_request_is_refused(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     fetch = ["fetch", request_id, *hub_args(contract, tls), "--out", str(out)]
@@ -247,7 +248,7 @@ async def test_fetch_of_pending_request_is_refused(
 
 async def test_bad_and_missing_token(
     contract: ContractHub,
-    tls: LoopbackTls,
+    tls: CertFiles,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -270,7 +271,7 @@ async def test_bad_and_missing_token(
 
 
 async def test_hub_refusals_are_explained(
-    contract: ContractHub, tls: LoopbackTls, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # 400 names the field.
     args = file_args(contract, tls)
@@ -312,7 +313,7 @@ async def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 async def test_network_and_tls_errors(
-    contract: ContractHub, tls: LoopbackTls, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, capsys: pytest.CaptureFixture[str]
 ) -> None:
     token = contract.hub.requester_token
     closed = f"https://127.0.0.1:{free_port()}"
@@ -328,7 +329,7 @@ async def test_network_and_tls_errors(
 
 
 async def test_upload_delivery_received_and_verified(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = contract.hub
     port = free_port()
@@ -372,7 +373,7 @@ async def test_upload_delivery_received_and_verified(
 
 
 async def test_upload_with_the_wrong_key_is_rejected(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = free_port()
     request_id = await file_request(
@@ -406,7 +407,7 @@ async def test_upload_with_the_wrong_key_is_rejected(
 
 
 async def _upload_when_listening(
-    contract: ContractHub, request_id: str, tls: LoopbackTls, receiver: asyncio.Task[int]
+    contract: ContractHub, request_id: str, tls: CertFiles, receiver: asyncio.Task[int]
 ) -> int:
     """Upload as the hub would, retrying while the receiver is still starting up."""
     for _ in range(200):

@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 import socket
-import ssl
 from typing import Any
 
 import aiohttp
@@ -31,36 +30,18 @@ from custom_components.doorstep.sharing import (
     validate_request,
 )
 from custom_components.doorstep.sharing.schema import MAX_BODY_BYTES
-from reference_doorbell.certs import build_certificate, cert_pem, key_pem, new_key
+from reference_doorbell.certs import CertFiles, build_certificate, new_key, save_cert_files
 
 from .test_sharing_fixtures import Hub
 
 API = "/api/doorstep/v1"
 
 
-@dataclass(frozen=True, slots=True)
-class LoopbackTls:
+def make_loopback_tls(directory: Path) -> CertFiles:
     """A self-signed certificate valid for 127.0.0.1, used as its own CA."""
-
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert))
-
-
-def make_loopback_tls(directory: Path) -> LoopbackTls:
     key = new_key()
     cert = build_certificate("127.0.0.1", key, alt_names=["127.0.0.1"], ca=True)
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert_pem(cert))
-    key_path.write_bytes(key_pem(key))
-    return LoopbackTls(cert_path, key_path)
+    return save_cert_files(cert, key, directory)
 
 
 def free_port() -> int:
@@ -162,7 +143,7 @@ class ContractHub:
             }
         )
 
-    async def deliver_upload(self, request_id: str, tls: LoopbackTls) -> int:
+    async def deliver_upload(self, request_id: str, tls: CertFiles) -> int:
         """What the hub's uploader does: POST the released archive to the request's URL."""
         request = self.hub.gate.get(request_id)
         assert request.delivery.method is DeliveryMethod.UPLOAD
@@ -192,7 +173,7 @@ class ContractHub:
         return status
 
 
-async def serve(contract: ContractHub, tls: LoopbackTls | None) -> web.AppRunner:
+async def serve(contract: ContractHub, tls: CertFiles | None) -> web.AppRunner:
     """Start ``contract`` on a loopback port; sets ``contract.url``."""
     runner = web.AppRunner(contract.app(), shutdown_timeout=0.1)
     await runner.setup()

@@ -1,9 +1,9 @@
 """Just enough H.264 bitstream handling to pass a stream through untouched.
 
 We never decode. We split start-code (Annex-B) access units into NAL units, read the
-sequence parameter set to learn the profile, and peek at slice headers to spot B-frames. Every parser here raises only
-:class:`BitstreamError` (or its subclass :class:`InvalidSps`) on bad input, because the
-bytes come from a device on the network.
+sequence parameter set to learn the profile, and peek at slice headers to spot B-frames.
+Every parser here raises only :class:`BitstreamError` (or its subclass
+:class:`InvalidSps`) on bad input, because the bytes come from a device on the network.
 """
 
 from __future__ import annotations
