@@ -64,7 +64,7 @@ async def fetch_feed(
     etag: str | None,
     ssl_context: ssl.SSLContext,
     proxy: str | None = None,
-    timeout: float = 60.0,
+    time_limit: float = 60.0,
 ) -> FetchResult:
     """GET ``url`` conditionally; FeedRejected("unreachable" or "too_large") on failure."""
     try:
@@ -74,7 +74,7 @@ async def fetch_feed(
             ssl=ssl_context,
             proxy=proxy,
             allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=timeout),
+            timeout=aiohttp.ClientTimeout(total=time_limit),
         ) as response:
             if response.status == 304:
                 return FetchResult(None, etag)
