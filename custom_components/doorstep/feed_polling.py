@@ -169,13 +169,16 @@ class FeedPoller:
             if url not in wanted:
                 await self._unsubscribe(url)
         for url, fingerprint in wanted.items():
-            if url not in self._states:
+            just_subscribed = url not in self._states
+            if just_subscribed:
                 self._states[url] = FeedState(pinned=fingerprint)
             self.counters.setdefault(subscription_id(url), FeedCounters())
             if url not in self._timers:
-                # The first poll of a feed also waits a random while, so a restart of
-                # every hub at once (an HA release) does not turn into a burst.
-                self._schedule(url, self._rng.uniform(0, poll_delay(self._rng)))
+                # A feed the household just subscribed to is read at once (the form
+                # fetched it a moment ago anyway). After a restart the first poll waits
+                # a random while, so every hub restarting after a release is no burst.
+                delay = 1.0 if just_subscribed else self._rng.uniform(0, poll_delay(self._rng))
+                self._schedule(url, delay)
         self._save()
 
     async def _unsubscribe(self, url: str) -> None:
