@@ -21,7 +21,7 @@ import argparse
 import asyncio
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 import hashlib
 import json
@@ -74,7 +74,9 @@ class AgencyServer:
         key: Path,
         out_dir: Path,
         path: str = "/feed.json",
+        on_fetch: Callable[[bytes], None] | None = None,
     ) -> None:
+        self._on_fetch = on_fetch
         self._feed = feed
         self._host = host
         self._port = port
@@ -114,6 +116,8 @@ class AgencyServer:
         head = f"{request.method} {request.raw_path} {version}\r\n".encode()
         head += b"".join(name + b": " + value + b"\r\n" for name, value in request.raw_headers)
         self.log.fetch_heads.append(head)
+        if self._on_fetch is not None:
+            self._on_fetch(head)
         body = await asyncio.to_thread(self._feed.read_bytes)
         etag = etag_of(body)
         if request.headers.get("If-None-Match") == etag:
@@ -191,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--cert", required=True, type=Path)
     serve.add_argument("--key", required=True, type=Path)
     serve.add_argument("--out", required=True, type=Path, help="directory for uploads")
+    serve.add_argument(
+        "--log-fetches",
+        action="store_true",
+        help="print every feed request's head (to compare what different hubs send)",
+    )
     return parser
 
 
@@ -231,8 +240,18 @@ async def run(argv: Sequence[str] | None = None) -> int:
         print(f"fingerprint {keys.fingerprint()}", flush=True)
         return 0
     host, port = args.listen
+
+    def print_fetch(head: bytes) -> None:
+        print(f"fetch: {head!r}", flush=True)
+
     server = AgencyServer(
-        feed=args.feed, host=host, port=port, cert=args.cert, key=args.key, out_dir=args.out
+        feed=args.feed,
+        host=host,
+        port=port,
+        cert=args.cert,
+        key=args.key,
+        out_dir=args.out,
+        on_fetch=print_fetch if args.log_fetches else None,
     )
     bound = await server.start()
     print(f"serving https://{host}:{bound}/feed.json and receiving uploads", flush=True)

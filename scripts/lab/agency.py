@@ -8,6 +8,7 @@ from a private CA the hub trusts, and verifies whatever is uploaded to it.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -56,19 +57,20 @@ class LabAgency:
         assert self.outside is not None
         return f"https://{self.outside.address}:{AGENCY_PORT}/feed.json"
 
-    def start(self, config_dir: Path) -> None:
-        """Build the outside host, make keys and a feed, trust its CA, and serve."""
+    def start(self, *config_dirs: Path) -> None:
+        """Build the outside host, make keys and a feed, have each hub trust its CA, serve."""
         self.outside = OutsideHost(topology=self.topology)
         self.outside.build()
         directory = self.run_dir / "agency"
         directory.mkdir(parents=True, exist_ok=True)
         self._ca = TestCa.create(directory / "ca", "Reference agency CA")
         server = self._ca.issue(directory / "ca", [self.outside.address])
-        trust = config_dir / "doorstep" / "trusted_requesters.pem"
-        trust.parent.mkdir(parents=True, exist_ok=True)
-        # Append: the owner may trust other requesters' CAs in the same file.
-        with trust.open("ab") as handle:
-            handle.write(self._ca.cert_path.read_bytes())
+        for config_dir in config_dirs:
+            trust = config_dir / "doorstep" / "trusted_requesters.pem"
+            trust.parent.mkdir(parents=True, exist_ok=True)
+            # Append: the owner may trust other requesters' CAs in the same file.
+            with trust.open("ab") as handle:
+                handle.write(self._ca.cert_path.read_bytes())
         keygen = self._run("keygen", f"--keys={directory / 'keys'}")
         found = re.search(r"fingerprint ([0-9a-f]{64})", keygen)
         assert found is not None, keygen
@@ -84,6 +86,7 @@ class LabAgency:
                 f"--cert={server.cert}",
                 f"--key={server.key}",
                 f"--out={directory / 'received'}",
+                "--log-fetches",
             ),
             log_path=self.run_dir / "agency.log",
             env=python_env(REPO),
@@ -168,6 +171,15 @@ class LabAgency:
                 if marker in (log := self.process.log_text()):
                     return log
                 await asyncio.sleep(0.5)
+
+    def fetch_heads(self) -> list[bytes]:
+        """Every feed request's head, as the agency received it, in order."""
+        assert self.process is not None
+        heads = []
+        for line in self.process.log_text().splitlines():
+            if line.startswith("fetch: b"):
+                heads.append(ast.literal_eval(line.removeprefix("fetch: ")))
+        return heads
 
     def stop(self) -> None:
         if self.process is not None:
