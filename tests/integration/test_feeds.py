@@ -21,7 +21,10 @@ from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    async_fire_time_changed,
+)
 from pytest_homeassistant_custom_component.typing import MockHAClientWebSocket
 
 from custom_components.doorstep.const import DOMAIN
@@ -337,3 +340,31 @@ async def test_a_failing_feed_applies_nothing_and_raises_a_repair(
     await poller(hass).async_poll(url)
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     assert len(hub_of(sharing_entry).gate.requests()) == 1
+
+
+async def test_polls_come_at_random_between_15_and_30_minutes(
+    hass: HomeAssistant, sharing_entry: MockConfigEntry, agency: ThreadedAgency
+) -> None:
+    """A new subscription is read at once; after that each poll waits 15 to 30 minutes."""
+    url = feed_url(agency)
+    confirm = await subscribe(hass, sharing_entry, url, KEYS.fingerprint())
+    await hass.config_entries.options.async_configure(confirm["flow_id"], {})
+    await hass.async_block_till_done()
+    server = agency.server
+    assert server is not None
+    probes = server.log.fetches
+
+    async def polls_after(seconds: float) -> int:
+        """Run the timers due ``seconds`` from now; the polls counted by the agency."""
+        async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=seconds))
+        await hass.async_block_till_done()
+        # The agency counts on its own thread; give it a moment.
+        for _ in range(25):
+            await asyncio.sleep(0.02)
+        return server.log.fetches - probes
+
+    assert await polls_after(2) == 1  # the first poll, right after subscribing
+    for done in range(1, 4):
+        assert await polls_after(15 * 60 - 5) == done, "polled before 15 minutes"
+        assert await polls_after(30 * 60 + 5) == done + 1, "no poll within 30 minutes"
+    assert server.log.not_modified == 3  # later polls are conditional

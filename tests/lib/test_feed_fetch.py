@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,3 +175,49 @@ async def test_oversized_and_failing_hosts_are_refused(
             # Nothing listens on port 9 of loopback.
             await fetch_feed(session, "https://127.0.0.1:9/f", etag=None, ssl_context=client_ssl)
         assert caught.value.reason == "unreachable"
+
+
+async def test_fetches_go_through_the_proxy_when_set(
+    agency: AgencyServer, client_ssl: ssl.SSLContext
+) -> None:
+    """The proxy option: the hub talks only to the proxy, which tunnels to the feed host."""
+    tunnels: list[bytes] = []
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        request_line = head.split(b"\r\n", 1)[0]
+        tunnels.append(request_line)
+        host, port = request_line.split()[1].decode().rsplit(":", 1)
+        upstream_reader, upstream_writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await writer.drain()
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    proxy = await asyncio.start_server(handle, "127.0.0.1", 0)
+    proxy_port = proxy.sockets[0].getsockname()[1]
+    try:
+        async with feed_session() as session:
+            result = await fetch_feed(
+                session,
+                url_of(agency),
+                etag=None,
+                ssl_context=client_ssl,
+                proxy=f"http://127.0.0.1:{proxy_port}",
+            )
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+    assert result.body is not None
+    assert tunnels == [f"CONNECT 127.0.0.1:{agency.port} HTTP/1.1".encode()]
+    # Through the tunnel the feed host sees the same request as ever.
+    assert agency.log.fetch_heads[-1].startswith(b"GET /feed.json HTTP/1.1\r\n")
