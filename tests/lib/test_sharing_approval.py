@@ -33,6 +33,7 @@ from custom_components.doorstep.sharing import (
 )
 from custom_components.doorstep.sharing.history import outcome, request_histories
 from reference_doorbell.release_check import verify_archive
+from tests.approval import approve_seen
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 
@@ -61,7 +62,7 @@ async def read_all(release: Any) -> bytes:
 
 async def approved_pickup(hub: Hub) -> str:
     request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
-    await hub.gate.approve(request.id, ADMIN)
+    await approve_seen(hub.gate, request.id, ADMIN)
     return request.id
 
 
