@@ -178,6 +178,7 @@ const STYLE = `
     background: var(--secondary-background-color, #f0f0f0); color: var(--primary-text-color);
   }
   code { display: block; word-break: break-all; margin-top: 4px; user-select: all; }
+  code.detail { display: inline; margin: 0; }
 
   dialog {
     width: min(600px, calc(100vw - 16px)); max-height: calc(100vh - 16px);
@@ -928,6 +929,8 @@ class DoorstepSharingCard extends HTMLElement {
     }
     block.append(decide);
     if (!shared) block.append(make("div", "note", this._t("card_off_note")));
+    // Once shared, what the requester has done with it so far.
+    if (shared && request.history?.length) block.append(this._renderHistory(request));
     const error = this._errors.get(request.id);
     if (error) {
       const shown = make("div", "error", error);
@@ -958,23 +961,27 @@ class DoorstepSharingCard extends HTMLElement {
           make("div", "note", this._t("card_closed_at", { time: formatTime(hass, request.closed_at) })),
         );
       }
-      const history = make("ol", "history");
-      history.setAttribute("aria-label", this._t("card_history"));
-      for (const step of request.history ?? []) {
-        const item = document.createElement("li");
-        const at = make("time", "", formatTime(hass, step.at));
-        at.dateTime = step.at;
-        item.append(at, document.createTextNode(this._historyText(step.event)));
-        if (step.detail) {
-          item.append(document.createTextNode(" "), make("code", "inline", step.detail));
-          item.lastChild.style.display = "inline";
-        }
-        history.append(item);
-      }
-      block.append(history);
+      block.append(this._renderHistory(request));
       section.append(block);
     }
     return section;
+  }
+
+  // What happened to a request, oldest first: filing, the decision, each delivery step.
+  _renderHistory(request) {
+    const hass = this._hass;
+    const history = make("ol", "history");
+    history.setAttribute("aria-label", this._t("card_history"));
+    for (const step of request.history ?? []) {
+      const item = document.createElement("li");
+      item.dataset.event = step.event;
+      const at = make("time", "", formatTime(hass, step.at));
+      at.dateTime = step.at;
+      item.append(at, document.createTextNode(this._historyText(step.event)));
+      if (step.detail) item.append(document.createTextNode(" "), make("code", "detail", step.detail));
+      history.append(item);
+    }
+    return history;
   }
 
   _renderAudit() {
