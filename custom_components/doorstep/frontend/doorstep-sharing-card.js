@@ -47,7 +47,7 @@ function formatRange(hass, startIso, endIso) {
   const start = new Date(startIso);
   const end = new Date(endIso);
   if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime())) {
-    return `${startIso} – ${endIso}`;
+    return `${startIso} \u2013 ${endIso}`;
   }
   return dateFormat(hass).formatRange(start, end);
 }
@@ -684,6 +684,7 @@ class DoorstepSharingCard extends HTMLElement {
 
     const actions = make("div", "actions");
     const cancel = button(this._t("card_cancel"), "cancel", () => dialog.close());
+    cancel.setAttribute("appearance", "plain"); // Home Assistant's quiet button
     actions.append(cancel);
     if (this._canApprove()) {
       const approve = button(this._t("card_approve"), "approve", () => this._approve());
@@ -725,7 +726,7 @@ class DoorstepSharingCard extends HTMLElement {
       img.src = clip.thumbnail_url;
       img.alt = "";
       img.loading = "lazy";
-      const play = make("span", "play", "▶");
+      const play = make("span", "play", "\u25b6"); // a play triangle, drawn not read
       play.setAttribute("aria-hidden", "true");
       thumb.append(img, play);
       thumb.addEventListener("click", () => {
