@@ -270,6 +270,7 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 await request.locator(".share-toggle").click()
                 refusal = dialog.locator(".error")
                 await refusal.filter(has_text=re.compile(".+")).wait_for(timeout=WAIT_MS)
+                assert await refusal.inner_text() == _exception_text("approval_needs_admin")
                 assert await dialog.locator(".approve").count() == 0
                 assert await dialog.locator("input[type=password]").count() == 0
                 await page.screenshot(path=str(SCREENSHOT_REFUSED))
@@ -404,9 +405,16 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 await live.filter(has_text="The chain is intact").wait_for(timeout=WAIT_MS)
 
                 # ...and exports the log as a file.
-                async with page.expect_download(timeout=WAIT_MS) as download_info:
-                    await card.locator(".audit-export").click()
-                download = await download_info.value
+                try:
+                    async with page.expect_download(timeout=WAIT_MS) as download_info:
+                        await card.locator(".audit-export").click()
+                    download = await download_info.value
+                except PlaywrightTimeoutError:
+                    shown = await card.locator("details.audit").inner_text()
+                    raise AssertionError(
+                        f"no export download; the audit section shows {shown!r}; "
+                        f"browser said {[line for line in console if 'audit' in line]!r}"
+                    ) from None
                 exported = tmp_path / download.suggested_filename
                 await download.save_as(str(exported))
                 exported_lines = exported.read_text(encoding="utf-8").splitlines()
@@ -445,13 +453,17 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
         if entry["kind"] == "approved" and entry["request"] == request_id
     ]
     assert [entry["actor"] for entry in approvals] == [f"user:{owner_id}"]
-    # ...and the wrong password before it is on record as refused.
+    assert approvals[0]["details"].get("verified_by"), approvals
+    # ...and the member's look and the wrong password before it are on record as refused.
     refusals = [
-        entry
+        (entry["actor"], entry["details"]["action"], entry["details"]["reason"])
         for entry in _audit_entries(hass_instance.config_dir)
         if entry["kind"] == "refused" and entry["request"] == request_id
     ]
-    assert f"user:{owner_id}" in [entry["actor"] for entry in refusals], refusals
+    assert refusals == [
+        (f"user:{member['user']['id']}", "preview", "approval_needs_admin"),
+        (f"user:{owner_id}", "approve", "step_up_failed"),
+    ]
     # Requests cut off by a navigation or a closed context (net::ERR_ABORTED) are not
     # the card's errors; anything else about it is.
     errors = [

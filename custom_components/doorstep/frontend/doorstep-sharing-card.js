@@ -73,6 +73,15 @@ function element(preferred, fallback) {
   return document.createElement(customElements.get(preferred) ? preferred : fallback);
 }
 
+// Home Assistant's own elements (a Lit switch, say) can take focus only once they have
+// drawn themselves, a moment after they are made.
+function focusWhenDrawn(target) {
+  if (!target) return;
+  Promise.resolve(target.updateComplete)
+    .then(() => target.focus())
+    .catch(() => {});
+}
+
 function make(tag, className, content) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -247,7 +256,10 @@ class DoorstepSharingCard extends HTMLElement {
     this._live.setAttribute("aria-live", "polite");
     this._dialog = document.createElement("dialog");
     this._dialog.setAttribute("aria-labelledby", "confirm-title");
-    this._dialog.addEventListener("close", () => this._confirmClosed());
+    this._dialog.addEventListener("close", () => {
+      // The close event comes a moment later: a dialog shown again since stays.
+      if (!this._dialog.open) this._confirmClosed();
+    });
     const style = document.createElement("style");
     style.textContent = STYLE;
     // The dialog lives beside the re-drawn part, so a hub update does not wipe a
@@ -294,6 +306,12 @@ class DoorstepSharingCard extends HTMLElement {
 
   connectedCallback() {
     this._subscribe();
+    // A dashboard that re-lays its columns (a narrower window, say) moves the card, and
+    // moving a modal dialog takes it out of the top layer: show it again, modal.
+    if (this._confirm && !this._dialog.matches(":modal")) {
+      if (this._dialog.open) this._dialog.close();
+      this._dialog.showModal();
+    }
   }
 
   disconnectedCallback() {
@@ -555,7 +573,7 @@ class DoorstepSharingCard extends HTMLElement {
     const toggle = this.shadowRoot.querySelector(
       `.request[data-request-id="${confirm?.request.id}"] .share-toggle`,
     );
-    (toggle ?? confirm?.returnFocus)?.focus?.();
+    focusWhenDrawn(toggle ?? confirm?.returnFocus);
   }
 
   _canApprove() {
@@ -839,7 +857,7 @@ class DoorstepSharingCard extends HTMLElement {
       if (this._config.show_audit) card.append(this._renderAudit());
       if (this._config.show_requesters) card.append(this._renderRequesters());
     }
-    if (focused) this.shadowRoot.querySelector(`[data-focus="${focused}"]`)?.focus();
+    if (focused) focusWhenDrawn(this.shadowRoot.querySelector(`[data-focus="${focused}"]`));
   }
 
   _section(name, summaryText, onOpen) {
