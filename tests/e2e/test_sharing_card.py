@@ -201,7 +201,10 @@ async def _shoot_everywhere(page: Page, card: Locator, which: int, taken: dict[s
         if which == 0:
             await card.scroll_into_view_if_needed()
             await card.screenshot(path=str(path))
+        elif width == "desktop":
+            await card.locator("dialog").screenshot(path=str(path))
         else:
+            # At phone width the whole screen: the dialog must fit it.
             await page.screenshot(path=str(path))
         taken[names[which]] = path
     await page.set_viewport_size(DESKTOP)
@@ -298,6 +301,29 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 )
                 await _shoot_everywhere(page, card, 0, screenshots)
 
+                # The visual editor: Home Assistant's form with the card's own labels, and
+                # a change comes out as the dashboard's config-changed event.
+                await page.evaluate(
+                    """() => {
+                        const Card = customElements.get("doorstep-sharing-card");
+                        const editor = Card.getConfigElement();
+                        editor.addEventListener("config-changed", (event) => {
+                            window.__doorstepEditedConfig = event.detail.config;
+                        });
+                        editor.hass = document.querySelector("home-assistant").hass;
+                        editor.setConfig(Card.getStubConfig());
+                        document.body.append(editor);
+                    }"""
+                )
+                editor = page.locator("doorstep-sharing-card-editor")
+                await editor.get_by_text("Show closed requests").first.wait_for(timeout=WAIT_MS)
+                await editor.locator("ha-switch, input[type=checkbox]").first.click()
+                edited = await page.wait_for_function("() => window.__doorstepEditedConfig")
+                assert (await edited.json_value())["show_closed"] is False
+                await page.evaluate(
+                    "() => document.querySelector('doorstep-sharing-card-editor').remove()"
+                )
+
                 # Escape closes the confirmation, and the switch stays off.
                 await _open_confirmation(request, dialog)
                 assert await dialog.get_attribute("aria-labelledby") == "confirm-title"
@@ -371,7 +397,9 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 assert await request.locator(".decline").count() == 0
                 live = card.locator("[role=status][aria-live=polite]")
                 await live.filter(has_text="Shared with Station North").wait_for(timeout=WAIT_MS)
-                await request.locator(".history li[data-event=approved]").wait_for(timeout=WAIT_MS)
+                approved = request.locator(".history li[data-event=approved]")
+                await approved.wait_for(timeout=WAIT_MS)
+                assert "(with password)" in await approved.inner_text()
                 await card.screenshot(path=str(SCREENSHOT_APPROVED))
 
                 # The requester, waiting outside, now gets the clip and verifies it...

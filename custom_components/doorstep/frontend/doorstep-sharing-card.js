@@ -311,6 +311,7 @@ class DoorstepSharingCard extends HTMLElement {
     if (this._confirm && !this._dialog.matches(":modal")) {
       if (this._dialog.open) this._dialog.close();
       this._dialog.showModal();
+      this._focusFirstField();
     }
   }
 
@@ -608,6 +609,7 @@ class DoorstepSharingCard extends HTMLElement {
       confirm.busy = false;
       confirm.error = this._errorText(err);
       this._announce(confirm.error);
+      if (err?.translation_key === "step_up_code_required") confirm.stepUp.totp = true;
       if (err?.translation_key === "step_up_failed") {
         confirm.password = "";
         confirm.code = "";
@@ -986,6 +988,27 @@ class DoorstepSharingCard extends HTMLElement {
     return section;
   }
 
+  // A step's detail: how the person proved who they were, which download this was, or
+  // a token from the hub (an upload host, an error code) shown as it is.
+  _historyDetail(step) {
+    const detail = step.detail;
+    if (!detail) return null;
+    if (step.event === "approved") {
+      const how = {
+        password: this._t("card_verified_password"),
+        "password+totp": this._t("card_verified_password_totp"),
+      }[detail];
+      if (how) return make("span", "detail", how);
+    }
+    if (step.event === "downloaded") {
+      const [download, of] = detail.split("/");
+      if (of !== undefined) {
+        return make("span", "detail", this._t("card_download_count", { download, of }));
+      }
+    }
+    return make("code", "detail", detail);
+  }
+
   // What happened to a request, oldest first: filing, the decision, each delivery step.
   _renderHistory(request) {
     const hass = this._hass;
@@ -997,7 +1020,8 @@ class DoorstepSharingCard extends HTMLElement {
       const at = make("time", "", formatTime(hass, step.at));
       at.dateTime = step.at;
       item.append(at, document.createTextNode(this._historyText(step.event)));
-      if (step.detail) item.append(document.createTextNode(" "), make("code", "detail", step.detail));
+      const detail = this._historyDetail(step);
+      if (detail) item.append(document.createTextNode(" "), detail);
       history.append(item);
     }
     return history;
