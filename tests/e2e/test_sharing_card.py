@@ -166,12 +166,13 @@ def _exception_text(key: str) -> str:
 
 
 def _size_text(size: int) -> str:
-    """A size as the card writes it (binary units, one decimal, English separators)."""
+    """A size as the card writes it (binary units, one decimal, English separators, a
+    no-break space before the unit)."""
     if size < 1024:
-        return f"{size:,} B"
+        return f"{size:,}\u00a0B"
     if size < 1024 * 1024:
-        return f"{size / 1024:,.1f} KiB"
-    return f"{size / (1024 * 1024):,.1f} MiB"
+        return f"{size / 1024:,.1f}\u00a0KiB"
+    return f"{size / (1024 * 1024):,.1f}\u00a0MiB"
 
 
 async def _use_theme(page: Page, card: Locator, theme: str) -> None:

@@ -61,11 +61,12 @@ function formatNumber(hass, value, digits) {
 }
 
 // Sizes in binary units with the person's decimal separator; the unit symbols are
-// international (IEC), so they are not translated.
+// international (IEC), so they are not translated. A no-break space keeps number and
+// unit on one line.
 function formatSize(hass, bytes) {
-  if (bytes < 1024) return `${formatNumber(hass, bytes, 0)} B`;
-  if (bytes < 1024 * 1024) return `${formatNumber(hass, bytes / 1024, 1)} KiB`;
-  return `${formatNumber(hass, bytes / (1024 * 1024), 1)} MiB`;
+  if (bytes < 1024) return `${formatNumber(hass, bytes, 0)}\u00a0B`;
+  if (bytes < 1024 * 1024) return `${formatNumber(hass, bytes / 1024, 1)}\u00a0KiB`;
+  return `${formatNumber(hass, bytes / (1024 * 1024), 1)}\u00a0MiB`;
 }
 
 // Home Assistant defines its elements lazily; fall back to plain ones until it has.
