@@ -67,6 +67,7 @@ DASHBOARD_PATH = "/lovelace/doorbells"
 ARTIFACTS = REPO / "artifacts" / "e2e"
 SCREENSHOT_APPROVED = ARTIFACTS / "sharing_card_approved.png"
 SCREENSHOT_REFUSED = ARTIFACTS / "sharing_card_refused.png"
+SCREENSHOT_CLOSED = ARTIFACTS / "sharing_card_closed.png"
 FAILURE_SCREENSHOT = ARTIFACTS / "sharing_card_failure.png"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
@@ -461,6 +462,7 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 )
                 assert events[0] == "filed", events
                 assert {"approved", "downloaded", "revoked"} <= set(events), events
+                await card.screenshot(path=str(SCREENSHOT_CLOSED))
             finally:
                 await browser.close()
     finally:

@@ -74,6 +74,15 @@ function element(preferred, fallback) {
   return document.createElement(customElements.get(preferred) ? preferred : fallback);
 }
 
+// An audit entry's details as the log has them (tokens, ids, counts), one line.
+function auditDetail(detail) {
+  if (detail === null || detail === undefined) return "";
+  if (typeof detail !== "object") return String(detail);
+  return Object.entries(detail)
+    .map(([key, value]) => `${key}=${typeof value === "object" ? JSON.stringify(value) : value}`)
+    .join(" ");
+}
+
 // Home Assistant's own elements (a Lit switch, say) can take focus only once they have
 // drawn themselves, a moment after they are made.
 function focusWhenDrawn(target) {
@@ -175,6 +184,8 @@ const STYLE = `
   th { color: var(--secondary-text-color); font-weight: 500; position: sticky; top: 0;
     background: var(--card-background-color, #fff); }
   td.mono, code { font-family: var(--code-font-family, monospace); overflow-wrap: anywhere; }
+  /* Whole words and ids: a narrow card scrolls the table sideways instead. */
+  table.audit-entries th, table.audit-entries td { white-space: nowrap; overflow-wrap: normal; }
   .requester { display: flex; justify-content: space-between; align-items: center; gap: 8px; padding: 4px 0; }
   .add { display: flex; gap: 8px; align-items: center; flex-wrap: wrap; margin-top: 8px; }
   input, select {
@@ -1081,6 +1092,7 @@ class DoorstepSharingCard extends HTMLElement {
         this._t("card_audit_action"),
         this._t("card_audit_request"),
         this._t("card_audit_actor"),
+        this._t("card_audit_detail"),
       ]) {
         const th = make("th", "", text);
         th.scope = "col";
@@ -1097,6 +1109,7 @@ class DoorstepSharingCard extends HTMLElement {
           make("td", "mono", entry.action),
           make("td", "mono", entry.request_id ?? ""),
           make("td", "mono", entry.actor ?? ""),
+          make("td", "mono", auditDetail(entry.detail)),
         );
         tbody.append(row);
       }
