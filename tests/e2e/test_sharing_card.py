@@ -327,11 +327,21 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 )
 
                 # Escape closes the confirmation, and the switch stays off.
+                # Keyboard: the confirmation opens with the password field focused, and
+                # Escape gives focus back to the switch.
                 await _open_confirmation(request, dialog)
                 assert await dialog.get_attribute("aria-labelledby") == "confirm-title"
+                await page.wait_for_function(
+                    "(card) => card.shadowRoot.activeElement?.name === 'password'",
+                    arg=await card.element_handle(),
+                )
                 await page.keyboard.press("Escape")
                 await dialog.wait_for(state="hidden")
                 assert await toggle.evaluate("(el) => el.checked") is False
+                await page.wait_for_function(
+                    "(card) => card.shadowRoot.activeElement?.classList.contains('share-toggle')",
+                    arg=await card.element_handle(),
+                )
 
                 # The confirmation names exactly what the hub's preview says would leave.
                 await _open_confirmation(request, dialog)
