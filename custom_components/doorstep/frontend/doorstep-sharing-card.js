@@ -88,7 +88,13 @@ function auditDetail(detail) {
 function focusWhenDrawn(target) {
   if (!target) return;
   Promise.resolve(target.updateComplete)
-    .then(() => target.focus())
+    .then(() => {
+      target.focus();
+      // A redrawn text field gets its caret back at the end of what was typed.
+      if (target.tagName === "INPUT" && target.type === "text") {
+        target.setSelectionRange(target.value.length, target.value.length);
+      }
+    })
     .catch(() => {});
 }
 
