@@ -440,7 +440,10 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 assert "The chain is intact" in await result.inner_text()
                 rows = card.locator("table.audit-entries tbody tr")
                 assert await rows.count() == min(len(audit["entries"]), 50)
-                assert request_id in await card.locator("table.audit-entries").inner_text()
+                table = await card.locator("table.audit-entries").inner_text()
+                assert request_id in table
+                # People are named, beside the id the log keeps.
+                assert f"{owner.name} (user:" in table
                 await card.locator(".audit-check").click()
                 await live.filter(has_text="The chain is intact").wait_for(timeout=WAIT_MS)
 
@@ -467,6 +470,7 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 await card.locator("details.closed summary").click()
                 closed = card.locator(f".closed-request[data-request-id='{request_id}']")
                 await closed.locator(".chip.outcome-revoked").wait_for(timeout=WAIT_MS)
+                await closed.locator(".history li[data-event=revoked]").wait_for(timeout=WAIT_MS)
                 events = await closed.locator(".history li").evaluate_all(
                     "(items) => items.map((item) => item.dataset.event)"
                 )

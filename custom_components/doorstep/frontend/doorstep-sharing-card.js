@@ -481,7 +481,25 @@ class DoorstepSharingCard extends HTMLElement {
     });
   }
 
+  // The log names people by user id; an admin may list users, so show their names too.
+  async _loadUserNames() {
+    if (this._userNames) return;
+    try {
+      const users = await this._hass.callWS({ type: "config/auth/list" });
+      this._userNames = new Map(users.map((user) => [`user:${user.id}`, user.name]));
+      this._render();
+    } catch (_err) {
+      this._userNames = new Map(); // ids alone, then: the log is still complete
+    }
+  }
+
+  _actorText(actor) {
+    const name = this._userNames?.get(actor);
+    return name ? `${name} (${actor})` : (actor ?? "");
+  }
+
   _runAuditCheck() {
+    this._loadUserNames();
     this._command("audit", { type: "doorstep/sharing/audit" }, (result) => {
       this._audit = result;
       const chain = result.chain;
@@ -1114,7 +1132,7 @@ class DoorstepSharingCard extends HTMLElement {
           make("td", "", formatTime(hass, entry.at)),
           make("td", "mono", entry.action),
           make("td", "mono", entry.request_id ?? ""),
-          make("td", "mono", entry.actor ?? ""),
+          make("td", "mono", this._actorText(entry.actor)),
           make("td", "mono", auditDetail(entry.detail)),
         );
         tbody.append(row);
