@@ -2,8 +2,9 @@
 
 Invariant I1, enforced here and nowhere else: bytes go out only for a request that a
 person who is an admin approved (having proved who they are at that moment, I2), that is
-not expired and not revoked, and whose approval entry is on disk in the audit log. Each release first appends its own audit entry, so
-a download that cannot be logged does not happen.
+not expired and not revoked, and whose approval entry is on disk in the audit log. Each
+release first appends its own audit entry, so a download that cannot be logged does not
+happen.
 
 Order of approval (and why): freeze the clips and their hashes, append and fsync the
 approval, and only then mark the request releasable. A crash between the steps leaves
