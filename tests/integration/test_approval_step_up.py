@@ -301,16 +301,15 @@ async def test_preview_only_at_home(
     person_ws: MockHAClientWebSocket,
     pending_request: str,
 ) -> None:
-    """A browser Home Assistant sees outside the home network gets no preview (I3), and
-    the attempt is on record. The address is patched where Home Assistant reports it."""
-    with patch(
-        "custom_components.doorstep.websocket_api.requester_address", return_value="203.0.113.2"
-    ):
+    """When the home-network rule says the browser is outside, the preview is refused,
+    translated and on record (I3). The rule itself (addresses, proxies, Home Assistant
+    Cloud) has its own tests with live view; here it is set at the command's boundary."""
+    rule = "custom_components.doorstep.websocket_api.from_home_network"
+    with patch(rule, return_value=False):
         refused = await ws_call(person_ws, "doorstep/sharing/preview", request_id=pending_request)
     assert refused["error"]["translation_key"] == "preview_needs_home_network"
+    assert refused["error"]["code"] == "unauthorized"
     assert await _refusals(hass) == ["outside_home_network"]
-    with patch(
-        "custom_components.doorstep.websocket_api.requester_address", return_value="192.168.1.20"
-    ):
+    with patch(rule, return_value=True):
         shown = await ws_call(person_ws, "doorstep/sharing/preview", request_id=pending_request)
     assert shown["success"] is True, shown

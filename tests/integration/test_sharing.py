@@ -45,8 +45,9 @@ from custom_components.doorstep.const import (
     KIND_SHARING,
 )
 from custom_components.doorstep.recording import DATA_CLIPS
-from custom_components.doorstep.sharing import Actor, state_to_dict, verify_archive
+from custom_components.doorstep.sharing import Actor, state_to_dict
 from reference_doorbell.doorbell import Doorbell
+from reference_doorbell.release_check import verify_archive
 
 from .conftest import (
     API,

@@ -30,9 +30,9 @@ from custom_components.doorstep.sharing import (
     state_from_dict,
     state_to_dict,
     verdict,
-    verify_archive,
 )
 from custom_components.doorstep.sharing.history import outcome, request_histories
+from reference_doorbell.release_check import verify_archive
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 

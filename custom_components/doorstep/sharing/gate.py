@@ -25,6 +25,8 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+from custom_components.doorstep.clip_contract import ClipSource, check_id, new_id
+
 from .approval import Refusal
 from .archive import (
     CONTENT_TYPE,
@@ -36,7 +38,6 @@ from .archive import (
     padding,
 )
 from .audit import AuditKind, AuditLog
-from .clips import ClipSource
 from .exceptions import (
     ApprovalRefused,
     AuditWriteError,
@@ -50,7 +51,6 @@ from .exceptions import (
     UnknownRequest,
     UnknownRequester,
 )
-from .ids import check_id, new_id
 from .manifest import build_manifest, clip_member_name, sign_manifest
 from .models import (
     OPEN_STATES,
