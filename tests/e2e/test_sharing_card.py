@@ -470,15 +470,15 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 await card.locator("details.closed summary").click()
                 closed = card.locator(f".closed-request[data-request-id='{request_id}']")
                 await closed.locator(".chip.outcome-revoked").wait_for(timeout=WAIT_MS)
+                # The gate announces the close again once its audit entry is written, so
+                # the closed list ends with the revoke itself.
+                await closed.locator(".history li[data-event='revoked']").wait_for(timeout=WAIT_MS)
                 events = await closed.locator(".history li").evaluate_all(
                     "(items) => items.map((item) => item.dataset.event)"
                 )
-                # The revoke's own step is not required: the hub's gate announces a closed
-                # request before it appends the closing audit entry (sharing/gate.py
-                # _close), so the list pushed at that moment may lack it, and nothing
-                # pushes again until the next change.
                 assert events[:3] == ["filed", "approved", "pickup_created"], events
                 assert "downloaded" in events, events
+                assert events[-1] == "revoked", events
                 await card.screenshot(path=str(SCREENSHOT_CLOSED))
             finally:
                 await browser.close()

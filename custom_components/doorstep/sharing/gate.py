@@ -534,6 +534,9 @@ class EgressGate:
             # still hears about the failure so the householder gets a repair issue.
             _LOGGER.exception("request %s closed, but its audit entry failed", request.id)
             raise
+        # The close was announced before its audit entry existed (closing must not wait
+        # for the disk); announce again so listeners see the history's closing step.
+        self._changed()
         return closed
 
     # -- legal hold ----------------------------------------------------------------------
