@@ -68,8 +68,10 @@ class DoorstepCamera(DoorstepEntity, Camera):
                 "Refused a snapshot of %s to %s: outside the home network", self.name, address
             )
             raise web.HTTPForbidden(text="Doorstep: snapshots are only served on the home network")
+        if not self._data.doorbell.capabilities.has_snapshot:
+            return None
         try:
-            return await self._data.client.snapshot()
+            return await self._data.doorbell.snapshot()
         except DoorstepError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,

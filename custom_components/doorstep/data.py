@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
 
-from .device import DeviceInfo, DoorstepClient
+from .device import DeviceIdentity, Doorbell
 from .media import MediaRelay, Recorder, SessionManager
 
 if TYPE_CHECKING:
@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 class DoorstepData:
     """What a loaded config entry holds while it runs."""
 
-    client: DoorstepClient
-    device: DeviceInfo
+    # The device, through the one interface every driver implements.
+    doorbell: Doorbell
+    device: DeviceIdentity
     coordinator: DoorstepCoordinator
     # One upstream video connection to the doorbell, shared by every viewer.
     relay: MediaRelay

@@ -37,6 +37,8 @@ def _doorbell_diagnostics(entry: DoorstepConfigEntry) -> dict[str, Any]:
     return {
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
         "device": asdict(data.device),
+        "driver": data.doorbell.driver,
+        "capabilities": asdict(data.doorbell.capabilities),
         "state": {
             "connected": state.connected,
             "motion": state.motion,

@@ -1,6 +1,7 @@
-"""Hub side of the Doorstep doorbell protocol, free of Home Assistant.
+"""Doorbells and cameras as the hub sees them, free of Home Assistant.
 
-See docs/protocol.md for the wire contract this package implements.
+``interface`` says what any device gives the hub; each driver implements it. The
+Doorstep protocol (docs/protocol.md) is one driver.
 """
 
 from .client import DoorstepClient
@@ -13,6 +14,8 @@ from .discovery import (
     normalize_fingerprint,
     parse_txt,
 )
+from .doorstep_driver import DRIVER_DOORSTEP, DoorstepDoorbell
+from .drivers import KEY_DRIVER, create_doorbell, driver_of
 from .events import EventStream
 from .exceptions import (
     CannotConnect,
@@ -23,25 +26,44 @@ from .exceptions import (
     PairingLocked,
     ProtocolError,
 )
+from .interface import (
+    Capabilities,
+    DeviceIdentity,
+    Doorbell,
+    EventSink,
+    HttpStreamEndpoint,
+    StreamSpec,
+)
 from .models import DeviceInfo, DoorbellAdvert, DoorbellEvent, EventType
 
 __all__ = [
     "DEFAULT_PORT",
+    "DRIVER_DOORSTEP",
+    "KEY_DRIVER",
     "PROTOCOL_VERSION",
     "SERVICE_TYPE",
     "CannotConnect",
+    "Capabilities",
+    "DeviceIdentity",
     "DeviceInfo",
+    "Doorbell",
     "DoorbellAdvert",
     "DoorbellEvent",
     "DoorstepClient",
+    "DoorstepDoorbell",
     "DoorstepError",
+    "EventSink",
     "EventStream",
     "EventType",
     "FingerprintMismatch",
+    "HttpStreamEndpoint",
     "InvalidAuth",
     "InvalidCode",
     "PairingLocked",
     "ProtocolError",
+    "StreamSpec",
+    "create_doorbell",
+    "driver_of",
     "is_valid_device_id",
     "is_valid_fingerprint",
     "normalize_fingerprint",

@@ -1,0 +1,36 @@
+"""From a stored configuration to the right :class:`Doorbell` driver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+import aiohttp
+
+from .doorstep_driver import DRIVER_DOORSTEP, DoorstepDoorbell
+from .interface import Doorbell
+
+# Which driver a configuration is for. Configurations stored before there was more than
+# one driver have no such key, and are Doorstep doorbells.
+KEY_DRIVER: Final = "driver"
+
+type DriverFactory = Callable[[aiohttp.ClientSession, Mapping[str, Any]], Doorbell]
+
+_DRIVERS: dict[str, DriverFactory] = {
+    DRIVER_DOORSTEP: DoorstepDoorbell.from_config,
+}
+
+
+def driver_of(config: Mapping[str, Any]) -> str:
+    """The driver key of a stored configuration."""
+    driver = config.get(KEY_DRIVER, DRIVER_DOORSTEP)
+    return driver if isinstance(driver, str) else ""
+
+
+def create_doorbell(session: aiohttp.ClientSession, config: Mapping[str, Any]) -> Doorbell:
+    """The device a stored configuration describes; ValueError for an unknown driver."""
+    driver = driver_of(config)
+    factory = _DRIVERS.get(driver)
+    if factory is None:
+        raise ValueError(f"no driver called {driver!r}")
+    return factory(session, config)
