@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import logging
 from math import ceil
 from typing import Any
+from urllib.parse import urlsplit
 
 from homeassistant.components import onboarding
 from homeassistant.config_entries import (
@@ -16,7 +18,14 @@ from homeassistant.config_entries import (
     OptionsFlow,
     OptionsFlowWithReload,
 )
-from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.const import (
+    CONF_HOST,
+    CONF_NAME,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_URL,
+    CONF_USERNAME,
+)
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers import selector
@@ -53,19 +62,31 @@ from .const import (
 )
 from .device import (
     DEFAULT_PORT,
+    DRIVER_DOORSTEP,
+    DRIVER_RTSP,
+    KEY_DRIVER,
     SERVICE_TYPE,
     DeviceInfo,
     DoorstepClient,
     DoorstepError,
     FingerprintMismatch,
     InvalidCode,
+    NotRtsp,
     PairingLocked,
+    check_rtsp,
+    driver_of,
+    parse_rtsp_url,
     parse_txt,
+    rtsp_device_id,
+    with_credentials,
 )
 from .live_view import parse_home_networks
+from .media import NotAStream, NoVideo, StreamError, StreamNotFound, StreamRefused, probe_stream
 from .repairs import async_create_identity_issue, async_delete_identity_issue
 from .sharing import RequesterKind
 from .sharing_hub import SharingHub
+
+_LOGGER = logging.getLogger(__name__)
 
 CODE_SCHEMA = probatio.Schema({probatio.Required(CONF_CODE): str})
 
@@ -132,6 +153,10 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The owner adds a device by hand: a Doorstep doorbell, or an RTSP camera."""
+        return self.async_show_menu(step_id="user", menu_options=["manual", "rtsp"])
+
+    async def async_step_manual(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The owner gives the doorbell's address, for networks without multicast."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -148,8 +173,44 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
                 self.context["title_placeholders"] = {"name": self._name}
                 return await self.async_step_pair()
         return self.async_show_form(
-            step_id="user",
+            step_id="manual",
             data_schema=self.add_suggested_values_to_schema(_host_schema(), user_input),
+            errors=errors,
+        )
+
+    async def async_step_rtsp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """An RTSP camera or doorbell: its URL, and credentials if it asks for them.
+
+        The stream is opened once before the entry is made, so a typo or a wrong password
+        is caught here, not later as a camera that never plays.
+        """
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            camera, error_field, error = await _async_check_rtsp_camera(user_input)
+            if camera is None:
+                errors[error_field] = error
+            else:
+                url, username, password = camera
+                device_id = rtsp_device_id(url)
+                await self.async_set_unique_id(device_id, raise_on_progress=False)
+                self._abort_if_unique_id_configured()
+                name = user_input[CONF_NAME].strip() or urlsplit(url).hostname or url
+                return self.async_create_entry(
+                    title=name,
+                    data={
+                        KEY_DRIVER: DRIVER_RTSP,
+                        CONF_URL: url,
+                        CONF_USERNAME: username or "",
+                        CONF_PASSWORD: password or "",
+                        CONF_DEVICE_ID: device_id,
+                        CONF_NAME: name,
+                    },
+                )
+            # Never show the password again, right or wrong.
+            user_input = {k: v for k, v in user_input.items() if k != CONF_PASSWORD}
+        return self.async_show_form(
+            step_id="rtsp",
+            data_schema=self.add_suggested_values_to_schema(RTSP_SCHEMA, user_input),
             errors=errors,
         )
 
@@ -189,6 +250,8 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Point an existing doorbell at a new address, or re-pair it after a reset."""
         entry = self._get_reconfigure_entry()
+        if driver_of(entry.data) != DRIVER_DOORSTEP:
+            return self.async_abort(reason="reconfigure_not_supported")
         errors: dict[str, str] = {}
         if user_input is not None:
             self._host = user_input[CONF_HOST].strip()
@@ -509,6 +572,54 @@ OPTIONS_SCHEMA = probatio.Schema(
         ),
     }
 )
+
+
+RTSP_SCHEMA = probatio.Schema(
+    {
+        probatio.Required(CONF_NAME, default=""): str,
+        probatio.Required(CONF_URL): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.URL)
+        ),
+        probatio.Optional(CONF_USERNAME, default=""): str,
+        probatio.Optional(CONF_PASSWORD, default=""): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+        ),
+    }
+)
+
+
+async def _async_check_rtsp_camera(
+    user_input: Mapping[str, Any],
+) -> tuple[tuple[str, str | None, str | None] | None, str, str]:
+    """Check the camera the owner described: ((url, username, password), "", "") if it
+    plays, else (None, the form field at fault, the error key)."""
+    try:
+        url, url_username, url_password = parse_rtsp_url(user_input[CONF_URL])
+    except NotRtsp:
+        return None, CONF_URL, "not_rtsp"
+    # Credentials typed into their own fields win over ones pasted inside the URL.
+    username = user_input.get(CONF_USERNAME, "").strip() or url_username
+    password = user_input.get(CONF_PASSWORD, "") or url_password
+    try:
+        await check_rtsp(url)
+    except NotRtsp:
+        return None, CONF_URL, "not_rtsp"
+    except DoorstepError:
+        return None, "base", "cannot_connect"
+    try:
+        await probe_stream(with_credentials(url, username, password))
+    except StreamRefused:
+        return None, "base", "invalid_auth"
+    except StreamNotFound:
+        return None, CONF_URL, "stream_not_found"
+    except NoVideo:
+        return None, "base", "no_video"
+    except NotAStream:
+        return None, CONF_URL, "not_rtsp"
+    except StreamError as err:
+        _LOGGER.debug("RTSP camera check failed: %s", err)
+        return None, "base", "cannot_connect"
+    return (url, username, password), "", ""
 
 
 def _instance_name(service_name: str) -> str:

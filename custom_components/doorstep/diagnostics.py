@@ -7,7 +7,7 @@ from dataclasses import asdict
 from typing import Any, cast
 
 from homeassistant.components.diagnostics import async_redact_data
-from homeassistant.const import CONF_HOST
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
 from .const import CONF_FINGERPRINT, CONF_KIND, CONF_TOKEN, KIND_SHARING
@@ -16,8 +16,9 @@ from .sharing import RequestState
 from .sharing_hub import SharingConfigEntry, SharingHub
 
 # The token opens the doorbell; the fingerprint and address would help someone
-# impersonate it, so none of them belong in a file people paste into bug reports.
-TO_REDACT = {CONF_TOKEN, CONF_FINGERPRINT, CONF_HOST}
+# impersonate it, so none of them belong in a file people paste into bug reports. An RTSP
+# camera's URL says where it is, and its username and password let anyone watch.
+TO_REDACT = {CONF_TOKEN, CONF_FINGERPRINT, CONF_HOST, CONF_URL, CONF_USERNAME, CONF_PASSWORD}
 
 
 async def async_get_config_entry_diagnostics(

@@ -35,10 +35,20 @@ from .interface import (
     StreamSpec,
 )
 from .models import DeviceInfo, DoorbellAdvert, DoorbellEvent, EventType
+from .rtsp import (
+    DRIVER_RTSP,
+    NotRtsp,
+    RtspCamera,
+    check_rtsp,
+    parse_rtsp_url,
+    rtsp_device_id,
+    with_credentials,
+)
 
 __all__ = [
     "DEFAULT_PORT",
     "DRIVER_DOORSTEP",
+    "DRIVER_RTSP",
     "KEY_DRIVER",
     "PROTOCOL_VERSION",
     "SERVICE_TYPE",
@@ -59,13 +69,19 @@ __all__ = [
     "HttpStreamEndpoint",
     "InvalidAuth",
     "InvalidCode",
+    "NotRtsp",
     "PairingLocked",
     "ProtocolError",
+    "RtspCamera",
     "StreamSpec",
+    "check_rtsp",
     "create_doorbell",
     "driver_of",
     "is_valid_device_id",
     "is_valid_fingerprint",
     "normalize_fingerprint",
+    "parse_rtsp_url",
     "parse_txt",
+    "rtsp_device_id",
+    "with_credentials",
 ]

@@ -9,6 +9,7 @@ import aiohttp
 
 from .doorstep_driver import DRIVER_DOORSTEP, DoorstepDoorbell
 from .interface import Doorbell
+from .rtsp import DRIVER_RTSP, RtspCamera
 
 # Which driver a configuration is for. Configurations stored before there was more than
 # one driver have no such key, and are Doorstep doorbells.
@@ -18,6 +19,7 @@ type DriverFactory = Callable[[aiohttp.ClientSession, Mapping[str, Any]], Doorbe
 
 _DRIVERS: dict[str, DriverFactory] = {
     DRIVER_DOORSTEP: DoorstepDoorbell.from_config,
+    DRIVER_RTSP: RtspCamera.from_config,
 }
 
 

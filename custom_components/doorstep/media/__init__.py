@@ -20,10 +20,15 @@ from .exceptions import (
     InvalidOffer,
     InvalidSps,
     MediaError,
+    NotAStream,
+    NoVideo,
     RecordingError,
     SessionClosed,
     StorageFull,
     StreamError,
+    StreamNotFound,
+    StreamRefused,
+    StreamUnreachable,
     SubscriptionClosed,
     TooManySessions,
     TranscodeError,
@@ -33,6 +38,7 @@ from .h264 import ProfileDecision, SpsInfo, decide_profile, parse_sps
 from .live import live_packets, live_view_source
 from .network import NetworkPolicy
 from .packet import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, VideoPacket
+from .probe import StreamProbe, probe_stream
 from .recorder import REASON_CONTINUOUS, Recorder, RecorderConfig, RecorderStats
 from .recorder_preroll import PreRollBuffer
 from .recorder_writer import ClipWriter
@@ -61,6 +67,8 @@ __all__ = [
     "MediaError",
     "MediaRelay",
     "NetworkPolicy",
+    "NoVideo",
+    "NotAStream",
     "OfferLimits",
     "OfferSummary",
     "PreRollBuffer",
@@ -78,7 +86,11 @@ __all__ = [
     "StorageFull",
     "StreamEndpoint",
     "StreamError",
+    "StreamNotFound",
+    "StreamProbe",
+    "StreamRefused",
     "StreamSource",
+    "StreamUnreachable",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionStats",
@@ -95,5 +107,6 @@ __all__ = [
     "live_view_source",
     "parse_sps",
     "plan_retention",
+    "probe_stream",
     "validate_offer",
 ]

@@ -37,6 +37,7 @@ from .h264 import (
     parse_avcc_extradata,
 )
 from .packet import VIDEO_CLOCK_RATE, VideoPacket
+from .redact import redact_credentials
 from .thread_bridge import ThreadBridge, describe_error
 
 _LOGGER = logging.getLogger(__name__)
@@ -191,6 +192,8 @@ class StreamSource:
                 error = f"not ready to stream: {err}"
             except (aiohttp.ClientError, TimeoutError, OSError) as err:
                 error = f"{type(err).__name__}: {err}"
+            # PyAV's messages quote the URL, and a camera's URL may hold its password.
+            error = redact_credentials(error)
             was_connected = self.stats.connected
             self.stats.connected = False
             self.stats.failures += 1
