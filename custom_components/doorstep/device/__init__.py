@@ -14,6 +14,14 @@ from .discovery import (
     normalize_fingerprint,
     parse_txt,
 )
+from .doorbird import (
+    DRIVER_DOORBIRD,
+    DoorBirdClient,
+    DoorBirdDoorbell,
+    DoorBirdInfo,
+    is_doorbird_mac,
+    normalize_mac,
+)
 from .doorstep_driver import DRIVER_DOORSTEP, DoorstepDoorbell
 from .drivers import KEY_DRIVER, create_doorbell, driver_of
 from .events import EventStream
@@ -47,6 +55,7 @@ from .rtsp import (
 
 __all__ = [
     "DEFAULT_PORT",
+    "DRIVER_DOORBIRD",
     "DRIVER_DOORSTEP",
     "DRIVER_RTSP",
     "KEY_DRIVER",
@@ -56,6 +65,9 @@ __all__ = [
     "Capabilities",
     "DeviceIdentity",
     "DeviceInfo",
+    "DoorBirdClient",
+    "DoorBirdDoorbell",
+    "DoorBirdInfo",
     "Doorbell",
     "DoorbellAdvert",
     "DoorbellEvent",
@@ -77,9 +89,11 @@ __all__ = [
     "check_rtsp",
     "create_doorbell",
     "driver_of",
+    "is_doorbird_mac",
     "is_valid_device_id",
     "is_valid_fingerprint",
     "normalize_fingerprint",
+    "normalize_mac",
     "parse_rtsp_url",
     "parse_txt",
     "rtsp_device_id",

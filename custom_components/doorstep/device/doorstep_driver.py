@@ -30,7 +30,11 @@ class DoorstepDoorbell(Doorbell):
 
     @classmethod
     def from_config(
-        cls, session: aiohttp.ClientSession, config: Mapping[str, Any]
+        cls,
+        session: aiohttp.ClientSession,
+        config: Mapping[str, Any],
+        *,
+        hub_url: str | None = None,
     ) -> DoorstepDoorbell:
         """The doorbell a stored pairing describes."""
         return cls(

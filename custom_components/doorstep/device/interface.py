@@ -130,3 +130,14 @@ class Doorbell(ABC):
 
     async def forget(self) -> None:  # noqa: B027 -- most devices have nothing to undo
         """Undo on the device what the hub set up there, as the entry is removed."""
+
+    def handle_push(self, event_name: str) -> bool:
+        """An event the device sent to the hub's push URL; False when it means nothing.
+
+        Only devices that call the hub (rather than the hub calling them) get these.
+        """
+        return False
+
+    async def outside_services(self) -> tuple[str, ...]:
+        """Names of services the device itself sends data to outside the house."""
+        return ()

@@ -142,7 +142,13 @@ class RtspCamera(Doorbell):
         self._check_interval = check_interval
 
     @classmethod
-    def from_config(cls, _session: aiohttp.ClientSession, config: Mapping[str, Any]) -> RtspCamera:
+    def from_config(
+        cls,
+        session: aiohttp.ClientSession,
+        config: Mapping[str, Any],
+        *,
+        hub_url: str | None = None,
+    ) -> RtspCamera:
         """The camera a stored configuration describes."""
         return cls(
             config[KEY_URL],
