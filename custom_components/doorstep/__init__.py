@@ -12,7 +12,7 @@ from typing import cast
 from homeassistant.config_entries import SOURCE_SYSTEM
 from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import async_dispatcher_send
@@ -28,7 +28,7 @@ from .const import (
 )
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
-from .device import DoorstepError, FingerprintMismatch, StreamSpec, create_doorbell
+from .device import DoorstepError, FingerprintMismatch, InvalidAuth, StreamSpec, create_doorbell
 from .http import async_register_views
 from .ice import async_start_local_stun
 from .live_view import home_network_policy
@@ -39,6 +39,7 @@ from .media import (
     StreamSource,
     live_view_source,
 )
+from .push import async_register_push_view, hub_url
 from .recording import (
     DATA_CLIPS,
     async_setup_recording,
@@ -46,7 +47,11 @@ from .recording import (
     records_events,
     start_recorder,
 )
-from .repairs import async_create_identity_issue, async_update_profile_issue
+from .repairs import (
+    async_create_identity_issue,
+    async_update_cloud_issue,
+    async_update_profile_issue,
+)
 from .services import async_setup_services
 from .sharing import state_to_dict
 from .sharing_hub import DATA_SHARING, SharingConfigEntry, async_create_sharing_hub
@@ -79,6 +84,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Once per Home Assistant: actions, the requester API, the card, STUN, and sharing."""
     async_setup_services(hass)
     async_register_views(hass)
+    async_register_push_view(hass)
     async_register_commands(hass)
     await async_start_local_stun(hass)
     stop_retention = await async_setup_recording(hass)
@@ -139,7 +145,7 @@ async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -
 
 async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry) -> bool:
     """Connect to a paired doorbell and start listening to it."""
-    doorbell = create_doorbell(async_get_clientsession(hass), entry.data)
+    doorbell = create_doorbell(async_get_clientsession(hass), entry.data, hub_url=hub_url(hass))
     try:
         device = await doorbell.connect()
     except FingerprintMismatch as err:
@@ -149,12 +155,25 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
             translation_key="identity_changed",
             translation_placeholders={"name": entry.title},
         ) from err
+    except InvalidAuth as err:
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key="device_refused_credentials",
+            translation_placeholders={"name": entry.title},
+        ) from err
     except DoorstepError as err:
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="cannot_connect",
             translation_placeholders={"name": entry.title, "host": doorbell.host},
         ) from err
+
+    try:
+        outside = await doorbell.outside_services()
+    except DoorstepError as err:
+        _LOGGER.debug("%s: cannot tell which outside services it uses: %s", entry.title, err)
+    else:
+        async_update_cloud_issue(hass, entry, outside)
 
     coordinator = DoorstepCoordinator(hass, entry, device)
     sessions = SessionManager(policy=home_network_policy(entry.options))
@@ -237,7 +256,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) ->
     """Undo what the hub set up on the device; removal goes on if it can't be reached."""
     if entry.data.get(CONF_KIND) == KIND_SHARING:
         return
-    doorbell = create_doorbell(async_get_clientsession(hass), entry.data)
+    doorbell = create_doorbell(async_get_clientsession(hass), entry.data, hub_url=hub_url(hass))
     try:
         await doorbell.forget()
     except DoorstepError as err:

@@ -12,19 +12,31 @@ Live video is a real RTSP server (``scripts/lab/rtsp_camera.py``, GStreamer) tha
 caller runs at ``/mpeg/media.amp`` with the same credentials. :meth:`ring` and
 :meth:`motion` do what the station does on an event: call every enabled HTTP favorite
 the schedule names for that input.
+
+Run as a lab device (``python -m scripts.lab.doorbird_emulator --help``), it also starts
+the RTSP server, advertises ``_axis-video._tcp.local.`` with a ``macaddress`` TXT record
+as DoorBirds do (only ever on the lab's own interface), and offers the emulator's own
+``POST /lab/ring`` and ``POST /lab/motion``: the button and the motion sensor, without
+auth, which no real station has.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import contextlib
 from dataclasses import dataclass, field
 import hmac
 import json
 import logging
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
 from aiohttp import web
 import numpy as np
+from zeroconf import ServiceInfo
+from zeroconf.asyncio import AsyncZeroconf
 
 from reference_doorbell.encoding import encode_jpeg
 
@@ -74,6 +86,8 @@ class DoorBirdEmulator:
         app.router.add_get("/bha-api/favorites.cgi", self._favorites)
         app.router.add_get("/bha-api/schedule.cgi", self._schedule_get)
         app.router.add_post("/bha-api/schedule.cgi", self._schedule_post)
+        app.router.add_post("/lab/ring", self._lab_ring)
+        app.router.add_post("/lab/motion", self._lab_motion)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -120,13 +134,22 @@ class DoorBirdEmulator:
         self.calls.extend(statuses)
         return statuses
 
+    async def _lab_ring(self, _request: web.Request) -> web.Response:
+        return web.json_response(await self.ring())
+
+    async def _lab_motion(self, _request: web.Request) -> web.Response:
+        return web.json_response(await self.motion())
+
     @web.middleware
     async def _basic_auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.path.startswith("/lab/"):
+            response: web.StreamResponse = await handler(request)
+            return response
         expected = aiohttp.encode_basic_auth(self.username, self.password)
         if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="BHA"'})
-        response: web.StreamResponse = await handler(request)
-        return response
+        answer: web.StreamResponse = await handler(request)
+        return answer
 
     async def _info(self, _request: web.Request) -> web.Response:
         version = {
@@ -183,3 +206,76 @@ class DoorBirdEmulator:
         self.schedule = [e for e in self.schedule if (e.get("input"), e.get("param")) != key]
         self.schedule.append(entry)
         return web.Response()
+
+
+SERVICE_TYPE: Final = "_axis-video._tcp.local."
+RTSP_SCRIPT: Final = Path(__file__).with_name("rtsp_camera.py")
+
+
+async def _advertise(station: DoorBirdEmulator, name: str) -> AsyncZeroconf:
+    zeroconf = AsyncZeroconf(interfaces=[station.host])
+    info = ServiceInfo(
+        SERVICE_TYPE,
+        f"{name}.{SERVICE_TYPE}",
+        port=station.port,
+        properties={"macaddress": station.mac},
+        server=f"bha-{station.mac.lower()}.local.",
+        parsed_addresses=[station.host],
+    )
+    await zeroconf.async_register_service(info)
+    return zeroconf
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    station = DoorBirdEmulator(
+        username=args.username,
+        password=args.password,
+        host=args.host,
+        port=args.port,
+        cloud_push=args.cloud_push,
+    )
+    await station.start()
+    rtsp = await asyncio.create_subprocess_exec(
+        "/usr/bin/python3",
+        str(RTSP_SCRIPT),
+        "--address", args.host,
+        "--port", str(args.rtsp_port),
+        "--path", "/mpeg/media.amp",
+        "--username", args.username,
+        "--password", args.password,
+        stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert rtsp.stdout is not None
+    ready = await rtsp.stdout.readline()
+    if not ready.startswith(b"ready "):
+        raise SystemExit(f"the RTSP server did not start: {ready!r}")
+    zeroconf = await _advertise(station, args.name) if args.advertise else None
+    print(f"ready {station.port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        if zeroconf is not None:
+            await zeroconf.async_close()
+        rtsp.terminate()
+        await rtsp.wait()
+        await station.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="An emulated DoorBird door station")
+    parser.add_argument("--host", required=True, help="the address to listen on")
+    parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--rtsp-port", type=int, default=554)
+    parser.add_argument("--username", default="ghxxxx0001")
+    parser.add_argument("--password", required=True)
+    parser.add_argument("--name", default="DoorBird")
+    parser.add_argument("--advertise", action="store_true", help="announce it by mDNS")
+    parser.add_argument("--cloud-push", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -208,6 +208,39 @@ async def test_rings_and_motion_are_pushed_to_the_hub(
     assert await station.ring() == [200]
 
 
+async def test_motion_ends_after_the_hold_time(
+    session: aiohttp.ClientSession, station: DoorBirdEmulator, hub: Hub
+) -> None:
+    """Reports within the hold time extend one motion; then it ends by itself."""
+    doorbell = DoorBirdDoorbell.from_config(session, _config(station), hub_url=hub.url)
+    doorbell = DoorBirdDoorbell(
+        doorbell.client,
+        username=USERNAME,
+        password=PASSWORD,
+        push_secret=SECRET,
+        hub_url=hub.url,
+        motion_hold=0.3,
+    )
+    hub.doorbell = doorbell
+    sink = Sink()
+    task = asyncio.create_task(doorbell.run_events(sink))
+    try:
+        await sink.wait_until(lambda: sink.connection == [True])
+        await station.motion()
+        await asyncio.sleep(0.1)
+        await station.motion()
+        await sink.wait_until(lambda: sink.events[-1].type is EventType.MOTION_STOP)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [event.type for event in sink.events] == [
+        EventType.HELLO,
+        EventType.MOTION_START,
+        EventType.MOTION_STOP,
+    ]
+
+
 async def test_unknown_push_events_mean_nothing(
     session: aiohttp.ClientSession, station: DoorBirdEmulator
 ) -> None:

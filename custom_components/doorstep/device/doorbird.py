@@ -43,6 +43,7 @@ KEY_USERNAME: Final = "username"
 KEY_PASSWORD: Final = "password"  # noqa: S105 -- a key name, not a secret
 KEY_RTSP_PORT: Final = "rtsp_port"
 KEY_PUSH_SECRET: Final = "push_secret"  # noqa: S105 -- a key name, not a secret
+KEY_NAME: Final = "name"
 
 DEFAULT_HTTP_PORT: Final = 80
 DEFAULT_RTSP_PORT: Final = 554
@@ -54,10 +55,15 @@ FAVORITE_TITLE: Final = "Doorstep"
 _ALWAYS: Final = {"weekdays": [{"from": "108000", "to": "107999"}]}
 # Schedule inputs, and the push path's event names for them.
 _INPUTS: Final = {"doorbell": "1", "motion": ""}
-# Schedule outputs that reach outside the house through DoorBird's servers.
+# Schedule outputs that reach outside the house through DoorBird's servers: push
+# notifications to the app, and pictures kept in the cloud history. (The output names are
+# as recalled from the LAN-2-LAN document; unconfirmed against a real station.)
 CLOUD_OUTPUTS: Final = frozenset({"notify", "record"})
 
 CHECK_INTERVAL: Final = 30.0
+# The station says when motion starts, never when it stops: motion counts as over this
+# many seconds after the last report.
+MOTION_HOLD: Final = 30.0
 MAX_JSON_BYTES: Final = 256 * 1024
 MAX_SNAPSHOT_BYTES: Final = 5 * 1024 * 1024
 _MAC_RE: Final = re.compile(r"[0-9a-f]{12}")
@@ -300,8 +306,13 @@ class DoorBirdDoorbell(Doorbell):
         hub_url: str | None,
         rtsp_port: int = DEFAULT_RTSP_PORT,
         check_interval: float = CHECK_INTERVAL,
+        motion_hold: float = MOTION_HOLD,
+        name: str | None = None,
     ) -> None:
         self._client = client
+        self._name = name
+        self._motion_hold = motion_hold
+        self._motion_off: asyncio.TimerHandle | None = None
         self._username = username
         self._password = password
         self._push_secret = push_secret
@@ -333,6 +344,7 @@ class DoorBirdDoorbell(Doorbell):
             push_secret=config[KEY_PUSH_SECRET],
             hub_url=hub_url,
             rtsp_port=config.get(KEY_RTSP_PORT, DEFAULT_RTSP_PORT),
+            name=config.get(KEY_NAME) or None,
         )
 
     @property
@@ -365,7 +377,8 @@ class DoorBirdDoorbell(Doorbell):
         info = await self._client.info()
         return DeviceIdentity(
             device_id=info.mac,
-            name=info.device_type,
+            # The station has no name of its own; the owner's (the entry title) if given.
+            name=self._name or info.device_type,
             model=info.device_type,
             firmware=f"{info.firmware} ({info.build})" if info.build else info.firmware,
             manufacturer="DoorBird",
@@ -416,17 +429,29 @@ class DoorBirdDoorbell(Doorbell):
                 await asyncio.sleep(self._check_interval)
         finally:
             self._sink = None
+            if self._motion_off is not None:
+                self._motion_off.cancel()
+                self._motion_off = None
 
     def handle_push(self, event_name: str) -> bool:
         """The station called the hub's URL for ``doorbell`` or ``motion``."""
         if event_name == "doorbell":
             self._deliver(EventType.RING)
         elif event_name == "motion":
-            # The station reports motion starting, never stopping.
-            self._deliver(EventType.MOTION_START, motion=True)
+            if self._motion_off is None:
+                self._deliver(EventType.MOTION_START, motion=True)
+            else:
+                self._motion_off.cancel()
+            self._motion_off = asyncio.get_running_loop().call_later(
+                self._motion_hold, self._motion_over
+            )
         else:
             return False
         return True
+
+    def _motion_over(self) -> None:
+        self._motion_off = None
+        self._deliver(EventType.MOTION_STOP, motion=False)
 
     def _deliver(self, event_type: EventType, motion: bool | None = None) -> None:
         if self._sink is None:
