@@ -25,7 +25,7 @@ from .device import DoorstepError
 from .entity import DoorstepEntity
 from .errors import translated_error
 from .live_view import may_watch, requester_address
-from .media import LocalCandidate, WebRTCError as MediaWebRTCError
+from .media import LocalCandidate, MediaError, WebRTCError as MediaWebRTCError, still_from_relay
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -68,11 +68,12 @@ class DoorstepCamera(DoorstepEntity, Camera):
                 "Refused a snapshot of %s to %s: outside the home network", self.name, address
             )
             raise web.HTTPForbidden(text="Doorstep: snapshots are only served on the home network")
-        if not self._data.doorbell.capabilities.has_snapshot:
-            return None
         try:
+            if not self._data.doorbell.capabilities.has_snapshot:
+                # A still from the live stream instead, for devices with no snapshot.
+                return await still_from_relay(self._data.relay)
             return await self._data.doorbell.snapshot()
-        except DoorstepError as err:
+        except (DoorstepError, MediaError) as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="snapshot_failed",

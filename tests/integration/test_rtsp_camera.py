@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+import io
 import json
 import logging
 import socket
@@ -13,6 +14,7 @@ from typing import Any
 from unittest.mock import patch
 
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+import av
 from homeassistant.config_entries import SOURCE_USER, ConfigFlowResult
 from homeassistant.const import CONF_NAME, CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
@@ -272,6 +274,16 @@ async def test_a_camera_is_a_camera(
         subscription.close()
     assert packet.is_keyframe
     assert PASSWORD not in caplog.text
+
+    # No snapshot of its own: the camera's picture is a still from the stream.
+    client = await hass_client()
+    response = await client.get(f"/api/camera_proxy/{CAMERA}")
+    assert response.status == 200
+    jpeg = await response.read()
+    assert jpeg.startswith(b"\xff\xd8")
+    with av.open(io.BytesIO(jpeg)) as container:
+        picture = next(container.decode(video=0))
+    assert (picture.width, picture.height) == (320, 240)
     assert "s3cret" not in caplog.text
 
     assert await hass.config_entries.async_remove(camera_entry.entry_id)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 import contextlib
+import io
 import logging
 import socket
 
 import aiohttp
 from aiohttp import web
+import av
 import pytest
 
 from custom_components.doorstep.device import (
@@ -30,10 +32,12 @@ from custom_components.doorstep.media import (
     Backoff,
     NotAStream,
     NoVideo,
+    StreamError,
     StreamNotFound,
     StreamRefused,
     StreamSource,
     StreamUnreachable,
+    keyframe_to_jpeg,
     probe_stream,
 )
 from custom_components.doorstep.media.redact import redact_credentials
@@ -351,3 +355,27 @@ async def test_reachability_follows_the_server(camera: RtspCameraProcess) -> Non
         with pytest.raises(asyncio.CancelledError):
             await task
     assert sink.events == []
+
+
+# Stills for devices without a snapshot ----------------------------------------------
+
+
+async def test_a_keyframe_becomes_a_jpeg(camera: RtspCameraProcess) -> None:
+    source = StreamSource.from_url(with_credentials(camera.url, USERNAME, PASSWORD), name="x")
+    packets = source.packets()
+    try:
+        async with asyncio.timeout(15):
+            keyframe = await anext(packets)
+    finally:
+        await packets.aclose()
+    assert keyframe.is_keyframe
+    jpeg = await asyncio.to_thread(keyframe_to_jpeg, keyframe.payload)
+    with av.open(io.BytesIO(jpeg)) as container:
+        picture = next(container.decode(video=0))
+    assert (picture.width, picture.height) == (320, 240)
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x00\x00\x00\x01\x65" + b"\xff" * 64])
+def test_what_is_not_a_keyframe_is_a_stream_error(payload: bytes) -> None:
+    with pytest.raises(StreamError):
+        keyframe_to_jpeg(payload)

@@ -46,6 +46,7 @@ from .relay import MediaRelay, Subscription, SubscriptionStats
 from .retention import plan_retention
 from .sdp import OfferLimits, OfferSummary, validate_offer
 from .source import Backoff, SourceStats, StreamEndpoint, StreamSource
+from .still import keyframe_to_jpeg, still_from_relay
 from .transcode import Transcoder, TranscodeSettings, TranscodeStats
 from .webrtc import LocalCandidate, RelayVideoTrack, SessionManager, SessionStats, WebRTCSession
 
@@ -103,10 +104,12 @@ __all__ = [
     "WebRTCError",
     "WebRTCSession",
     "decide_profile",
+    "keyframe_to_jpeg",
     "live_packets",
     "live_view_source",
     "parse_sps",
     "plan_retention",
     "probe_stream",
+    "still_from_relay",
     "validate_offer",
 ]
