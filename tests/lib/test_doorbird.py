@@ -339,3 +339,68 @@ async def test_live_video_is_the_stations_rtsp_stream(
     finally:
         await camera.stop()
     assert probe.codec == "h264"
+
+
+async def test_a_station_that_lost_the_favorites_gets_them_back(
+    session: aiohttp.ClientSession, hub: Hub
+) -> None:
+    """After an outage the hub registers again: a reset station calls it once more."""
+    station = DoorBirdEmulator(username=USERNAME, password=PASSWORD)
+    await station.start()
+    client = create_doorbell(session, _config(station))
+    assert isinstance(client, DoorBirdDoorbell)
+    doorbell = DoorBirdDoorbell(
+        client.client,
+        username=USERNAME,
+        password=PASSWORD,
+        push_secret=SECRET,
+        hub_url=hub.url,
+        check_interval=0.1,
+    )
+    hub.doorbell = doorbell
+    sink = Sink()
+    task = asyncio.create_task(doorbell.run_events(sink))
+    try:
+        await sink.wait_until(lambda: sink.connection == [True])
+        await station.stop()
+        await sink.wait_until(lambda: sink.connection == [True, False])
+        # Factory reset: the station comes back on the same address with nothing saved.
+        reset = DoorBirdEmulator(username=USERNAME, password=PASSWORD, port=station.port)
+        await reset.start()
+        try:
+            await sink.wait_until(lambda: sink.connection == [True, False, True])
+            assert len(reset.http_favorite_urls()) == 2
+            assert await reset.ring() == [200]
+            await sink.wait_until(lambda: sink.events[-1].type is EventType.RING)
+        finally:
+            await reset.stop()
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_without_a_hub_address_the_owner_is_told_once(
+    session: aiohttp.ClientSession, station: DoorBirdEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = create_doorbell(session, _config(station))
+    assert isinstance(client, DoorBirdDoorbell)
+    doorbell = DoorBirdDoorbell(
+        client.client,
+        username=USERNAME,
+        password=PASSWORD,
+        push_secret=SECRET,
+        hub_url=None,
+        check_interval=0.05,
+    )
+    sink = Sink()
+    task = asyncio.create_task(doorbell.run_events(sink))
+    try:
+        await asyncio.sleep(0.3)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert sink.connection == [False]
+    assert caplog.text.count("has no internal URL") == 1
+    assert station.http_favorite_urls() == []

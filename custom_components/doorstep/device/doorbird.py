@@ -71,6 +71,10 @@ _MAC_RE: Final = re.compile(r"[0-9a-f]{12}")
 _CAPABILITIES: Final = Capabilities(has_button=True, has_motion=True, has_snapshot=True)
 
 
+class NoHubUrl(CannotConnect):
+    """Home Assistant knows no address of its own that the station could call."""
+
+
 def normalize_mac(mac: object) -> str | None:
     """``1C:CA:E3:12:34:56`` (any separators, any case) as ``1ccae3123456``, or None."""
     if not isinstance(mac, str):
@@ -403,20 +407,28 @@ class DoorBirdDoorbell(Doorbell):
         The events themselves arrive through :meth:`handle_push`.
         """
         self._sink = sink
-        registered = False
         connected: bool | None = None
         try:
             while True:
                 try:
-                    if not registered:
-                        await self.register()
-                        registered = True
-                    else:
+                    if connected:
                         await self._client.info()
+                    else:
+                        # At start and after every outage: a station that was reset or
+                        # restored meanwhile may have lost the hub's favorites.
+                        await self.register()
                     now = True
                 except InvalidAuth:
                     sink.handle_auth_failed()
                     return
+                except NoHubUrl:
+                    if connected is None:
+                        _LOGGER.warning(
+                            "The DoorBird at %s cannot tell Home Assistant about rings: "
+                            "Home Assistant has no internal URL (Settings > System > Network)",
+                            self.host,
+                        )
+                    now = False
                 except DoorstepError as err:
                     _LOGGER.debug("DoorBird at %s: %s", self.host, err)
                     now = False
@@ -462,7 +474,7 @@ class DoorBirdDoorbell(Doorbell):
     async def register(self) -> None:
         """Save the hub's favorite and make both inputs call it, keeping other outputs."""
         if self._hub_url is None:
-            raise CannotConnect("the hub has no address the DoorBird could call")
+            raise NoHubUrl("the hub has no address the DoorBird could call")
         base = push_url(self._hub_url, self._push_secret)
         fav_ids = {
             name: await self._client.save_favorite(f"{base}?event={name}") for name in _INPUTS
