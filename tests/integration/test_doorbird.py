@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from ipaddress import ip_address
 import json
 
+import aiohttp
 from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
@@ -17,7 +18,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from homeassistant.setup import async_setup_component
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.components.diagnostics import (
     get_diagnostics_for_config_entry,
 )
@@ -28,7 +29,9 @@ from custom_components.doorstep.const import (
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
     CONF_PUSH_SECRET,
+    CONF_RING_COOLDOWN,
     DOMAIN,
+    EVENT_RING,
 )
 from custom_components.doorstep.device import DRIVER_DOORBIRD, KEY_DRIVER
 from custom_components.doorstep.media import ClipStore
@@ -284,5 +287,31 @@ async def test_wrong_password_starts_reauth(
     assert result["reason"] == "reauth_successful"
     assert entry.data[CONF_PASSWORD] == PASSWORD
     await hass.async_block_till_done()
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def test_an_event_flood_rings_once_within_the_cooldown(
+    hass: HomeAssistant, hub_reachable: str, station: DoorBirdEmulator
+) -> None:
+    """A hundred calls at once from the station: all answered, one ring let through."""
+    entry = _entry(station)
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(entry, options={**entry.options, CONF_RING_COOLDOWN: 30})
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(hass, lambda: entry.runtime_data.coordinator.data.connected)
+    rings = async_capture_events(hass, EVENT_RING)
+    url = f"{hub_reachable}/api/doorstep/push/{SECRET}?event=doorbell"
+    async with aiohttp.ClientSession() as session:
+
+        async def call() -> int:
+            async with session.get(url) as response:
+                return response.status
+
+        statuses = await asyncio.gather(*(call() for _ in range(100)))
+    await hass.async_block_till_done()
+    assert statuses == [200] * 100
+    assert len(rings) == 1
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
