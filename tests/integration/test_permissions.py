@@ -435,7 +435,6 @@ async def test_approve_proof_matrix(
     hass_admin_user: MockUser,
     hass_ws_client: WebSocketGenerator,
     headers: dict[str, dict[str, str]],
-    pyotp_module: None,
     proof: str,
 ) -> None:
     """A normal admin session through the card: only the full proof approves; every
