@@ -398,10 +398,17 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 assert await password.input_value() == ""
                 assert await request.locator(".chip.state-pending").count() == 1
 
-                # The owner's password, with Enter, approves.
-                await password.fill(owner.password)
-                await password.press("Enter")
-                await dialog.wait_for(state="hidden", timeout=WAIT_MS)
+                # The owner's password, with Enter, approves. If a clip in the window
+                # changed after the preview was drawn, the hub refuses the stale preview and
+                # the card shows the new one; the person confirms again, once.
+                for attempt in range(2):
+                    await password.fill(owner.password)
+                    await password.press("Enter")
+                    outcome = await _dialog_outcome(dialog)
+                    if outcome is None:
+                        break
+                    assert attempt == 0, outcome
+                    assert outcome == _exception_text("preview_stale"), outcome
                 await request.locator(".chip.state-approved, .chip.state-fulfilled").wait_for(
                     timeout=WAIT_MS
                 )
@@ -520,3 +527,25 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
         if (" error: " in line or " request failed: " in line) and "ERR_ABORTED" not in line
     ]
     assert not [line for line in errors if "doorstep" in line.lower()], console
+
+
+async def _dialog_outcome(dialog: Locator) -> str | None:
+    """None once the confirmation closed (approved); else the error it shows."""
+    closed = asyncio.ensure_future(dialog.wait_for(state="hidden", timeout=WAIT_MS))
+    refused = asyncio.ensure_future(
+        dialog.locator(".error")
+        .filter(has_text=re.compile(".+"))
+        .filter(has_not_text=_exception_text("step_up_failed"))
+        .wait_for(timeout=WAIT_MS)
+    )
+    done, pending = await asyncio.wait({closed, refused}, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if closed in done and closed.exception() is None:
+        return None
+    if refused in done and refused.exception() is None:
+        return await dialog.locator(".error").inner_text()
+    raise AssertionError(
+        f"the confirmation neither closed nor said why: {await dialog.inner_text()}"
+    )
