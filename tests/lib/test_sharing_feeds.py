@@ -367,3 +367,44 @@ def test_a_doorbell_elsewhere_can_match_when_the_house_does_not() -> None:
 @given(st.randoms(use_true_random=False))
 def test_poll_delay_stays_in_15_to_30_minutes(rng: Any) -> None:
     assert POLL_MIN_S <= poll_delay(rng) <= POLL_MAX_S
+
+
+@given(sequence=st.integers(0, 50), last=st.integers(0, 50))
+def test_an_older_sequence_is_always_a_replay(sequence: int, last: int) -> None:
+    result = outcome_after(feed_bytes(sequence=sequence), last)
+    if sequence < last:
+        assert result == "replayed"
+    else:
+        assert isinstance(result, Feed)
+        assert result.sequence == sequence
+
+
+def outcome_after(raw: bytes, last_sequence: int) -> Feed | str:
+    try:
+        return verify(raw, last_sequence=last_sequence)
+    except FeedRejected as err:
+        return err.reason
+
+
+_CHAIN = AgencyKeys.generate()
+_CHAIN_FEEDS: list[bytes] = []
+for _ in range(4):
+    _CHAIN_FEEDS.append(feed_bytes(keys=_CHAIN, sequence=len(_CHAIN_FEEDS)))
+    _CHAIN.rotate()
+
+
+@settings(max_examples=60)
+@given(published=st.integers(0, 3), pinned=st.integers(0, 3))
+def test_rotation_verifies_forwards_only(published: int, pinned: int) -> None:
+    """A feed from after ``published`` rotations, read by a hub pinned to key ``pinned``:
+    accepted (signed by that feed's newest key) when the pin is in its chain, else unknown."""
+    result: Feed | str
+    try:
+        result = verify_feed(_CHAIN_FEEDS[published], _CHAIN.fingerprint(pinned), now=NOW)
+    except FeedRejected as err:
+        result = err.reason
+    if pinned <= published:
+        assert isinstance(result, Feed)
+        assert result.signer == _CHAIN.fingerprint(published)
+    else:
+        assert result == "unknown_key"
