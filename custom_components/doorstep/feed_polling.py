@@ -41,7 +41,13 @@ from .const import (
     ISSUE_FEED_FAILING,
     STORAGE_DIR,
 )
-from .sharing import TRUSTED_REQUESTERS_FILE, RequestState, SharingError, trusted_context
+from .sharing import (
+    TRUSTED_REQUESTERS_FILE,
+    InvalidTrustFile,
+    RequestState,
+    SharingError,
+    trusted_context,
+)
 from .sharing.area import Point
 from .sharing.exceptions import FeedRejected
 from .sharing.feed_fetch import FetchResult, feed_session, fetch_feed
@@ -217,7 +223,11 @@ class FeedPoller:
     async def _fetch(self, url: str, etag: str | None) -> FetchResult:
         if self._ssl is None:
             trust = Path(self._hass.config.path(STORAGE_DIR, TRUSTED_REQUESTERS_FILE))
-            self._ssl = await self._hass.async_add_executor_job(trusted_context, trust)
+            try:
+                self._ssl = await self._hass.async_add_executor_job(trusted_context, trust)
+            except InvalidTrustFile as err:
+                # Fetching with fewer CAs than the owner meant would fail less clearly.
+                raise FeedRejected("unreachable", str(err)) from err
         if self._session is None:
             self._session = feed_session()
         proxy = self._entry.options.get(CONF_FEED_PROXY) or None
@@ -264,9 +274,12 @@ class FeedPoller:
         gate = self._hub.gate
         for entry_id in [e for e, r in state.filed.items() if r in plan.withdrawn_request_ids]:
             request_id = state.filed.pop(entry_id)
-            if gate.get(request_id).state is RequestState.PENDING:
-                counters.withdrawn += 1
-            await gate.withdraw(request_id, "feed:withdrawn")
+            try:
+                if gate.get(request_id).state is RequestState.PENDING:
+                    counters.withdrawn += 1
+                await gate.withdraw(request_id, "feed:withdrawn")
+            except SharingError:
+                _LOGGER.exception("could not withdraw request %s", request_id)
         if state.requester_id is None:
             requester, _token = gate.create_requester(feed.agency, feed.kind)
             state.requester_id = requester.id

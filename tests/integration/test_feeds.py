@@ -368,3 +368,15 @@ async def test_polls_come_at_random_between_15_and_30_minutes(
         assert await polls_after(15 * 60 - 5) == done, "polled before 15 minutes"
         assert await polls_after(30 * 60 + 5) == done + 1, "no poll within 30 minutes"
     assert server.log.not_modified == 3  # later polls are conditional
+
+
+async def test_an_unreadable_trust_file_is_a_clear_form_error(
+    hass: HomeAssistant, sharing_entry: MockConfigEntry, agency: ThreadedAgency
+) -> None:
+    """A broken trusted_requesters.pem refuses the fetch (no fallback to fewer CAs)."""
+    trust = Path(hass.config.path("doorstep", "trusted_requesters.pem"))
+    trust.write_text("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n")
+    result = await subscribe(hass, sharing_entry, feed_url(agency), KEYS.fingerprint())
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "feed_unreachable"}
+    assert "feeds" not in sharing_entry.options
