@@ -7,7 +7,7 @@ long-lived token, so anything it is refused is refused by where it stands, not b
 it claims to be. It prints one JSON object; the caller decides what should have
 happened.
 
-Routes: the camera proxy (snapshot), a WebRTC offer over the websocket (and, when
+Routes: the camera proxy (snapshot and MJPEG stream), a WebRTC offer over the websocket (and, when
 answered, the video frames that arrive), a clip through the media source (resolve,
 then fetch the URL it gives) and by its direct URL, guessed pickup tokens, and
 optionally approving a sharing request with the long-lived token.
@@ -52,6 +52,23 @@ async def _fetch(
             return {"status": resp.status, "bytes": len(body), "footage": _footage_kind(body)}
     except aiohttp.ClientError as err:
         return {"status": None, "bytes": 0, "footage": None, "error": type(err).__name__}
+
+
+async def _mjpeg(
+    session: aiohttp.ClientSession, url: str, headers: dict[str, str], seconds: float
+) -> dict[str, Any]:
+    """Read the camera's MJPEG stream for a few seconds; count the JPEG frames in it."""
+    body = b""
+    status = None
+    try:
+        async with asyncio.timeout(seconds):
+            async with session.get(url, headers=headers) as resp:
+                status = resp.status
+                async for chunk in resp.content.iter_any():
+                    body += chunk
+    except TimeoutError, aiohttp.ClientError:
+        pass  # a stream that is served never ends; one that is refused may be cut short
+    return {"status": status, "bytes": len(body), "jpeg_frames": body.count(JPEG + b"\xff")}
 
 
 class Websocket:
@@ -132,6 +149,9 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         report["snapshot"] = await _fetch(session, f"{base}/api/camera_proxy/{args.camera}", auth)
+        report["mjpeg"] = await _mjpeg(
+            session, f"{base}/api/camera_proxy_stream/{args.camera}", auth, 3.0
+        )
         report["clip"] = await _fetch(session, f"{base}{API}/clips/{args.clip_id}", auth)
         statuses: dict[str, int] = {}
         footage_bytes = 0

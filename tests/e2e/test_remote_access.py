@@ -5,7 +5,8 @@ Debian's nginx runs in the hub namespace in front of Home Assistant with three d
 proxy forwarding nothing, and a proxy Home Assistant does not trust. A stranger with a
 public-looking address (203.0.113.2, in a namespace of its own routed from the hub,
 `OutsideHost.stranger`) holds the owner's long-lived token and tries every route to
-footage, directly and through each door (`scripts/lab/probe.py`): the camera proxy, a
+footage, directly and through each door (`scripts/lab/probe.py`): the camera proxy
+(snapshot and MJPEG stream), a
 WebRTC offer over the websocket, a recorded clip through the media source and by its
 URL, and guessed pickup tokens. nftables on the hub's end of the stranger's link counts
 what goes back: 0 UDP packets (no video), while the probe counts 0 bytes of footage.
@@ -222,6 +223,7 @@ def assert_no_footage(where: str, report: dict[str, Any]) -> None:
     assert report["resolved_fetch"]["status"] == 403, (where, report)
     for route in ("snapshot", "clip", "resolved_fetch"):
         assert report[route]["footage"] is None, (where, route, report)
+    assert report["mjpeg"]["jpeg_frames"] == 0, (where, report)
     assert report["webrtc"]["reply"] == "error", (where, report)
     assert report["webrtc"]["code"] == "doorstep_outside_home_network", (where, report)
     assert report["webrtc"]["frames"] == 0, (where, report)
@@ -280,12 +282,14 @@ def test_household_member_at_home_watches_through_the_trusted_proxy(
     assert home["snapshot"] == {**home["snapshot"], "status": 200, "footage": "jpeg"}, home
     assert home["clip"] == {**home["clip"], "status": 200, "footage": "mp4"}, home
     assert home["resolved_fetch"] == {**home["resolved_fetch"], "status": 200, "footage": "mp4"}
+    assert home["mjpeg"]["jpeg_frames"] > 0, home
     assert home["webrtc"]["reply"] == "answer", home
     assert home["webrtc"]["frames"] > 0, home
     udp_home = stranger_link.read()["hub_to_home_udp"]
     print(
         f"\nhome through the trusted proxy: snapshot {home['snapshot']['bytes']} B,"
-        f" clip {home['clip']['bytes']} B, {home['webrtc']['frames']} frames,"
+        f" MJPEG {home['mjpeg']['jpeg_frames']} frames, clip {home['clip']['bytes']} B,"
+        f" {home['webrtc']['frames']} WebRTC frames,"
         f" {udp_home} UDP packets hub->home"
     )
     assert udp_home > 0
