@@ -215,6 +215,18 @@ def probe(
     return report
 
 
+def _answers(report: dict[str, Any]) -> dict[str, Any]:
+    """The status or reply each route got, for the test's printout."""
+    return {
+        "snapshot": report["snapshot"]["status"],
+        "mjpeg": report["mjpeg"]["status"],
+        "clip": report["clip"]["status"],
+        "resolved": report["resolved_fetch"]["status"],
+        "webrtc": report["webrtc"]["code"],
+        "pickup": report["pickup_guesses"]["statuses"],
+    }
+
+
 def assert_no_footage(where: str, report: dict[str, Any]) -> None:
     """Every route was tried, every answer was a refusal, and no footage came back."""
     assert report["websocket"]["connected"], (where, report)  # the door itself works
@@ -251,7 +263,9 @@ def test_stranger_gets_no_footage_directly_or_through_any_proxy(
     for where, report in reports.items():
         assert_no_footage(where, report)
     counters = stranger_link.read()
+    answers = {where: _answers(report) for where, report in reports.items()}
     print(
+        f"\nstranger answers: {answers}"
         f"\nstranger probes: {len(reports)} entry points in {time.monotonic() - started:.1f} s;"
         f" packets hub->stranger {counters['hub_to_stranger']}"
         f" (UDP {counters['hub_to_stranger_udp']}), stranger->hub {counters['stranger_to_hub']}"
