@@ -23,6 +23,7 @@ from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
 from .const import (
@@ -44,6 +45,7 @@ from .sharing import (
     AuditWriteError,
     CorruptStateError,
     EgressGate,
+    FailureLimiter,
     HubKey,
     Requester,
     RequesterKind,
@@ -89,6 +91,10 @@ class SharingHub:
     # Where each upload delivery stands (this run only; the audit log has the history).
     upload_status: dict[str, UploadStatus] = field(default_factory=dict)
     upload_errors: dict[str, str] = field(default_factory=dict)
+    # Wrong passwords and codes per user, for the approval step-up's rate limit.
+    step_up_failures: FailureLimiter = field(
+        default_factory=lambda: FailureLimiter(clock=dt_util.utcnow)
+    )
     _notified: set[str] = field(default_factory=set)
     # Requests whose "footage request" notification is showing, to dismiss once closed.
     _notices: set[str] = field(default_factory=set)
@@ -284,13 +290,13 @@ def actor_for_user(user: User, entity_id: str | None = None) -> Actor:
     )
 
 
-async def async_approve(hub: SharingHub, request_id: str, actor: Actor) -> None:
-    """Approve through the gate, as the switch and the card both do; errors for people.
+async def async_approve(hub: SharingHub, request_id: str, actor: Actor, *, confirm: str) -> None:
+    """Approve through the gate for a person the card's step-up verified; errors for people.
 
-    The gate audits every refusal before raising it, so a refused approval is on
-    record whichever way it arrived.
+    The gate audits every refusal before raising it (a missing proof, a stale preview),
+    so a refused approval is on record whichever way it arrived.
     """
     try:
-        await hub.gate.approve(request_id, actor)
+        await hub.gate.approve(request_id, actor, confirm=confirm)
     except SharingError as err:
         raise translated_error(err) from err

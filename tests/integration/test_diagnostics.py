@@ -66,7 +66,7 @@ async def test_sharing_diagnostics_give_counts_not_secrets(
         )
         assert response.status == 201
         filed.append((await response.json())["id"])
-    await hub.gate.decline(filed[1], Actor(user_id="owner", is_admin=True))
+    await hub.gate.decline(filed[1], Actor(user_id="owner", is_admin=True, verified_by="password"))
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, sharing_entry)
 

@@ -229,7 +229,9 @@ async def test_websocket_matrix(
     client = await hass_client_no_auth()
     request_id = await _file_request(client, headers)
     if command == "revoke":
-        await hub.gate.approve(request_id, Actor(user_id="owner", is_admin=True))
+        await hub.gate.approve(
+            request_id, Actor(user_id="owner", is_admin=True, verified_by="password")
+        )
     target, _token = hub.gate.create_requester("Target", RequesterKind.NEIGHBOUR)
     data: dict[str, Any] = {
         "subscribe": {},
@@ -314,7 +316,9 @@ async def test_decision_matrix(
     switch = registry.async_get_entity_id("switch", DOMAIN, f"share_request_{request_id}")
     button = registry.async_get_entity_id("button", DOMAIN, f"decline_request_{request_id}")
     if decision == "switch off":
-        await hub.gate.approve(request_id, Actor(user_id="owner", is_admin=True))
+        await hub.gate.approve(
+            request_id, Actor(user_id="owner", is_admin=True, verified_by="password")
+        )
     domain, service, data = {
         "switch on": ("switch", "turn_on", {"entity_id": switch}),
         "switch off": ("switch", "turn_off", {"entity_id": switch}),

@@ -33,7 +33,7 @@ from reference_doorbell.requester import (
 from .test_requester_hub import ContractHub, LoopbackTls, free_port, make_loopback_tls, serve
 from .test_sharing_fixtures import START, Hub, make_hub
 
-ADMIN = Actor("admin-1", is_admin=True)
+ADMIN = Actor("admin-1", is_admin=True, verified_by="password")
 AUTOMATION = Actor(None)
 
 
@@ -213,6 +213,9 @@ async def test_closed_request(
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     await contract.hub.gate.decline(request_id, AUTOMATION)
+    # A decline reads as "closed" only from the deadline on, like an expiry.
+    hub = contract.hub
+    hub.clock.advance(hub.gate.get(request_id).wanted_by - hub.clock.now)
 
     assert await run(["status", request_id, *hub_args(contract, tls)]) == EXIT_CLOSED
     assert "declined, expired or revoked" in capsys.readouterr().out

@@ -6,6 +6,15 @@ The Home Assistant glue builds one :class:`EgressGate` per hub, persists
 :class:`SharingError` subclasses to translated errors.
 """
 
+from .approval import (
+    FailureLimiter,
+    Refusal,
+    SessionKind,
+    StepUpFacts,
+    Verification,
+    refusal_before_proof,
+    verdict,
+)
 from .archive import CONTENT_TYPE, verify_archive
 from .audit import AuditKind, AuditLog
 from .clips import ClipSource
@@ -21,6 +30,7 @@ from .exceptions import (
     InvalidToken,
     InvalidTrustFile,
     NotReleasable,
+    PreviewStale,
     ReleaseStopped,
     RequestClosed,
     SharingError,
@@ -28,7 +38,7 @@ from .exceptions import (
     UnknownRequest,
     UnknownRequester,
 )
-from .gate import EgressGate, Release
+from .gate import EgressGate, Preview, Release, preview_digest
 from .ids import check_id, child_path, is_valid_id, new_id
 from .manifest import build_manifest, verify_manifest
 from .models import (
@@ -79,6 +89,7 @@ __all__ = [
     "Delivery",
     "DeliveryMethod",
     "EgressGate",
+    "FailureLimiter",
     "FrozenClip",
     "HubKey",
     "InvalidId",
@@ -88,6 +99,9 @@ __all__ = [
     "InvalidTrustFile",
     "NotReleasable",
     "PickupLink",
+    "Preview",
+    "PreviewStale",
+    "Refusal",
     "Release",
     "ReleaseStopped",
     "RequestClosed",
@@ -97,15 +111,18 @@ __all__ = [
     "RequesterKind",
     "RequesterStatus",
     "RetryPolicy",
+    "SessionKind",
     "ShareRequest",
     "SharingError",
     "SharingState",
+    "StepUpFacts",
     "TooManyPending",
     "UnknownRequest",
     "UnknownRequester",
     "UploadResult",
     "UploadStatus",
     "Uploader",
+    "Verification",
     "build_manifest",
     "check_id",
     "child_path",
@@ -116,11 +133,14 @@ __all__ = [
     "new_id",
     "new_requester_token",
     "parse_request_body",
+    "preview_digest",
+    "refusal_before_proof",
     "requester_status",
     "state_from_dict",
     "state_to_dict",
     "trusted_context",
     "validate_request",
+    "verdict",
     "verify_archive",
     "verify_manifest",
 ]
