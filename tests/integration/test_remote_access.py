@@ -34,6 +34,7 @@ from custom_components.doorstep.const import (
 )
 from custom_components.doorstep.media_source import CLIP_URL
 from custom_components.doorstep.recording import DATA_CLIPS
+from custom_components.doorstep.sharing_views import THUMBNAIL_URL
 from reference_doorbell.doorbell import Doorbell
 
 from .conftest import wait_for
@@ -292,3 +293,13 @@ async def test_recorded_clip_through_a_proxy(
     outside = await client.get(played.url, headers={"X-Forwarded-For": OUTSIDE_BROWSER})
     assert outside.status == 403
     assert await outside.read() == b"Clips are only shown at home"
+
+    # The sharing card's preview still of the clip follows the same rule.
+    thumbnail = THUMBNAIL_URL.format(clip_id=clip.id)
+    home = await client.get(thumbnail, headers={"X-Forwarded-For": HOME_BROWSER})
+    assert home.status == 200
+    assert (await home.read())[:2] == b"\xff\xd8"
+    for headers in ({"X-Forwarded-For": OUTSIDE_BROWSER}, {}, {"X-Real-IP": HOME_BROWSER}):
+        refused = await client.get(thumbnail, headers=headers)
+        assert refused.status == 403, headers
+        assert (await refused.read())[:2] != b"\xff\xd8"
