@@ -9,8 +9,10 @@ happened.
 
 Routes: the camera proxy (snapshot and MJPEG stream), a WebRTC offer over the websocket (and, when
 answered, the video frames that arrive), a clip through the media source (resolve,
-then fetch the URL it gives) and by its direct URL, guessed pickup tokens, and
-optionally approving a sharing request with the long-lived token.
+then fetch the URL it gives), by its direct URL and as the sharing card's thumbnail,
+guessed pickup tokens, and optionally a sharing request's preview (fetching the signed
+thumbnail and video URLs it gives) and approving it with the long-lived token and the
+owner's password.
 """
 
 from __future__ import annotations
@@ -142,6 +144,33 @@ async def _webrtc(ws: Websocket, camera: str, video_seconds: float) -> dict[str,
         await pc.close()
 
 
+def _error_key(reply: dict[str, Any]) -> str | None:
+    error: dict[str, Any] = reply.get("error") or {}
+    key = error.get("translation_key") or error.get("code")
+    return str(key) if key is not None else None
+
+
+async def _preview(
+    session: aiohttp.ClientSession, ws: Websocket, base: str, request_id: str
+) -> dict[str, Any]:
+    """The sharing card's preview of a request and, when given, its clips' signed URLs."""
+    reply = await ws.command({"type": "doorstep/sharing/preview", "request_id": request_id})
+    if not reply.get("success"):
+        return {"success": False, "error": _error_key(reply), "confirm": None}
+    result = reply["result"]
+    fetched = []
+    for clip in result.get("clips", []):
+        fetched.append(await _fetch(session, f"{base}{clip['thumbnail_url']}", {}))
+        fetched.append(await _fetch(session, f"{base}{clip['video_url']}", {}))
+    return {
+        "success": True,
+        "error": None,
+        "confirm": result.get("confirm"),
+        "clip_count": result.get("clip_count"),
+        "fetched": fetched,
+    }
+
+
 async def probe(args: argparse.Namespace) -> dict[str, Any]:
     base = args.base.rstrip("/")
     auth = {"Authorization": f"Bearer {args.token}"}
@@ -153,6 +182,9 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
             session, f"{base}/api/camera_proxy_stream/{args.camera}", auth, 3.0
         )
         report["clip"] = await _fetch(session, f"{base}{API}/clips/{args.clip_id}", auth)
+        report["thumbnail"] = await _fetch(
+            session, f"{base}{API}/clips/{args.clip_id}/thumbnail", auth
+        )
         statuses: dict[str, int] = {}
         footage_bytes = 0
         for _ in range(args.pickup_guesses):
@@ -178,15 +210,23 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
                 url = resolved["result"]["url"]
                 report["resolved_fetch"] = await _fetch(session, f"{base}{url}", {})
             report["webrtc"] = await _webrtc(ws, args.camera, args.video_seconds)
-            if args.approve:
-                reply = await ws.command(
-                    {"type": "doorstep/sharing/approve", "request_id": args.approve}
-                )
-                report["approve"] = {
-                    "success": reply.get("success", False),
-                    "error": reply.get("error", {}).get("translation_key")
-                    or reply.get("error", {}).get("code"),
-                }
+            if args.request_id:
+                report["preview"] = await _preview(session, ws, base, args.request_id)
+                if args.password is not None:
+                    # Whatever the preview said, approve as if it had been seen, with
+                    # the owner's real password: only the token's kind should stop it.
+                    reply = await ws.command(
+                        {
+                            "type": "doorstep/sharing/approve",
+                            "request_id": args.request_id,
+                            "confirm": report["preview"].get("confirm") or "0" * 64,
+                            "password": args.password,
+                        }
+                    )
+                    report["approve"] = {
+                        "success": reply.get("success", False),
+                        "error": _error_key(reply),
+                    }
         finally:
             await ws.ws.close()
     return report
@@ -201,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clip-id", required=True)
     parser.add_argument("--pickup-guesses", type=int, default=20)
     parser.add_argument("--video-seconds", type=float, default=3.0)
-    parser.add_argument("--approve", default=None, help="a request id to try to approve")
+    parser.add_argument(
+        "--request-id", default=None, help="a sharing request to preview (and to approve)"
+    )
+    parser.add_argument(
+        "--password", default=None, help="with --request-id: try to approve with this password"
+    )
     parser.add_argument(
         "--local-address",
         default=None,

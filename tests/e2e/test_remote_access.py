@@ -30,11 +30,12 @@ import aiohttp
 import pytest
 
 from scripts.lab.doorbell import Doorbell
-from scripts.lab.hass import HASS_PORT, REPO, HassClient
+from scripts.lab.hass import HASS_PORT, REPO, HassClient, Owner
 from scripts.lab.netns import Topology, ns_argv
 from scripts.lab.outside import OutsideHost
 from scripts.lab.procs import python_env, within
 from scripts.lab.proxy import NGINX, ReverseProxy
+from scripts.lab.requests import file_request
 
 from .conftest import HassInstance, Paired, require_tool, run_async
 from .test_live_view import _nft
@@ -133,6 +134,47 @@ def recorded_clip(hass_instance: HassInstance, paired: Paired, front_door: Doorb
     return run_async(ring_and_wait)
 
 
+@pytest.fixture(scope="module")
+def filed_request(hass_instance: HassInstance, recorded_clip: Clip, lab_dir: Path) -> str:
+    """A police request for the last ten minutes (the ring's clip with it), left open."""
+
+    async def file() -> str:
+        async with aiohttp.ClientSession() as session:
+            client = HassClient(
+                session=session, base_url=hass_instance.base_url, token=hass_instance.token
+            )
+            ws = await client.websocket()
+            try:
+                created = await ws.call(
+                    "doorstep/sharing/requester/create", name="Station West", kind="police"
+                )
+            finally:
+                await ws.close()
+        token_file = lab_dir / "remote-access-requester-token"
+        token_file.write_text(created["token"] + "\n", encoding="utf-8")
+        return await file_request(hass_instance.base_url, token_file)
+
+    return run_async(file)
+
+
+async def _request_state(hass_instance: HassInstance, request_id: str) -> dict[str, Any]:
+    """The request as the sharing card lists it (open or closed)."""
+    async with aiohttp.ClientSession() as session:
+        client = HassClient(
+            session=session, base_url=hass_instance.base_url, token=hass_instance.token
+        )
+        ws = await client.websocket()
+        try:
+            events = await ws.subscribe("doorstep/sharing/subscribe")
+            event = await asyncio.wait_for(events.get(), 30)
+        finally:
+            await ws.close()
+    found: dict[str, Any] = next(
+        item for item in [*event["requests"], *event.get("closed", [])] if item["id"] == request_id
+    )
+    return found
+
+
 @pytest.fixture
 def stranger(topology: Topology) -> Iterator[OutsideHost]:
     host = OutsideHost.stranger(topology)
@@ -191,7 +233,8 @@ def probe(
     clip: Clip,
     *,
     local_address: str | None = None,
-    approve: str | None = None,
+    request_id: str | None = None,
+    password: str | None = None,
 ) -> dict[str, Any]:
     """Run scripts/lab/probe.py as a client in ``ns`` (None: this, the root, namespace)."""
     argv = [
@@ -200,8 +243,10 @@ def probe(
     ]  # fmt: skip
     if local_address is not None:
         argv.append(f"--local-address={local_address}")
-    if approve is not None:
-        argv.append(f"--approve={approve}")
+    if request_id is not None:
+        argv.append(f"--request-id={request_id}")
+    if password is not None:
+        argv.append(f"--password={password}")
     proc = subprocess.run(
         argv if ns is None else ns_argv(ns, *argv),
         capture_output=True,
@@ -222,18 +267,19 @@ def _answers(report: dict[str, Any]) -> dict[str, Any]:
         "mjpeg": report["mjpeg"]["status"],
         "clip": report["clip"]["status"],
         "resolved": report["resolved_fetch"]["status"],
+        "thumbnail": report["thumbnail"]["status"],
         "webrtc": report["webrtc"]["code"],
         "pickup": report["pickup_guesses"]["statuses"],
+        "preview": report.get("preview", {}).get("error"),
+        "approve": report.get("approve", {}).get("error"),
     }
 
 
 def assert_no_footage(where: str, report: dict[str, Any]) -> None:
     """Every route was tried, every answer was a refusal, and no footage came back."""
     assert report["websocket"]["connected"], (where, report)  # the door itself works
-    assert report["snapshot"]["status"] == 403, (where, report)
-    assert report["clip"]["status"] == 403, (where, report)
-    assert report["resolved_fetch"]["status"] == 403, (where, report)
-    for route in ("snapshot", "clip", "resolved_fetch"):
+    for route in ("snapshot", "clip", "resolved_fetch", "thumbnail"):
+        assert report[route]["status"] == 403, (where, route, report)
         assert report[route]["footage"] is None, (where, route, report)
     assert report["mjpeg"]["jpeg_frames"] == 0, (where, report)
     assert report["webrtc"]["reply"] == "error", (where, report)
@@ -241,11 +287,15 @@ def assert_no_footage(where: str, report: dict[str, Any]) -> None:
     assert report["webrtc"]["frames"] == 0, (where, report)
     assert "200" not in report["pickup_guesses"]["statuses"], (where, report)
     assert report["pickup_guesses"]["footage_bytes"] == 0, (where, report)
+    if "preview" in report:
+        assert report["preview"]["success"] is False, (where, report)
+        assert report["preview"]["error"] == "preview_needs_home_network", (where, report)
 
 
 def test_stranger_gets_no_footage_directly_or_through_any_proxy(
     hass_instance: HassInstance,
     recorded_clip: Clip,
+    filed_request: str,
     stranger: OutsideHost,
     stranger_link: StrangerLink,
     reverse_proxy: ReverseProxy,
@@ -257,11 +307,23 @@ def test_stranger_gets_no_footage_directly_or_through_any_proxy(
     }
     started = time.monotonic()
     reports = {
-        where: probe(stranger.ns, base, hass_instance.token, recorded_clip)
+        where: probe(
+            stranger.ns,
+            base,
+            hass_instance.token,
+            recorded_clip,
+            request_id=filed_request,
+            password=Owner().password,
+        )
         for where, base in bases.items()
     }
     for where, report in reports.items():
         assert_no_footage(where, report)
+        # Even holding the owner's password, a long-lived token cannot approve.
+        assert report["approve"] == {"success": False, "error": "approval_needs_person"}
+    request = run_async(lambda: _request_state(hass_instance, filed_request))
+    assert request["state"] == "pending", request
+    assert [event["event"] for event in request["history"]] == ["filed"], request
     counters = stranger_link.read()
     answers = {where: _answers(report) for where, report in reports.items()}
     print(
@@ -280,6 +342,7 @@ def test_household_member_at_home_watches_through_the_trusted_proxy(
     hass_instance: HassInstance,
     topology: Topology,
     recorded_clip: Clip,
+    filed_request: str,
     stranger_link: StrangerLink,
     reverse_proxy: ReverseProxy,
 ) -> None:
@@ -292,7 +355,17 @@ def test_household_member_at_home_watches_through_the_trusted_proxy(
         hass_instance.token,
         recorded_clip,
         local_address=topology.root_address,
+        request_id=filed_request,
     )
+    assert home["thumbnail"] == {**home["thumbnail"], "status": 200, "footage": "jpeg"}, home
+    preview = home["preview"]
+    assert preview["success"] is True, home
+    assert preview["clip_count"] >= 1, home
+    # The preview's signed thumbnail and video URLs play, through the proxy.
+    assert [(got["status"], got["footage"]) for got in preview["fetched"]] == [
+        (200, "jpeg"),
+        (200, "mp4"),
+    ] * preview["clip_count"], home
     assert home["snapshot"] == {**home["snapshot"], "status": 200, "footage": "jpeg"}, home
     assert home["clip"] == {**home["clip"], "status": 200, "footage": "mp4"}, home
     assert home["resolved_fetch"] == {**home["resolved_fetch"], "status": 200, "footage": "mp4"}
@@ -315,5 +388,6 @@ def test_household_member_at_home_watches_through_the_trusted_proxy(
             hass_instance.token,
             recorded_clip,
             local_address=topology.root_address,
+            request_id=filed_request,
         )
         assert_no_footage(f"home via {door}", refused)
