@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 import contextvars
+from datetime import timedelta
 from typing import Any
 from unittest.mock import patch
 
@@ -21,6 +22,7 @@ from hass_nabucasa import remote as cloud_remote
 from homeassistant.components import media_source
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -34,6 +36,7 @@ from custom_components.doorstep.const import (
 )
 from custom_components.doorstep.media_source import CLIP_URL
 from custom_components.doorstep.recording import DATA_CLIPS
+from custom_components.doorstep.sharing import RequesterKind
 from custom_components.doorstep.sharing_views import THUMBNAIL_URL
 from reference_doorbell.doorbell import Doorbell
 
@@ -303,3 +306,68 @@ async def test_recorded_clip_through_a_proxy(
         refused = await client.get(thumbnail, headers=headers)
         assert refused.status == 403, headers
         assert (await refused.read())[:2] != b"\xff\xd8"
+
+
+@pytest.fixture
+async def http_server(hass: HomeAssistant, http_config: dict[str, Any]) -> None:
+    """Home Assistant's HTTP server set up with ``http_config``, before anything else."""
+    assert await async_setup_component(hass, "http", {"http": http_config})
+
+
+# (http config, request headers, whether the sharing card's preview is given)
+PREVIEW_CASES = [
+    pytest.param("trusted_local_proxy", {"X-Forwarded-For": HOME_BROWSER}, True, id="home"),
+    pytest.param("trusted_local_proxy", {"X-Forwarded-For": OUTSIDE_BROWSER}, False, id="outside"),
+    pytest.param("trusted_local_proxy", {}, False, id="trusted-proxy-names-nobody"),
+    pytest.param("no_proxy", {"Forwarded": f"for={HOME_BROWSER}"}, False, id="untrusted-proxy"),
+]
+
+
+@pytest.mark.parametrize(
+    ("http_config", "headers", "at_home"), PREVIEW_CASES, indirect=["http_config"]
+)
+async def test_sharing_preview_follows_the_browser(
+    hass: HomeAssistant,
+    http_server: None,
+    sharing_entry: MockConfigEntry,
+    hass_client: ClientSessionGenerator,
+    hass_client_no_auth: ClientSessionGenerator,
+    hass_access_token: str,
+    headers: dict[str, str],
+    at_home: bool,
+) -> None:
+    """The card's preview of what would leave is footage too: the admin's websocket
+    gets it only when the browser behind the proxy is at home."""
+    hub = sharing_entry.runtime_data
+    _requester, token = hub.gate.create_requester("Station North", RequesterKind.POLICE)
+    now = dt_util.utcnow()
+    filed = await (await hass_client_no_auth()).post(
+        "/api/doorstep/v1/requests",
+        headers={"Authorization": f"Bearer {token}"},
+        json={
+            "reference": "CASE-114",
+            "reason": "Parcel theft on the 24th",
+            "window": {
+                "start": (now - timedelta(hours=3)).isoformat(),
+                "end": (now - timedelta(hours=2)).isoformat(),
+            },
+            "contact": "desk@station-north.example",
+            "wanted_by": (now + timedelta(days=7)).isoformat(),
+            "delivery": {"method": "pickup"},
+        },
+    )
+    assert filed.status == 201, await filed.text()
+    request_id = (await filed.json())["id"]
+
+    ws = await _websocket(hass, await hass_client(), hass_access_token, headers)
+    try:
+        await ws.send_json({"id": 1, "type": "doorstep/sharing/preview", "request_id": request_id})
+        reply = await ws.receive_json()
+    finally:
+        await ws.close()
+    if at_home:
+        assert reply["success"], reply
+        assert reply["result"]["request_id"] == request_id
+    else:
+        assert not reply["success"]
+        assert reply["error"]["translation_key"] == "preview_needs_home_network"
