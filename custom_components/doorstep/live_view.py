@@ -183,10 +183,12 @@ def browser_may_watch(hass: HomeAssistant, options: Mapping[str, Any]) -> bool:
     """Whether video, a snapshot or a clip may go to the browser behind this call.
 
     The one place that answers "is this client at home?" for every route to footage
-    (camera proxy, WebRTC offer, clip views). A call that did not come through Home
-    Assistant's HTTP server (a service, an automation, Home Assistant itself) has no
-    browser to send to; the image then stays inside Home Assistant. The owner's "allow
-    live view from outside the home network" option opens every route.
+    (camera proxy, WebRTC offer, clip, thumbnail and preview). A call that did not come
+    through Home Assistant's HTTP server (a service, an automation, Home Assistant
+    itself) has no browser to send to; the image then stays inside Home Assistant. The
+    owner's "allow live view from outside the home network" option, and the networks
+    they add, count where the caller passes the doorbell's options (live view and
+    snapshots); the clip routes pass none, so clips stay at home.
     """
     request = current_request.get()
     if request is None:
