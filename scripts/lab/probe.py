@@ -176,7 +176,11 @@ async def probe(args: argparse.Namespace) -> dict[str, Any]:
     auth = {"Authorization": f"Bearer {args.token}"}
     report: dict[str, Any] = {}
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
+    # Headers the client adds to every request, the websocket's included: a forged
+    # X-Forwarded-For, say, claiming a home address.
+    extra = dict(item.split(":", 1) for item in args.header)
+    extra = {name.strip(): value.strip() for name, value in extra.items()}
+    async with aiohttp.ClientSession(timeout=timeout, headers=extra) as session:
         report["snapshot"] = await _fetch(session, f"{base}/api/camera_proxy/{args.camera}", auth)
         report["mjpeg"] = await _mjpeg(
             session, f"{base}/api/camera_proxy_stream/{args.camera}", auth, 3.0
@@ -246,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--password", default=None, help="with --request-id: try to approve with this password"
+    )
+    parser.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        help="'Name: value' to send with every request (repeatable)",
     )
     parser.add_argument(
         "--local-address",
