@@ -70,14 +70,19 @@ def http_config(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
+async def http_server(hass: HomeAssistant, http_config: dict[str, Any]) -> None:
+    """Home Assistant's HTTP server set up with ``http_config``, before anything else."""
+    assert await async_setup_component(hass, "http", {"http": http_config})
+
+
+@pytest.fixture
 async def doorbell_entry(
     hass: HomeAssistant,
-    http_config: dict[str, Any],
+    http_server: None,
     doorbell: Doorbell,
     paired_entry: MockConfigEntry,
 ) -> AsyncIterator[MockConfigEntry]:
     """The paired doorbell set up behind an HTTP server configured by ``http_config``."""
-    assert await async_setup_component(hass, "http", {"http": http_config})
     assert await hass.config_entries.async_setup(paired_entry.entry_id)
     await hass.async_block_till_done()
     await wait_for(hass, lambda: paired_entry.runtime_data.coordinator.data.connected)
@@ -306,12 +311,6 @@ async def test_recorded_clip_through_a_proxy(
         refused = await client.get(thumbnail, headers=headers)
         assert refused.status == 403, headers
         assert (await refused.read())[:2] != b"\xff\xd8"
-
-
-@pytest.fixture
-async def http_server(hass: HomeAssistant, http_config: dict[str, Any]) -> None:
-    """Home Assistant's HTTP server set up with ``http_config``, before anything else."""
-    assert await async_setup_component(hass, "http", {"http": http_config})
 
 
 # (http config, request headers, whether the sharing card's preview is given)
