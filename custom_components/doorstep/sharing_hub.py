@@ -72,9 +72,14 @@ type SharingConfigEntry = ConfigEntry[SharingHub]
 class _SharingStore(Store[dict[str, Any]]):
     """HA storage whose migrations are the sharing room's own."""
 
+    # Set when the loaded file was older: it is rewritten at once, so that (for example)
+    # clear pickup tokens from version 1 do not stay on disk until the next change.
+    migrated = False
+
     async def _async_migrate_func(
         self, old_major_version: int, old_minor_version: int, old_data: dict[str, Any]
     ) -> dict[str, Any]:
+        self.migrated = True
         return migrate(old_major_version, old_data)
 
 
@@ -211,8 +216,8 @@ async def async_create_sharing_hub(
     """Open the audit log, the hub key and the stored state; None (and a repair) if corrupt."""
     root = Path(hass.config.path(STORAGE_DIR))
     store = _SharingStore(hass, SHARING_STORE_VERSION, SHARING_STORE_KEY, minor_version=1)
-    raw = await store.async_load()
     try:
+        raw = await store.async_load()
         state = state_from_dict(raw) if raw is not None else None
     except CorruptStateError as err:
         # Refusing to start releases nothing; the owner decides what to do with the file.
@@ -228,6 +233,8 @@ async def async_create_sharing_hub(
         )
         return None
     ir.async_delete_issue(hass, DOMAIN, ISSUE_SHARING_STATE_CORRUPT)
+    if store.migrated and state is not None:
+        await store.async_save(state_to_dict(state))
 
     def _open_key() -> HubKey:
         root.mkdir(parents=True, exist_ok=True)

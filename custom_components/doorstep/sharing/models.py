@@ -59,17 +59,15 @@ def requester_status(
     unanswered one expires: otherwise an early ``closed`` would say someone looked and
     said no. Without ``wanted_by`` and ``now`` the deadline is taken as passed.
     """
+    before_deadline = wanted_by is None or now is None or now < wanted_by
     if state is RequestState.PENDING:
-        return "pending"
+        # Past its deadline a pending request is closed, even before the minutely
+        # expiry check has caught up with it.
+        return "pending" if before_deadline else "closed"
     if state in RELEASABLE_STATES:
         return "fulfilled"
-    if (
-        state is RequestState.DECLINED
-        and wanted_by is not None
-        and now is not None
-        and now < wanted_by
-    ):
-        return "pending"
+    if state is RequestState.DECLINED and wanted_by is not None and now is not None:
+        return "pending" if before_deadline else "closed"
     return "closed"
 
 
