@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 import contextvars
-from datetime import timedelta
 from typing import Any
 from unittest.mock import patch
 
@@ -22,7 +21,6 @@ from hass_nabucasa import remote as cloud_remote
 from homeassistant.components import media_source
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
-from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -36,7 +34,6 @@ from custom_components.doorstep.const import (
 )
 from custom_components.doorstep.media_source import CLIP_URL
 from custom_components.doorstep.recording import DATA_CLIPS
-from custom_components.doorstep.sharing import RequesterKind
 from custom_components.doorstep.sharing_views import THUMBNAIL_URL
 from reference_doorbell.doorbell import Doorbell
 
@@ -329,35 +326,15 @@ async def test_sharing_preview_follows_the_browser(
     hass: HomeAssistant,
     http_server: None,
     sharing_entry: MockConfigEntry,
+    pending_request: str,
     hass_client: ClientSessionGenerator,
-    hass_client_no_auth: ClientSessionGenerator,
     hass_access_token: str,
     headers: dict[str, str],
     at_home: bool,
 ) -> None:
     """The card's preview of what would leave is footage too: the admin's websocket
     gets it only when the browser behind the proxy is at home."""
-    hub = sharing_entry.runtime_data
-    _requester, token = hub.gate.create_requester("Station North", RequesterKind.POLICE)
-    now = dt_util.utcnow()
-    filed = await (await hass_client_no_auth()).post(
-        "/api/doorstep/v1/requests",
-        headers={"Authorization": f"Bearer {token}"},
-        json={
-            "reference": "CASE-114",
-            "reason": "Parcel theft on the 24th",
-            "window": {
-                "start": (now - timedelta(hours=3)).isoformat(),
-                "end": (now - timedelta(hours=2)).isoformat(),
-            },
-            "contact": "desk@station-north.example",
-            "wanted_by": (now + timedelta(days=7)).isoformat(),
-            "delivery": {"method": "pickup"},
-        },
-    )
-    assert filed.status == 201, await filed.text()
-    request_id = (await filed.json())["id"]
-
+    request_id = pending_request
     ws = await _websocket(hass, await hass_client(), hass_access_token, headers)
     try:
         await ws.send_json({"id": 1, "type": "doorstep/sharing/preview", "request_id": request_id})
