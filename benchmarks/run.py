@@ -476,6 +476,73 @@ async def bench_hub_chromium_only(
     return chromium.result
 
 
+async def join_loop(
+    lab: Lab,
+    name: str,
+    target: list[str],
+    *,
+    joins: int,
+    gap_min: float,
+    join_spread: float,
+    out: Path,
+    seconds_per_join: float,
+) -> None:
+    """One decoding peer joins ``joins`` times (``viewer_proc joinloop``) on the viewers'
+    core, against ``target`` (its --url and, for Janus, --via arguments); the results
+    are in ``out``."""
+    proc = lab.python(
+        name,
+        "benchmarks.viewer_proc",
+        "joinloop",
+        *target,
+        "--joins",
+        str(joins),
+        "--gap-min",
+        str(gap_min),
+        "--join-spread",
+        str(join_spread),
+        "--out",
+        str(out),
+        core=VIEWER_CORE,
+    )
+    await wait_exit(proc, 20 + joins * seconds_per_join)
+
+
+async def measure_direct_reader(
+    lab: Lab,
+    settings: Settings,
+    name: str,
+    doorbell: Doorbell,
+    out: Path,
+    *,
+    core: int,
+    role: str,
+) -> Window:
+    """Read the doorbell's stream directly (no hub) on ``core`` for one window, and
+    measure the doorbell and the reader (named ``role`` in the window)."""
+    reader = lab.python(
+        name,
+        "benchmarks.viewer_proc",
+        "direct",
+        "--plain",
+        doorbell.plain,
+        "--doorbell-port",
+        str(doorbell.port),
+        "--fp",
+        doorbell.fingerprint,
+        "--out",
+        str(out),
+        core=core,
+    )
+    await asyncio.sleep(settings.settle + 2.0)
+    try:
+        return await measure(
+            {"doorbell": doorbell.proc.pid or 0, role: reader.pid or 0}, settings.window
+        )
+    finally:
+        lab.stop(reader)
+
+
 async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell) -> dict[str, Any]:
     hub = lab.python(
         f"hub-{label}",
@@ -509,23 +576,16 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
 
     log(f"{label}: cold joins (relay and doorbell idle between joins)")
     cold_out = settings.work / f"cold-{label}.json"
-    cold = lab.python(
+    await join_loop(
+        lab,
         f"cold-{label}",
-        "benchmarks.viewer_proc",
-        "joinloop",
-        "--url",
-        hub_url,
-        "--joins",
-        str(settings.cold_joins),
-        "--gap-min",
-        str(HUB_GRACE + 2.0),
-        "--join-spread",
-        "0.5",
-        "--out",
-        str(cold_out),
-        core=VIEWER_CORE,
+        ["--url", hub_url],
+        joins=settings.cold_joins,
+        gap_min=HUB_GRACE + 2.0,
+        join_spread=0.5,
+        out=cold_out,
+        seconds_per_join=8,
     )
-    await wait_exit(cold, 20 + settings.cold_joins * 8)
     result["cold"] = read_json(cold_out)
     if chromium is not None:
         await chromium.cold()
@@ -560,26 +620,10 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
         )
         result["latency_window_hub"] = window.to_json()
         lab.stop(marker)
-        direct = lab.python(
-            f"direct-{label}",
-            "benchmarks.viewer_proc",
-            "direct",
-            "--plain",
-            doorbell.plain,
-            "--doorbell-port",
-            str(doorbell.port),
-            "--fp",
-            doorbell.fingerprint,
-            "--out",
-            str(direct_out),
-            core=VIEWER_CORE,
-        )
-        await asyncio.sleep(settings.settle + 2.0)
-        window = await measure(
-            {"doorbell": doorbell.proc.pid or 0, "viewers": direct.pid or 0}, settings.window
+        window = await measure_direct_reader(
+            lab, settings, f"direct-{label}", doorbell, direct_out, core=VIEWER_CORE, role="viewers"
         )
         result["latency_window_direct"] = window.to_json()
-        lab.stop(direct)
         if chromium is not None:
             await chromium.latency_window(hub_pid, doorbell)
 
@@ -588,23 +632,16 @@ async def bench_hub(lab: Lab, settings: Settings, label: str, doorbell: Doorbell
         async with aiohttp.ClientSession() as http:
             await wait_connected(http, f"{hub_url}/stats", 1)
         log(f"{label}: warm joins at random GOP phases ({settings.warm_joins})")
-        warm = lab.python(
+        await join_loop(
+            lab,
             f"warm-{label}",
-            "benchmarks.viewer_proc",
-            "joinloop",
-            "--url",
-            hub_url,
-            "--joins",
-            str(settings.warm_joins),
-            "--gap-min",
-            "0.3",
-            "--join-spread",
-            "2.0",
-            "--out",
-            str(warm_out),
-            core=VIEWER_CORE,
+            ["--url", hub_url],
+            joins=settings.warm_joins,
+            gap_min=0.3,
+            join_spread=2.0,
+            out=warm_out,
+            seconds_per_join=4,
         )
-        await wait_exit(warm, 20 + settings.warm_joins * 4)
 
     log(f"{label}: latency phase (browser-like probe, direct reader, Chromium)")
     await latency_phase()
@@ -719,27 +756,23 @@ async def bench_janus(
         async def warm_joins() -> None:
             log(f"{label}: Janus warm joins at random GOP phases ({settings.warm_joins})")
             await asyncio.sleep(4.0)  # the first viewer is connected and watching
-            warm = lab.python(
+            await join_loop(
+                lab,
                 f"janus-warm-{label}",
-                "benchmarks.viewer_proc",
-                "joinloop",
-                "--via",
-                "janus",
-                "--url",
-                f"http://{net.janus_address}:18088/janus",
-                "--ice-address",
-                net.root_address,
-                "--joins",
-                str(settings.warm_joins),
-                "--gap-min",
-                "0.3",
-                "--join-spread",
-                "2.0",
-                "--out",
-                str(warm_out),
-                core=VIEWER_CORE,
+                [
+                    "--via",
+                    "janus",
+                    "--url",
+                    f"http://{net.janus_address}:18088/janus",
+                    "--ice-address",
+                    net.root_address,
+                ],
+                joins=settings.warm_joins,
+                gap_min=0.3,
+                join_spread=2.0,
+                out=warm_out,
+                seconds_per_join=5,
             )
-            await wait_exit(warm, 20 + settings.warm_joins * 5)
 
         log(f"{label}: Janus steps {STEPS}")
         steps, outs = await run_steps(
@@ -849,25 +882,9 @@ async def encoder_check(lab: Lab, settings: Settings, label: str) -> dict[str, A
     doorbell = await start_doorbell(lab, settings, label, "live")
     out = settings.work / f"live-direct-{label}.json"
     try:
-        reader = lab.python(
-            f"live-direct-{label}",
-            "benchmarks.viewer_proc",
-            "direct",
-            "--plain",
-            doorbell.plain,
-            "--doorbell-port",
-            str(doorbell.port),
-            "--fp",
-            doorbell.fingerprint,
-            "--out",
-            str(out),
-            core=HUB_CORE,
+        window = await measure_direct_reader(
+            lab, settings, f"live-direct-{label}", doorbell, out, core=HUB_CORE, role="reader"
         )
-        await asyncio.sleep(settings.settle + 2.0)
-        window = await measure(
-            {"doorbell": doorbell.proc.pid or 0, "reader": reader.pid or 0}, settings.window
-        )
-        lab.stop(reader)
         return {"window": window.to_json(), "reader": read_json(out)}
     finally:
         lab.stop(doorbell.proc)

@@ -6,14 +6,14 @@ from collections.abc import Awaitable, Callable
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from aiohttp import hdrs, web
 
-from .pairing import Locked, RightCode, WrongCode
-
-if TYPE_CHECKING:
-    from .doorbell import Doorbell
+from .events import EventHub
+from .identity import Identity
+from .pairing import Locked, PairingGuard, RightCode, WrongCode
+from .video import VideoPipeline
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -102,10 +102,43 @@ async def read_json_object(request: web.Request, *, required: bool = True) -> di
     return body
 
 
+class ServedSettings(Protocol):
+    """The doorbell settings the API reads (``doorbell.DoorbellConfig`` has them)."""
+
+    @property
+    def http_button(self) -> bool: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def firmware(self) -> str: ...
+
+
+class ServedDoorbell(Protocol):
+    """What the API acts on. ``doorbell.Doorbell`` is the one; it builds the API, so the
+    API names only this shape and the doorbell module stays the only one that imports
+    the other."""
+
+    name: str
+    identity: Identity
+    guard: PairingGuard
+    events: EventHub
+    video: VideoPipeline
+
+    @property
+    def config(self) -> ServedSettings: ...
+    @property
+    def device_id(self) -> str: ...
+
+    def issue_token(self, client: str) -> str: ...
+    def forget_token(self, token_hash: str) -> None: ...
+    async def ring(self) -> None: ...
+    async def set_motion(self, active: bool) -> None: ...
+
+
 class DoorbellApi:
     """Request handlers; the doorbell itself holds the state they act on."""
 
-    def __init__(self, bell: Doorbell) -> None:
+    def __init__(self, bell: ServedDoorbell) -> None:
         self._bell = bell
 
     def build(self) -> web.Application:

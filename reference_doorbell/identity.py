@@ -25,9 +25,8 @@ import tempfile
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+
+from .certs import build_certificate, cert_pem as certificate_pem, fingerprint, key_pem, new_key
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -144,39 +143,23 @@ class Identity:
     # ----- certificate
 
     def _make_cert(self) -> None:
-        key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.state.device_id)])
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + CERT_VALIDITY)
-            .add_extension(
-                x509.SubjectAlternativeName([x509.DNSName(f"{self.state.device_id}.local")]),
-                critical=False,
-            )
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .sign(key, hashes.SHA256())
+        key = new_key()
+        cert = build_certificate(
+            self.state.device_id,
+            key,
+            alt_names=[f"{self.state.device_id}.local"],
+            validity=CERT_VALIDITY,
         )
-        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-        key_pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _write_private(self.state_dir / KEY_FILE, key_pem)
+        cert_pem, private_pem = certificate_pem(cert), key_pem(key)
+        _write_private(self.state_dir / KEY_FILE, private_pem)
         _write_private(self.state_dir / CERT_FILE, cert_pem)
-        self._set_cert(cert_pem, key_pem)
+        self._set_cert(cert_pem, private_pem)
         _LOGGER.info("Created new TLS certificate, fingerprint %s", self.fingerprint)
 
     def _set_cert(self, cert_pem: bytes, key_pem: bytes) -> None:
         cert = x509.load_pem_x509_certificate(cert_pem)
         self.cert_pem, self.key_pem = cert_pem, key_pem
-        self.fingerprint = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+        self.fingerprint = fingerprint(cert)
 
     def ssl_context(self) -> ssl.SSLContext:
         """Return a server TLS context (TLS 1.2 or newer) for the current certificate."""

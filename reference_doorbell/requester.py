@@ -267,11 +267,10 @@ async def _wait(args: argparse.Namespace) -> int:
 
 
 async def _fetch(args: argparse.Namespace) -> int:
-    from .requester_verify import keep, load_checker, read_archive, verify
+    from .requester_verify import keep, read_archive, verify
 
     check_request_id(args.id)
     pinned = parse_public_key(args.public_key) if args.public_key else None
-    await asyncio.to_thread(load_checker)
     args.out.mkdir(parents=True, exist_ok=True)
     async with _client(args) as client:
         status = await client.status(args.id)

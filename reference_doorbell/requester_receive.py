@@ -18,7 +18,7 @@ import tempfile
 
 from aiohttp import ClientPayloadError, web
 
-from .requester_verify import Verdict, keep, load_checker, read_archive, verify
+from .requester_verify import Verdict, keep, read_archive, verify
 
 TAR_TYPE = "application/x-tar"
 DEFAULT_MAX_BYTES = 4 * 1024**3
@@ -60,9 +60,6 @@ class UploadReceiver:
             context.load_cert_chain(self._config.cert, self._config.key)
         except (OSError, ssl.SSLError) as err:
             raise OSError(f"cannot load --cert/--key: {err}") from err
-        # Load the checker now: it imports Home Assistant, which is slow, and the hub
-        # should not wait on that after sending the last byte.
-        await asyncio.to_thread(load_checker)
         self._result = asyncio.get_running_loop().create_future()
         app = web.Application(client_max_size=self._config.max_bytes)
         app.router.add_post("/{tail:.*}", self._upload)

@@ -1,32 +1,25 @@
 """Checking a release archive, and keeping it, the way a careful requester would.
 
-The checks themselves are the hub's own (``sharing.archive.verify_archive``): the signature
-over the manifest, the key id, then every clip's size and SHA-256, and no extra members.
-Reusing them keeps the requester and the hub agreeing on one format. This module adds
-what a requester needs around that: a verdict to print, and files on disk that say
-plainly whether they verified.
+The checks themselves are :mod:`.release_check`'s: the signature over the manifest, the
+key id, then every clip's size and SHA-256, and no extra members. The hub's tests check
+its archives with the same module, so the requester and the hub agree on one format.
+This module adds what a requester needs around that: a verdict to print, and files on
+disk that say plainly whether they verified.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-import importlib
 import os
 from pathlib import Path
 import re
 import tarfile
 
-from .requester_client import RequesterError
+from .release_check import MANIFEST_NAME, SIGNATURE_NAME, ReleaseInvalid, verify_archive
 
 # What may become a file name on our disk, whatever a (signed) manifest says.
 _REQUEST_ID_RE = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
 _CLIP_FILE_RE = re.compile(r"clips/[0-7][0-9A-HJKMNP-TV-Z]{25}\.mp4")
-MANIFEST_NAME = "manifest.json"
-SIGNATURE_NAME = "manifest.json.sig"
-
-
-class CheckerUnavailable(RequesterError):
-    """The hub's archive checker cannot be imported (run from the repository root)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,30 +63,11 @@ class Verdict:
         return out
 
 
-def load_checker() -> None:
-    """Import the hub's checker now, or say why it can't be (blocking: it is slow).
-
-    Imported late because the hub's package pulls in Home Assistant, which takes seconds
-    and is needed only when there is an archive to check. Called before a download so a
-    limited pickup link is not spent on an archive that could not be checked.
-    """
-    try:
-        importlib.import_module("custom_components.doorstep.sharing")
-    except ImportError as err:
-        raise CheckerUnavailable(
-            "checking archives needs the Doorstep integration (custom_components.doorstep) "
-            f"importable, e.g. run from the repository root: {err}"
-        ) from err
-
-
 def verify(data: bytes, public_key: bytes, expected_request_id: str | None = None) -> Verdict:
     """Check ``data`` against the hub's raw Ed25519 public key."""
-    load_checker()
-    from custom_components.doorstep.sharing import InvalidManifest, verify_archive
-
     try:
         manifest = verify_archive(data, public_key)
-    except InvalidManifest as err:
+    except ReleaseInvalid as err:
         return Verdict(False, str(err))
     request_id = manifest.get("request_id")
     if not isinstance(request_id, str) or _REQUEST_ID_RE.fullmatch(request_id) is None:

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 import logging
-from typing import TYPE_CHECKING
 
+from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
@@ -16,9 +16,6 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from .const import CONF_RING_COOLDOWN, DEFAULT_RING_COOLDOWN, DOMAIN, EVENT_RING
 from .device import DeviceInfo, DoorbellEvent, EventType, FingerprintMismatch
 from .repairs import async_create_identity_issue
-
-if TYPE_CHECKING:
-    from .data import DoorstepConfigEntry
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -38,9 +35,11 @@ class DoorbellState:
 class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
     """Holds the state of one doorbell, fed by its event stream (never polled)."""
 
-    config_entry: DoorstepConfigEntry
+    # The entry's options and id are all it reads; the runtime data (data.py) holds the
+    # coordinator, so typing the entry by that data would tie the two modules in a loop.
+    config_entry: ConfigEntry
 
-    def __init__(self, hass: HomeAssistant, entry: DoorstepConfigEntry, device: DeviceInfo) -> None:
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, device: DeviceInfo) -> None:
         """Start disconnected; the event stream reports when it is up."""
         super().__init__(
             hass,

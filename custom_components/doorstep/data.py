@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from homeassistant.config_entries import ConfigEntry
 
+from .coordinator import DoorstepCoordinator
 from .device import DeviceInfo, DoorstepClient
 from .media import MediaRelay, Recorder, SessionManager
-
-if TYPE_CHECKING:
-    from .coordinator import DoorstepCoordinator
 
 
 @dataclass(slots=True)

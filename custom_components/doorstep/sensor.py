@@ -3,6 +3,8 @@ and how many footage requests wait for an answer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import cast
 
 from homeassistant.components.sensor import (
@@ -28,27 +30,78 @@ from .sharing_hub import SharingHub
 
 PARALLEL_UPDATES = 0
 
+type Unsubscribe = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class DoorbellSensorSource:
+    """What a doorbell's sensors read: its runtime data and the shared clip store."""
+
+    hass: HomeAssistant
+    data: DoorstepData
+    clips: ClipStore
+
+    @property
+    def doorbell_id(self) -> str:
+        """The doorbell these sensors belong to."""
+        return self.data.device.device_id
+
+
+@dataclass(frozen=True, kw_only=True)
+class DoorstepSensorEntityDescription(SensorEntityDescription):
+    """How a doorbell sensor reads its value, and what tells it the value changed.
+
+    Neither value comes from the event stream, so the coordinator's updates do not
+    cover them: ``subscribe_fn`` connects the sensor to whatever does change them.
+    """
+
+    value_fn: Callable[[DoorbellSensorSource], int]
+    subscribe_fn: Callable[[DoorbellSensorSource, Callable[[], None]], Unsubscribe]
+
+
+def _on_viewers_changed(source: DoorbellSensorSource, update: Callable[[], None]) -> Unsubscribe:
+    return source.data.relay.add_viewer_listener(lambda _count: update())
+
+
+def _on_clips_changed(source: DoorbellSensorSource, update: Callable[[], None]) -> Unsubscribe:
+    @callback
+    def clips_changed(doorbell_id: str | None) -> None:
+        # None: retention went through every doorbell's clips.
+        if doorbell_id is None or doorbell_id == source.doorbell_id:
+            update()
+
+    return async_dispatcher_connect(source.hass, SIGNAL_CLIPS_CHANGED, clips_changed)
+
+
+SENSOR_DESCRIPTIONS: tuple[DoorstepSensorEntityDescription, ...] = (
+    # Browsers receiving this doorbell's live video through the hub.
+    DoorstepSensorEntityDescription(
+        key="live_viewers",
+        translation_key="live_viewers",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda source: source.data.relay.viewer_count,
+        subscribe_fn=_on_viewers_changed,
+    ),
+    # Disk used by this doorbell's clips and continuous segments, held ones included,
+    # so an automation can warn before retention starts removing the oldest footage.
+    DoorstepSensorEntityDescription(
+        key="clip_storage",
+        translation_key="clip_storage",
+        device_class=SensorDeviceClass.DATA_SIZE,
+        state_class=SensorStateClass.MEASUREMENT,
+        native_unit_of_measurement=UnitOfInformation.BYTES,
+        suggested_unit_of_measurement=UnitOfInformation.MEGABYTES,
+        suggested_display_precision=1,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda source: source.clips.doorbell_bytes(source.doorbell_id),
+        subscribe_fn=_on_clips_changed,
+    ),
+)
+
 PENDING_REQUESTS = SensorEntityDescription(
     key="pending_requests",
     translation_key="pending_requests",
     state_class=SensorStateClass.MEASUREMENT,
-)
-
-LIVE_VIEWERS = SensorEntityDescription(
-    key="live_viewers",
-    translation_key="live_viewers",
-    state_class=SensorStateClass.MEASUREMENT,
-)
-
-CLIP_STORAGE = SensorEntityDescription(
-    key="clip_storage",
-    translation_key="clip_storage",
-    device_class=SensorDeviceClass.DATA_SIZE,
-    state_class=SensorStateClass.MEASUREMENT,
-    native_unit_of_measurement=UnitOfInformation.BYTES,
-    suggested_unit_of_measurement=UnitOfInformation.MEGABYTES,
-    suggested_display_precision=1,
-    entity_category=EntityCategory.DIAGNOSTIC,
 )
 
 
@@ -57,82 +110,50 @@ async def async_setup_entry(
     entry: DoorstepConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """A doorbell gets its live viewers sensor; the sharing entry its pending count."""
+    """A doorbell gets its live viewers and clip storage sensors; the sharing entry its
+    pending count."""
     if entry.data.get(CONF_KIND) == KIND_SHARING:
         hub = cast(SharingHub, entry.runtime_data)
         async_add_entities([PendingRequestsSensor(hub)])
         return
-    coordinator = entry.runtime_data.coordinator
+    source = DoorbellSensorSource(hass, entry.runtime_data, hass.data[DATA_CLIPS])
     async_add_entities(
-        [
-            LiveViewersSensor(coordinator, entry.runtime_data),
-            ClipStorageSensor(coordinator, hass.data[DATA_CLIPS]),
-        ]
+        DoorstepSensorEntity(entry.runtime_data.coordinator, description, source)
+        for description in SENSOR_DESCRIPTIONS
     )
 
 
-class LiveViewersSensor(DoorstepEntity, SensorEntity):
-    """Counts browsers receiving this doorbell's live video through the hub."""
+class DoorstepSensorEntity(DoorstepEntity, SensorEntity):
+    """A doorbell sensor described by a :class:`DoorstepSensorEntityDescription`."""
 
-    def __init__(self, coordinator: DoorstepCoordinator, data: DoorstepData) -> None:
-        """Follow the relay's viewer count."""
-        super().__init__(coordinator, LIVE_VIEWERS)
-        self._data = data
+    entity_description: DoorstepSensorEntityDescription
 
-    async def async_added_to_hass(self) -> None:
-        """Update whenever a viewer joins or leaves."""
-        await super().async_added_to_hass()
-        self.async_on_remove(self._data.relay.add_viewer_listener(self._viewers_changed))
-
-    @callback
-    def _viewers_changed(self, _count: int) -> None:
-        self.async_write_ha_state()
-
-    @property
-    def available(self) -> bool:
-        """Always known: nobody watching an offline doorbell is still a count."""
-        return True
-
-    @property
-    def native_value(self) -> int:
-        """Viewers right now."""
-        return self._data.relay.viewer_count
-
-
-class ClipStorageSensor(DoorstepEntity, SensorEntity):
-    """Disk used by this doorbell's clips and continuous segments, held ones included.
-
-    Updated whenever a clip is saved or retention deletes some, so an automation can
-    warn before the retention limit starts removing the oldest footage.
-    """
-
-    def __init__(self, coordinator: DoorstepCoordinator, store: ClipStore) -> None:
-        """Sum this doorbell's clips in the shared store."""
-        super().__init__(coordinator, CLIP_STORAGE)
-        self._store = store
-        self._doorbell_id = coordinator.device.device_id
+    def __init__(
+        self,
+        coordinator: DoorstepCoordinator,
+        description: DoorstepSensorEntityDescription,
+        source: DoorbellSensorSource,
+    ) -> None:
+        """Read from ``source`` as the description says."""
+        super().__init__(coordinator, description)
+        self._source = source
 
     async def async_added_to_hass(self) -> None:
-        """Recount when clips change."""
+        """Write the state whenever what the value is read from changes."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            async_dispatcher_connect(self.hass, SIGNAL_CLIPS_CHANGED, self._clips_changed)
+            self.entity_description.subscribe_fn(self._source, self.async_write_ha_state)
         )
-
-    @callback
-    def _clips_changed(self, doorbell_id: str | None) -> None:
-        if doorbell_id is None or doorbell_id == self._doorbell_id:
-            self.async_write_ha_state()
 
     @property
     def available(self) -> bool:
-        """Clips on disk are known whether or not the doorbell is online."""
+        """Both values are known on the hub whether or not the doorbell is online."""
         return True
 
     @property
     def native_value(self) -> int:
-        """Bytes on disk."""
-        return self._store.doorbell_bytes(self._doorbell_id)
+        """The description's reading of the source."""
+        return self.entity_description.value_fn(self._source)
 
 
 class PendingRequestsSensor(SensorEntity):

@@ -70,16 +70,15 @@ type SharingConfigEntry = ConfigEntry[SharingHub]
 
 
 class _SharingStore(Store[dict[str, Any]]):
-    """HA storage whose migrations are the sharing room's own."""
+    """HA storage whose migrations are the sharing room's own.
 
-    # Set when the loaded file was older: it is rewritten at once, so that (for example)
-    # clear pickup tokens from version 1 do not stay on disk until the next change.
-    migrated = False
+    Home Assistant's Store writes the migrated data back as soon as it has loaded it, so
+    clear pickup tokens from version 1 do not wait on disk for the next change.
+    """
 
     async def _async_migrate_func(
         self, old_major_version: int, old_minor_version: int, old_data: dict[str, Any]
     ) -> dict[str, Any]:
-        self.migrated = True
         return migrate(old_major_version, old_data)
 
 
@@ -233,8 +232,6 @@ async def async_create_sharing_hub(
         )
         return None
     ir.async_delete_issue(hass, DOMAIN, ISSUE_SHARING_STATE_CORRUPT)
-    if store.migrated and state is not None:
-        await store.async_save(state_to_dict(state))
 
     def _open_key() -> HubKey:
         root.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ from .sharing import (
     RequestClosed,
     Requester,
     RequesterKind,
+    SessionKind,
     ShareRequest,
     SharingError,
     UnknownRequest,
@@ -333,7 +334,7 @@ async def ws_step_up(hass: HomeAssistant, connection: Connection, msg: dict[str,
     connection.send_result(
         msg["id"],
         {
-            "interactive": session_kind(hass, connection.refresh_token_id).value == "normal",
+            "interactive": session_kind(hass, connection.refresh_token_id) is SessionKind.NORMAL,
             "password": await has_password(hass, user),
             "totp": await has_totp(hass, user),
             "is_admin": user.is_admin,

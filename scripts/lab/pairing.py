@@ -4,9 +4,14 @@ through the UI: wait for the zeroconf discovery, confirm it, enter the code."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+import time
 from typing import Any
 
+from .doorbell import Doorbell
 from .hass import HassClient, HassError, HassWebSocket
+from .procs import within
 
 DOMAIN = "doorstep"
 
@@ -51,6 +56,51 @@ async def pair_flow(client: HassClient, flow: dict[str, Any], code: str) -> dict
         else:
             raise HassError(f"unexpected config flow step {step!r}: {result}")
     raise HassError(f"config flow did not finish: {result}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pairing:
+    """What discovering and pairing one doorbell produced."""
+
+    info: dict[str, Any]  # the doorbell's /v1/info
+    result: dict[str, Any]  # the config flow's last answer (create_entry on success)
+    discovery_seconds: float
+
+    @property
+    def entry_id(self) -> str:
+        """The new config entry (only after a ``create_entry`` result)."""
+        return str(self.result["result"]["entry_id"])
+
+
+type DiscoveryWatch = Callable[[Awaitable[dict[str, Any]]], Awaitable[dict[str, Any]]]
+
+
+async def discover_and_pair(
+    client: HassClient,
+    bell: Doorbell,
+    *,
+    discovery_timeout: float = 30,
+    watch: DiscoveryWatch | None = None,
+) -> Pairing:
+    """Wait for the doorbell to answer, for Home Assistant to discover it by mDNS, then
+    walk the discovered flow with the code the doorbell shows.
+
+    ``watch`` wraps the wait for discovery (to fail early on a known cause, say). The
+    caller checks ``result["type"]``: a refused pairing is an answer, not an exception.
+    """
+    async with within(20, "the doorbell answers", bell.process):
+        info = await bell.wait_ready(client.session)
+    ws = await client.websocket()
+    try:
+        started = time.monotonic()
+        async with within(discovery_timeout, f"Home Assistant discovers {bell.name!r} by mDNS"):
+            waiting = wait_for_discovery(ws, device_id=info["id"])
+            flow = await (watch(waiting) if watch is not None else waiting)
+        found = time.monotonic() - started
+        result = await pair_flow(client, flow, bell.pairing_code())
+    finally:
+        await ws.close()
+    return Pairing(info=info, result=result, discovery_seconds=found)
 
 
 # homeassistant.config_entries.DISCOVERY_COOLDOWN and DISCOVERY_NOTIFICATION_ID.

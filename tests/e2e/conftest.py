@@ -21,7 +21,6 @@ import shutil
 import socket
 import tempfile
 import threading
-import time
 from typing import Any
 
 import aiohttp
@@ -40,7 +39,7 @@ from scripts.lab.hass import (
     wait_http_ready,
 )
 from scripts.lab.netns import Topology, create_topology, lab_unavailable_reason
-from scripts.lab.pairing import pair_flow, wait_for_discovery
+from scripts.lab.pairing import discover_and_pair
 from scripts.lab.procs import ManagedProcess, within
 from scripts.lab.proxy import trust_lab_proxy
 
@@ -245,28 +244,20 @@ def paired(hass_instance: HassInstance, front_door: Doorbell) -> Paired:
     """Wait for Home Assistant to discover the doorbell by mDNS, then pair it through
     the config-flow API with the code the doorbell shows."""
 
-    async def discover_and_pair() -> Paired:
+    async def discover_and_pair_front_door() -> Paired:
         async with aiohttp.ClientSession() as session:
-            async with within(20, "ready", front_door.process):
-                info = await front_door.wait_ready(session)
             client = HassClient(
                 session=session, base_url=hass_instance.base_url, token=hass_instance.token
             )
-            ws = await client.websocket()
-            try:
-                started = time.monotonic()
-                async with within(30, "Home Assistant discovers the doorbell by mDNS"):
-                    flow = await wait_for_discovery(ws, device_id=info["id"])
-                found = time.monotonic() - started
-                result = await pair_flow(client, flow, front_door.pairing_code())
-            finally:
-                await ws.close()
-        assert result["type"] == "create_entry", result
+            pairing = await discover_and_pair(client, front_door)
+        assert pairing.result["type"] == "create_entry", pairing.result
         return Paired(
-            device_id=info["id"], entry_id=result["result"]["entry_id"], discovery_seconds=found
+            device_id=pairing.info["id"],
+            entry_id=pairing.entry_id,
+            discovery_seconds=pairing.discovery_seconds,
         )
 
-    return run_async(discover_and_pair)
+    return run_async(discover_and_pair_front_door)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -49,7 +49,7 @@ from scripts.lab.hass import (
     wait_http_ready,
 )
 from scripts.lab.netns import Topology, create_topology, ns_argv
-from scripts.lab.pairing import pair_flow, wait_for_discovery
+from scripts.lab.pairing import discover_and_pair
 from scripts.lab.procs import ManagedProcess, within
 from scripts.lab.registry_proxy import REGISTRY_HOSTS, RegistryProxy
 from scripts.lab.stock_ha import installed_version, pinned_constraint, stock_venv
@@ -203,19 +203,14 @@ async def test_stock_home_assistant_installs_and_runs_doorstep(
 
         # Discovery loads Doorstep (Home Assistant installs an integration's requirements
         # when it first loads it, here for the zeroconf flow); the doorbell pairs.
-        async with within(20, "the doorbell answers", stock_home.doorbell.process):
-            info = await stock_home.doorbell.wait_ready(session)
-        ws = await client.websocket()
-        try:
-            # The first discovery waits for the requirements to install.
-            async with within(300, "HA installs Doorstep and discovers the doorbell"):
-                flow = await _unless_install_fails(
-                    hass, wait_for_discovery(ws, device_id=info["id"])
-                )
-            result = await pair_flow(client, flow, stock_home.doorbell.pairing_code())
-        finally:
-            await ws.close()
-        assert result["type"] == "create_entry", result
+        # The first discovery waits for the requirements to install.
+        pairing = await discover_and_pair(
+            client,
+            stock_home.doorbell,
+            discovery_timeout=300,
+            watch=lambda waiting: _unless_install_fails(hass, waiting),
+        )
+        assert pairing.result["type"] == "create_entry", pairing.result
 
         # Home Assistant installed Doorstep's requirement itself, and kept its own av.
         aiortc = installed_version(stock_home.venv, "aiortc")

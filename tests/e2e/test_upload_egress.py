@@ -30,7 +30,7 @@ import aiohttp
 from playwright.async_api import async_playwright
 import pytest
 
-from custom_components.doorstep.sharing import verify_archive
+from reference_doorbell.release_check import verify_archive
 from scripts.lab.certs import TestCa
 from scripts.lab.doorbell import Doorbell
 from scripts.lab.forward import TcpForwarder
@@ -45,7 +45,7 @@ from scripts.lab.hass import (
 )
 from scripts.lab.netns import Topology, ns_argv
 from scripts.lab.outside import OutsideHost
-from scripts.lab.pairing import pair_flow, wait_for_discovery
+from scripts.lab.pairing import discover_and_pair
 from scripts.lab.procs import ManagedProcess, python_env, within
 from scripts.lab.requests import create_requester
 
@@ -98,24 +98,16 @@ def back_door(
     try:
         bell.start()
 
-        async def discover_and_pair() -> str:
+        async def pair_back_door() -> str:
             async with aiohttp.ClientSession() as session:
-                async with within(20, "ready", bell.process):
-                    info = await bell.wait_ready(session)
                 client = HassClient(
                     session=session, base_url=hass_instance.base_url, token=hass_instance.token
                 )
-                ws = await client.websocket()
-                try:
-                    async with within(30, "Home Assistant discovers the back door"):
-                        flow = await wait_for_discovery(ws, device_id=info["id"])
-                    result = await pair_flow(client, flow, bell.pairing_code())
-                finally:
-                    await ws.close()
-            assert result["type"] == "create_entry", result
-            return str(result["result"]["entry_id"])
+                pairing = await discover_and_pair(client, bell)
+            assert pairing.result["type"] == "create_entry", pairing.result
+            return pairing.entry_id
 
-        entry_id = run_async(discover_and_pair)
+        entry_id = run_async(pair_back_door)
         yield bell
     finally:
         if entry_id is not None:

@@ -64,20 +64,28 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> Iterato
 
 
 @pytest.fixture
-async def doorbell(socket_enabled: None, tmp_path: Path) -> AsyncIterator[Doorbell]:
+def doorbell_settings() -> dict[str, Any]:
+    """Settings a test module overrides (as a fixture of this name) to change the
+    doorbell, for example ``{"stream_profile": "high"}``."""
+    return {}
+
+
+@pytest.fixture
+async def doorbell(
+    socket_enabled: None, tmp_path: Path, doorbell_settings: dict[str, Any]
+) -> AsyncIterator[Doorbell]:
     """A real reference doorbell on loopback, stopped after the test."""
-    bell = Doorbell(
-        DoorbellConfig(
-            name="Front door",
-            state_dir=tmp_path / "front-door",
-            host="127.0.0.1",
-            port=0,
-            advertise=False,
-            heartbeat_interval=HEARTBEAT,
-            lockout_attempts=5,
-            lockout_seconds=60.0,
-        )
-    )
+    settings: dict[str, Any] = {
+        "name": "Front door",
+        "state_dir": tmp_path / "front-door",
+        "host": "127.0.0.1",
+        "port": 0,
+        "advertise": False,
+        "heartbeat_interval": HEARTBEAT,
+        "lockout_attempts": 5,
+        "lockout_seconds": 60.0,
+    } | doorbell_settings
+    bell = Doorbell(DoorbellConfig(**settings))
     await bell.start()
     yield bell
     await bell.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 from aiohttp.test_utils import TestClient
 from freezegun.api import FrozenDateTimeFactory
@@ -292,3 +293,23 @@ def _read_bytes(path: str) -> bytes:
 def _write_bytes(path: str, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
+
+
+async def test_preview_only_at_home(
+    hass: HomeAssistant,
+    sharing_entry: MockConfigEntry,
+    person_ws: MockHAClientWebSocket,
+    pending_request: str,
+) -> None:
+    """When the home-network rule says the browser is outside, the preview is refused,
+    translated and on record (I3). The rule itself (addresses, proxies, Home Assistant
+    Cloud) has its own tests with live view; here it is set at the command's boundary."""
+    rule = "custom_components.doorstep.websocket_api.from_home_network"
+    with patch(rule, return_value=False):
+        refused = await ws_call(person_ws, "doorstep/sharing/preview", request_id=pending_request)
+    assert refused["error"]["translation_key"] == "preview_needs_home_network"
+    assert refused["error"]["code"] == "unauthorized"
+    assert await _refusals(hass) == ["outside_home_network"]
+    with patch(rule, return_value=True):
+        shown = await ws_call(person_ws, "doorstep/sharing/preview", request_id=pending_request)
+    assert shown["success"] is True, shown

@@ -45,8 +45,9 @@ from custom_components.doorstep.const import (
     KIND_SHARING,
 )
 from custom_components.doorstep.recording import DATA_CLIPS
-from custom_components.doorstep.sharing import verify_archive
+from custom_components.doorstep.sharing import Actor, state_to_dict
 from reference_doorbell.doorbell import Doorbell
+from reference_doorbell.release_check import verify_archive
 
 from .conftest import (
     API,
@@ -353,6 +354,50 @@ async def test_requests_survive_a_restart(
     await hass.async_block_till_done()
     assert hub_of(sharing_entry).gate.get(request_id).state.value == "pending"
     assert hass.states.get(switch_id(hass, request_id)) is not None
+
+
+async def test_version_1_store_is_migrated_to_hashed_pickup_tokens(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sharing_entry: MockConfigEntry,
+    requester_client: TestClient,
+    police: dict[str, str],
+    pending_request: str,
+) -> None:
+    """A store saved before pickup tokens were hashed (Store version 1, clear token) is
+    migrated on load and rewritten at once; the requester's old link still works."""
+    hub = hub_of(sharing_entry)
+    await hub.gate.approve(
+        pending_request, Actor(user_id="owner", is_admin=True, verified_by="password")
+    )
+    token = hub.gate.pickup_token(pending_request)
+    assert token is not None
+    old = state_to_dict(hub.gate.state)
+    old["version"] = 1
+    for item in old["requests"]:
+        if item["pickup"] is not None:
+            item["pickup"]["token"] = token
+            del item["pickup"]["token_hash"]
+    assert await hass.config_entries.async_unload(sharing_entry.entry_id)
+    await hass.async_block_till_done()
+    injected = {"version": 1, "minor_version": 1, "key": "doorstep.sharing", "data": old}
+    hass_storage["doorstep.sharing"] = injected
+
+    assert await hass.config_entries.async_setup(sharing_entry.entry_id)
+    await hass.async_block_till_done()
+    stored = hass_storage["doorstep.sharing"]
+    # Written anew (the mock store replaces the entry on a write), not only migrated in
+    # memory: the clear token must not wait on disk for the next change.
+    assert stored is not injected
+    assert stored["version"] == 2
+    assert stored["data"]["version"] == 2
+    assert token not in json.dumps(stored)
+    assert hashlib.sha256(token.encode()).hexdigest() in json.dumps(stored)
+    pickup = await requester_client.get(f"{API}/pickup/{token}")
+    assert pickup.status == 200
+    key = await (await requester_client.get(f"{API}/key", headers=police)).json()
+    manifest = verify_archive(await pickup.read(), b64decode(key["public_key"]))
+    assert manifest["request_id"] == pending_request
 
 
 async def test_corrupt_store_releases_nothing(

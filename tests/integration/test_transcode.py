@@ -4,8 +4,7 @@ fallback, live view still plays, and recording keeps the doorbell's own stream."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 import threading
 from typing import Any
 from unittest.mock import patch
@@ -29,9 +28,9 @@ from custom_components.doorstep.media.h264 import parameter_sets, parse_sps
 from custom_components.doorstep.recording import DATA_CLIPS
 from custom_components.doorstep.repairs import profile_issue_id
 from reference_doorbell.blockcode import decode_blockcode
-from reference_doorbell.doorbell import Doorbell, DoorbellConfig
+from reference_doorbell.doorbell import Doorbell
 
-from .conftest import HEARTBEAT, wait_for
+from .conftest import wait_for
 from .test_camera import _offer, _send_offer
 
 
@@ -42,22 +41,9 @@ def _loopback_ice() -> Iterator[None]:
 
 
 @pytest.fixture
-async def doorbell(socket_enabled: None, tmp_path: Path) -> AsyncIterator[Doorbell]:
-    """The reference doorbell, set to the High profile with B-frames."""
-    bell = Doorbell(
-        DoorbellConfig(
-            name="Front door",
-            state_dir=tmp_path / "front-door",
-            host="127.0.0.1",
-            port=0,
-            advertise=False,
-            heartbeat_interval=HEARTBEAT,
-            stream_profile="high",
-        )
-    )
-    await bell.start()
-    yield bell
-    await bell.stop()
+def doorbell_settings() -> dict[str, Any]:
+    """The shared doorbell fixture, set to the High profile with B-frames."""
+    return {"stream_profile": "high"}
 
 
 async def test_high_profile_raises_the_issue_and_live_view_still_plays(

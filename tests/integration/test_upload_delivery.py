@@ -28,8 +28,9 @@ from custom_components.doorstep.recording import DATA_CLIPS
 from custom_components.doorstep.sharing import RequesterKind, RequestState
 from custom_components.doorstep.sharing_hub import SharingHub
 from custom_components.doorstep.upload_delivery import upload_issue_id
+from reference_doorbell.certs import CertFiles
 from reference_doorbell.requester_receive import ReceiveConfig, Received, UploadReceiver
-from scripts.lab.certs import ServerCert, TestCa
+from scripts.lab.certs import TestCa
 
 from .conftest import approve_in_card, wait_for
 
@@ -62,7 +63,7 @@ def _store_clip(hass: HomeAssistant, data: bytes, start: Any) -> str:
 
 
 @pytest.fixture
-def requester_tls(tmp_path: Path) -> tuple[TestCa, ServerCert]:
+def requester_tls(tmp_path: Path) -> tuple[TestCa, CertFiles]:
     ca = TestCa.create(tmp_path / "requester-ca", "Station North CA")
     return ca, ca.issue(tmp_path / "requester-ca", ["127.0.0.1"])
 
@@ -121,7 +122,7 @@ class ThreadedReceiver:
 async def receiver(
     hass: HomeAssistant,
     sharing_entry: MockConfigEntry,
-    requester_tls: tuple[TestCa, ServerCert],
+    requester_tls: tuple[TestCa, CertFiles],
     tmp_path: Path,
 ) -> AsyncIterator[ThreadedReceiver]:
     _ca, cert = requester_tls
@@ -192,7 +193,7 @@ async def test_approving_uploads_to_the_requester(
     person_ws: MockHAClientWebSocket,
     sharing_entry: MockConfigEntry,
     receiver: ThreadedReceiver,
-    requester_tls: tuple[TestCa, ServerCert],
+    requester_tls: tuple[TestCa, CertFiles],
 ) -> None:
     """Pending: nothing is sent. Approved by an admin: the requester gets and verifies it."""
     ca, _cert = requester_tls
@@ -234,7 +235,7 @@ async def test_untrusted_requester_is_reported_then_resumed_after_reload(
     person_ws: MockHAClientWebSocket,
     sharing_entry: MockConfigEntry,
     receiver: ThreadedReceiver,
-    requester_tls: tuple[TestCa, ServerCert],
+    requester_tls: tuple[TestCa, CertFiles],
 ) -> None:
     """Without the requester's CA nothing is sent and a repair says what to do; once the
     owner trusts the CA and reloads, the approved request is delivered."""

@@ -20,7 +20,8 @@ from pytest_homeassistant_custom_component.typing import (
     WebSocketGenerator,
 )
 
-from custom_components.doorstep.sharing import RequesterKind, verify_archive
+from custom_components.doorstep.sharing import RequesterKind
+from reference_doorbell.release_check import verify_archive
 
 from .conftest import (
     API,

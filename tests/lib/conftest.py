@@ -6,19 +6,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-import datetime as dt
-import hashlib
 from pathlib import Path
-import ssl
 from typing import TYPE_CHECKING
 
 import aiohttp
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 import pytest
+
+from reference_doorbell.certs import CertFiles, build_certificate, new_key, save_cert_files
 
 if TYPE_CHECKING:
     from reference_doorbell.doorbell import Doorbell
@@ -59,46 +54,13 @@ async def bell(tmp_path: Path) -> AsyncIterator[Doorbell]:
         await doorbell.stop()
 
 
-@dataclass(frozen=True, slots=True)
-class TlsIdentity:
-    cert_path: Path
-    key_path: Path
-    fingerprint: str
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert_path, self.key_path)
-        return context
-
-
 @pytest.fixture(scope="session")
-def tls_identity(tmp_path_factory: pytest.TempPathFactory) -> TlsIdentity:
+def tls_identity(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
     """A throwaway self-signed certificate for the fake device."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake doorbell")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .sign(key, hashes.SHA256())
+    key = new_key()
+    return save_cert_files(
+        build_certificate("fake doorbell", key), key, tmp_path_factory.mktemp("tls")
     )
-    directory = tmp_path_factory.mktemp("tls")
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    der = cert.public_bytes(serialization.Encoding.DER)
-    return TlsIdentity(cert_path, key_path, hashlib.sha256(der).hexdigest())
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +74,7 @@ type FakeDeviceFactory = Callable[[list[web.RouteDef]], Awaitable[FakeDevice]]
 
 
 @pytest.fixture
-async def fake_device(tls_identity: TlsIdentity) -> AsyncIterator[FakeDeviceFactory]:
+async def fake_device(tls_identity: CertFiles) -> AsyncIterator[FakeDeviceFactory]:
     """Start an HTTPS server on loopback that answers with the given routes."""
     runners: list[web.AppRunner] = []
 

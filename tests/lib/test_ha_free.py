@@ -9,7 +9,7 @@ import pytest
 INTEGRATION = Path(__file__).resolve().parents[2] / "custom_components" / "doorstep"
 HA_FREE_ROOMS = ("device", "media", "sharing")
 # Modules under the rooms: stdlib only, so every room may import them.
-GROUND_FLOOR = ("durable.py",)
+GROUND_FLOOR = ("durable.py", "clip_contract.py")
 
 
 def _imported_modules(source: Path) -> set[str]:
@@ -68,3 +68,17 @@ def test_ground_floor_imports_only_the_standard_library(name: str) -> None:
         if module.split(".")[0] not in sys.stdlib_module_names and module != "__future__"
     }
     assert not outside, f"{name} imports {sorted(outside)}"
+
+
+@pytest.mark.parametrize("source", _room_files(), ids=lambda p: str(p.relative_to(INTEGRATION)))
+def test_rooms_read_only_the_ground_floor(source: Path) -> None:
+    """A room imports itself and the ground floor, never another room: what two rooms
+    share (the clip contract, durable writes) lives on the floor below both."""
+    room = source.relative_to(INTEGRATION).parts[0]
+    others = {f"custom_components.doorstep.{other}" for other in HA_FREE_ROOMS if other != room}
+    reached = {
+        name
+        for name in _imported_modules(source)
+        if any(name == other or name.startswith(f"{other}.") for other in others)
+    }
+    assert not reached, f"{source} imports another room: {sorted(reached)}"

@@ -36,7 +36,7 @@ from custom_components.doorstep.media import (
     StreamSource,
     VideoPacket,
 )
-from custom_components.doorstep.media.h264 import parameter_sets, parse_avcc_extradata
+from custom_components.doorstep.media.h264 import parameter_sets
 from custom_components.doorstep.media.recorder_preroll import preroll_byte_budget
 from reference_doorbell.doorbell import Doorbell
 
@@ -47,6 +47,7 @@ from .test_media_recorder_helpers import (
     WIDTH,
     FakeClock,
     Feeder,
+    avcc_parameter_sets,
     inspect_mp4,
     synthetic_stream,
 )
@@ -224,10 +225,10 @@ async def test_event_clip_is_a_playable_mp4_of_pre_and_post_roll(
     assert 4.0 <= facts.duration < 4.0 + GOP_SECONDS + 1 / FPS
     assert facts.frames == round(facts.duration * FPS)
     # The avcC record carries the stream's own parameter sets: no transcoding happened.
-    avcc = parse_avcc_extradata(facts.extradata)
+    sps, pps = avcc_parameter_sets(facts.extradata)
     first_sps, first_pps = parameter_sets(h.feeder.packets[0].payload)
-    assert avcc.sps == (first_sps,)
-    assert avcc.pps == (first_pps,)
+    assert sps == [first_sps]
+    assert pps == [first_pps]
     # Wall times line up with the clock the events came in on.
     assert record.end - record.start == pytest.approx(timedelta(seconds=facts.duration), abs=0.15)
     assert abs((trigger_wall - record.start).total_seconds() - 2.0) <= GOP_SECONDS + 0.15

@@ -108,6 +108,27 @@ class Mp4Facts:
     height: int
 
 
+def avcc_parameter_sets(extradata: bytes) -> tuple[list[bytes], list[bytes]]:
+    """The SPS and PPS NAL units in an MP4's ``avcC`` record (ISO 14496-15 5.3.3.1).
+
+    Doorstep itself never reads avcC (it handles Annex-B only); the test reads the
+    recorder's MP4 with it to see that the doorbell's own parameter sets went in.
+    """
+    assert extradata[0] == 1, "not an avcC record"
+    position = 5
+    found: list[list[bytes]] = []
+    for count_mask in (0x1F, 0xFF):  # numOfSequenceParameterSets, numOfPictureParameterSets
+        count = extradata[position] & count_mask
+        position += 1
+        units = []
+        for _ in range(count):
+            size = int.from_bytes(extradata[position : position + 2], "big")
+            units.append(extradata[position + 2 : position + 2 + size])
+            position += 2 + size
+        found.append(units)
+    return found[0], found[1]
+
+
 def inspect_mp4(path: Path) -> Mp4Facts:
     """Open with PyAV, decode every frame, and report what a player would see."""
     with av.open(str(path), format="mp4") as container:

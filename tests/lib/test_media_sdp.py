@@ -13,14 +13,18 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
 from custom_components.doorstep.media import InvalidOffer, NetworkPolicy, OfferLimits
-from custom_components.doorstep.media.exceptions import InvalidCandidate
-from custom_components.doorstep.media.sdp import (
+from custom_components.doorstep.media.answer import (
+    check_negotiated,
+    h264_preference_order,
+    local_candidates,
+)
+from custom_components.doorstep.media.candidates import (
     candidate_rejection,
     filter_offer_candidates,
-    h264_preference_order,
     parse_candidate,
-    validate_offer,
 )
+from custom_components.doorstep.media.exceptions import InvalidCandidate
+from custom_components.doorstep.media.sdp import validate_offer
 
 _FINGERPRINT = ":".join(f"{b:02X}" for b in range(32))
 
@@ -383,6 +387,24 @@ def test_h264_preference_follows_the_source() -> None:
     assert h264_preference_order(["42e01f", "42001f"], "4d0028")[0] == "42e01f"
     assert h264_preference_order(["42001f"], None)[0] == "42001f"
     assert h264_preference_order(["42e01f"], "zz")[0] == "42e01f"
+
+
+def test_answer_is_read_with_aiortcs_parser() -> None:
+    """The negotiated codec is the first payload type of the first video section, and
+    each candidate keeps the mid and index of its section."""
+    h264_first = CHROME_OFFER.replace("SAVPF 96 97 102 ", "SAVPF 102 96 97 ")
+    check_negotiated(SessionDescription.parse(h264_first))
+    with pytest.raises(InvalidOffer, match=r"no H\.264 video could be negotiated"):
+        check_negotiated(SessionDescription.parse(CHROME_OFFER))
+    with pytest.raises(InvalidOffer, match=r"no H\.264 video could be negotiated"):
+        check_negotiated(SessionDescription.parse(CHROME_OFFER[: CHROME_OFFER.index("m=video")]))
+
+    firefox = local_candidates(SessionDescription.parse(FIREFOX_OFFER))
+    assert [c.candidate for c in firefox][:2] == [
+        "candidate:0 1 UDP 2122252543 10.0.0.8 40000 typ host",
+        "candidate:1 1 TCP 2105524479 10.0.0.8 9 typ host tcptype active",
+    ]
+    assert {(c.sdp_mid, c.sdp_mline_index) for c in firefox} == {("0", 0)}
 
 
 # --- Fuzzing -------------------------------------------------------------------------------

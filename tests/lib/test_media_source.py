@@ -25,7 +25,12 @@ from custom_components.doorstep.media import (
     StreamSource,
     VideoPacket,
 )
-from custom_components.doorstep.media.h264 import is_annexb, parameter_sets
+from custom_components.doorstep.media.h264 import (
+    annexb_join,
+    is_annexb,
+    iter_nal_units,
+    parameter_sets,
+)
 from reference_doorbell.doorbell import Doorbell
 
 FAST_BACKOFF = Backoff(initial=0.05, maximum=0.2)
@@ -159,9 +164,19 @@ async def test_unknown_token_says_pair_again(bell: Doorbell, client: DoorstepCli
     assert "pair again" in reason
 
 
-def write_mp4(path: Path, *, profile: str, bframes: int, frames: int = 20) -> None:
-    """A tiny H.264 MP4 (length-prefixed NAL units, SPS/PPS only in the avcC box)."""
-    with av.open(str(path), "w") as container:
+def write_h264(
+    path: Path,
+    *,
+    profile: str,
+    bframes: int,
+    frames: int = 20,
+    container_format: str = "mpegts",
+    parameter_sets_once: bool = False,
+) -> None:
+    """A tiny H.264 stream. In MPEG-TS (Annex-B) x264 repeats SPS/PPS before every
+    keyframe; ``parameter_sets_once`` keeps only the first, as some cameras send them.
+    In MP4 the NAL units are length-prefixed and SPS/PPS sit in the avcC box."""
+    with av.open(str(path), "w", format=container_format) as container:
         stream = container.add_stream(
             "libx264",
             rate=30,
@@ -174,18 +189,42 @@ def write_mp4(path: Path, *, profile: str, bframes: int, frames: int = 20) -> No
         stream.width = stream.height = 64
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = Fraction(1, 30)  # type: ignore[assignment]
+        sent_parameter_sets = False
+
+        def mux(packets: list[av.Packet]) -> None:
+            nonlocal sent_parameter_sets
+            for packet in packets:
+                if parameter_sets_once and packet.is_keyframe and sent_parameter_sets:
+                    kept = [n for n in iter_nal_units(bytes(packet)) if n[0] & 0x1F not in (7, 8)]
+                    stripped = av.Packet(annexb_join(kept))
+                    stripped.pts, stripped.dts = packet.pts, packet.dts
+                    stripped.time_base, stripped.stream = packet.time_base, packet.stream
+                    stripped.is_keyframe = True
+                    packet = stripped
+                sent_parameter_sets |= bool(packet.is_keyframe)
+                container.mux(packet)
+
         rng = np.random.default_rng(7)
         for index in range(frames):
             image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts = index
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
+            mux(stream.encode(frame))
+        mux(stream.encode(None))
 
 
-async def test_mp4_file_is_converted_to_annexb_and_loops_on(tmp_path: Path) -> None:
-    path = tmp_path / "clip.mp4"
-    write_mp4(path, profile="baseline", bframes=0)
+async def test_parameter_sets_sent_once_precede_every_keyframe_and_the_file_loops(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "clip.ts"
+    write_h264(path, profile="baseline", bframes=0, parameter_sets_once=True)
+    with av.open(str(path)) as written:  # the later keyframes really lack them
+        keyframes_with_sps = [
+            parameter_sets(bytes(p))[0] is not None
+            for p in written.demux(written.streams.video[0])
+            if p.size and p.is_keyframe
+        ]
+    assert keyframes_with_sps == [True, False]
     source = StreamSource.from_url(str(path), backoff=FAST_BACKOFF)
     generator = source.packets()
     try:
@@ -198,7 +237,7 @@ async def test_mp4_file_is_converted_to_annexb_and_loops_on(tmp_path: Path) -> N
     assert keyframes == [0, 10, 20]
     for index in keyframes:
         sps, pps = parameter_sets(packets[index].payload)
-        assert sps is not None  # put in front from the avcC box
+        assert sps is not None  # put in front from the stream's extradata
         assert pps is not None
     assert_monotonic(packets)
     assert source.stats.connects == 2
@@ -208,8 +247,8 @@ async def test_mp4_file_is_converted_to_annexb_and_loops_on(tmp_path: Path) -> N
 
 
 async def test_b_frames_in_a_camera_stream_need_transcoding(tmp_path: Path) -> None:
-    path = tmp_path / "main_b.mp4"
-    write_mp4(path, profile="main", bframes=2)
+    path = tmp_path / "main_b.ts"
+    write_h264(path, profile="main", bframes=2)
     decisions: list[ProfileDecision] = []
     source = StreamSource.from_url(str(path), backoff=FAST_BACKOFF, on_profile=decisions.append)
     generator = source.packets()
@@ -222,6 +261,15 @@ async def test_b_frames_in_a_camera_stream_need_transcoding(tmp_path: Path) -> N
     assert source.profile.needs_transcode
     assert "B-frames" in source.profile.reason
     assert decisions[-1] == source.profile
+
+
+async def test_length_prefixed_h264_is_refused_with_a_reason(tmp_path: Path) -> None:
+    """MP4's avcC layout is not converted: nothing Doorstep opens sends it."""
+    path = tmp_path / "clip.mp4"
+    write_h264(path, profile="baseline", bframes=0, container_format="mp4")
+    reason = await _failure(StreamSource.from_url(str(path), backoff=FAST_BACKOFF))
+    assert "length-prefixed H.264 (MP4)" in reason
+    assert demux_threads() == []
 
 
 async def test_unreadable_url_fails_and_retries(tmp_path: Path) -> None:

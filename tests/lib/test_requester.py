@@ -10,15 +10,19 @@ import asyncio
 import base64
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+import io
 import json
 from pathlib import Path
+import shutil
 import subprocess
 import sys
+import tarfile
 
 import aiohttp
 import pytest
 
 from custom_components.doorstep.sharing import Actor, HubKey, RequesterKind, RequestState
+from reference_doorbell.certs import CertFiles
 from reference_doorbell.requester import (
     EXIT_CLOSED,
     EXIT_HUB_REFUSED,
@@ -30,8 +34,8 @@ from reference_doorbell.requester import (
     run,
 )
 
-from .test_requester_hub import ContractHub, LoopbackTls, free_port, make_loopback_tls, serve
-from .test_sharing_fixtures import START, Hub, make_hub
+from .test_requester_hub import ContractHub, free_port, make_loopback_tls, serve
+from .test_sharing_fixtures import START, Hub, make_hub, request_fields
 
 ADMIN = Actor("admin-1", is_admin=True, verified_by="password")
 AUTOMATION = Actor(None)
@@ -42,7 +46,7 @@ def iso(value: datetime) -> str:
 
 
 @pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> LoopbackTls:
+def tls(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
     return make_loopback_tls(tmp_path_factory.mktemp("requester-tls"))
 
 
@@ -52,7 +56,7 @@ def hub(tmp_path: Path) -> Hub:
 
 
 @pytest.fixture
-async def contract(hub: Hub, tls: LoopbackTls) -> AsyncIterator[ContractHub]:
+async def contract(hub: Hub, tls: CertFiles) -> AsyncIterator[ContractHub]:
     served = ContractHub(hub)
     runner = await serve(served, tls)
     try:
@@ -66,7 +70,7 @@ def out(tmp_path: Path) -> Path:
     return tmp_path / "evidence"
 
 
-def hub_args(contract: ContractHub, tls: LoopbackTls, token: str | None = None) -> list[str]:
+def hub_args(contract: ContractHub, tls: CertFiles, token: str | None = None) -> list[str]:
     return [
         "--hub",
         contract.url,
@@ -77,7 +81,7 @@ def hub_args(contract: ContractHub, tls: LoopbackTls, token: str | None = None) 
     ]
 
 
-def file_args(contract: ContractHub, tls: LoopbackTls, *extra: str) -> list[str]:
+def file_args(contract: ContractHub, tls: CertFiles, *extra: str) -> list[str]:
     return [
         "file",
         *hub_args(contract, tls),
@@ -99,7 +103,7 @@ def file_args(contract: ContractHub, tls: LoopbackTls, *extra: str) -> list[str]
 
 
 async def file_request(
-    contract: ContractHub, tls: LoopbackTls, capsys: pytest.CaptureFixture[str], *extra: str
+    contract: ContractHub, tls: CertFiles, capsys: pytest.CaptureFixture[str], *extra: str
 ) -> str:
     assert await run(file_args(contract, tls, *extra)) == EXIT_OK
     answer = json.loads(capsys.readouterr().out)
@@ -115,7 +119,7 @@ def clip_bytes(hub: Hub) -> dict[str, bytes]:
 
 
 async def test_full_pickup_flow(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = contract.hub
     request_id = await file_request(contract, tls, capsys)
@@ -154,7 +158,7 @@ async def test_full_pickup_flow(
 
 
 async def test_fetch_with_pinned_key(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = contract.hub
     request_id = await file_request(contract, tls, capsys)
@@ -173,7 +177,7 @@ async def test_fetch_with_pinned_key(
 
 
 async def test_tampered_clip_fails_verification(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     await contract.hub.gate.approve(request_id, ADMIN)
@@ -191,7 +195,7 @@ async def test_tampered_clip_fails_verification(
 
 
 async def test_clip_changed_on_the_hub_breaks_off_the_download(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The gate itself stops a clip that changed since approval; the requester says so."""
     hub = contract.hub
@@ -209,7 +213,7 @@ async def test_clip_changed_on_the_hub_breaks_off_the_download(
 
 
 async def test_closed_request(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     await contract.hub.gate.decline(request_id, AUTOMATION)
@@ -227,7 +231,7 @@ async def test_closed_request(
 
 
 async def test_wait_times_out(
-    contract: ContractHub, tls: LoopbackTls, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     args = ["wait", request_id, *hub_args(contract, tls), "--interval", "0.01"]
@@ -236,7 +240,7 @@ async def test_wait_times_out(
 
 
 async def test_fetch_of_pending_request_is_refused(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     fetch = ["fetch", request_id, *hub_args(contract, tls), "--out", str(out)]
@@ -247,7 +251,7 @@ async def test_fetch_of_pending_request_is_refused(
 
 async def test_bad_and_missing_token(
     contract: ContractHub,
-    tls: LoopbackTls,
+    tls: CertFiles,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -270,7 +274,7 @@ async def test_bad_and_missing_token(
 
 
 async def test_hub_refusals_are_explained(
-    contract: ContractHub, tls: LoopbackTls, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # 400 names the field.
     args = file_args(contract, tls)
@@ -312,7 +316,7 @@ async def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 async def test_network_and_tls_errors(
-    contract: ContractHub, tls: LoopbackTls, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, capsys: pytest.CaptureFixture[str]
 ) -> None:
     token = contract.hub.requester_token
     closed = f"https://127.0.0.1:{free_port()}"
@@ -328,7 +332,7 @@ async def test_network_and_tls_errors(
 
 
 async def test_upload_delivery_received_and_verified(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     hub = contract.hub
     port = free_port()
@@ -372,7 +376,7 @@ async def test_upload_delivery_received_and_verified(
 
 
 async def test_upload_with_the_wrong_key_is_rejected(
-    contract: ContractHub, tls: LoopbackTls, out: Path, capsys: pytest.CaptureFixture[str]
+    contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     port = free_port()
     request_id = await file_request(
@@ -406,7 +410,7 @@ async def test_upload_with_the_wrong_key_is_rejected(
 
 
 async def _upload_when_listening(
-    contract: ContractHub, request_id: str, tls: LoopbackTls, receiver: asyncio.Task[int]
+    contract: ContractHub, request_id: str, tls: CertFiles, receiver: asyncio.Task[int]
 ) -> int:
     """Upload as the hub would, retrying while the receiver is still starting up."""
     for _ in range(200):
@@ -430,12 +434,13 @@ def test_module_runs_as_a_program() -> None:
     assert result.returncode == 0
     for command in ("file", "status", "wait", "fetch", "receive"):
         assert command in result.stdout
-    # Filing and polling must not drag in Home Assistant (only checking an archive does).
+    # Filing, polling and checking an archive must not drag in Home Assistant.
     probe = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import sys, reference_doorbell.requester; print('homeassistant' in sys.modules)",
+            "import sys, reference_doorbell.requester, reference_doorbell.requester_verify; "
+            "print('homeassistant' in sys.modules)",
         ],
         capture_output=True,
         text=True,
@@ -446,25 +451,67 @@ def test_module_runs_as_a_program() -> None:
     assert probe.stdout.strip() == "False"
 
 
-async def test_fetch_spends_no_download_when_it_cannot_check(
-    contract: ContractHub,
-    tls: LoopbackTls,
-    out: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Without the checker, fetch stops before the pickup link's limited downloads."""
-    request_id = await file_request(contract, tls, capsys)
-    approved = await contract.hub.gate.approve(request_id, ADMIN)
-    assert approved.pickup is not None
+_STANDALONE_CHECK = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import importlib.util
+from pathlib import Path
+from reference_doorbell.requester_verify import verify
+verdict = verify(Path(sys.argv[2]).read_bytes(), Path(sys.argv[3]).read_bytes())
+print(verdict.ok, verdict.request_id, len(verdict.clips))
+print(importlib.util.find_spec("custom_components") is None)
+print(sorted(m for m in sys.modules if m.startswith(("custom_components", "homeassistant"))))
+copy = Path(sys.argv[1], "reference_doorbell")
+print(Path(sys.modules["reference_doorbell"].__file__).parent == copy)
+"""
 
-    def unavailable(name: str) -> None:
-        raise ImportError(f"No module named {name!r}")
 
-    monkeypatch.setattr("reference_doorbell.requester_verify.importlib.import_module", unavailable)
-    fetch = ["fetch", request_id, *hub_args(contract, tls), "--out", str(out)]
-    assert await run(fetch) == EXIT_USAGE
-    assert "checking archives needs the Doorstep integration" in capsys.readouterr().err
-    pickup = contract.hub.gate.get(request_id).pickup
-    assert pickup is not None
-    assert pickup.downloads == 0
+async def test_a_standalone_install_verifies_an_archive(hub: Hub, tmp_path: Path) -> None:
+    """``reference_doorbell`` copied alone (as a requester would install it), in an
+    isolated interpreter where the integration cannot be imported, checks a real
+    archive from the hub, and notices a flipped byte."""
+    request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
+    request = await hub.gate.approve(request.id, ADMIN)
+    assert request.pickup is not None
+    token = hub.gate.pickup_token(request.id)
+    assert token is not None
+    archive = b"".join([c async for c in await hub.gate.open_pickup(token)])
+    site = tmp_path / "site"
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "reference_doorbell",
+        site / "reference_doorbell",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    (tmp_path / "release.tar").write_bytes(archive)
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        offset = next(m for m in tar.getmembers() if m.name.startswith("clips/")).offset_data
+    flipped = archive[:offset] + bytes([archive[offset] ^ 1]) + archive[offset + 1 :]
+    (tmp_path / "flipped.tar").write_bytes(flipped)
+    (tmp_path / "key").write_bytes(hub.key.public_bytes())
+
+    def check(name: str) -> list[str]:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-c",
+                _STANDALONE_CHECK,
+                str(site),
+                str(tmp_path / name),
+                str(tmp_path / "key"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+            cwd=tmp_path,
+        )
+        return result.stdout.splitlines()
+
+    assert check("release.tar") == [
+        f"True {request.id} {len(request.frozen_clips)}",
+        "True",
+        "[]",
+        "True",
+    ]
+    assert check("flipped.tar")[0] == "False None 0"

@@ -10,19 +10,12 @@ from __future__ import annotations
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-import datetime as dt
-import ipaddress
 from pathlib import Path
 import socket
-import ssl
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from custom_components.doorstep.sharing import (
     CONTENT_TYPE,
@@ -37,57 +30,18 @@ from custom_components.doorstep.sharing import (
     validate_request,
 )
 from custom_components.doorstep.sharing.schema import MAX_BODY_BYTES
+from reference_doorbell.certs import CertFiles, build_certificate, new_key, save_cert_files
 
 from .test_sharing_fixtures import Hub
 
 API = "/api/doorstep/v1"
 
 
-@dataclass(frozen=True, slots=True)
-class LoopbackTls:
+def make_loopback_tls(directory: Path) -> CertFiles:
     """A self-signed certificate valid for 127.0.0.1, used as its own CA."""
-
-    cert: Path
-    key: Path
-
-    def server_context(self) -> ssl.SSLContext:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(self.cert, self.key)
-        return context
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.cert))
-
-
-def make_loopback_tls(directory: Path) -> LoopbackTls:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return LoopbackTls(cert_path, key_path)
+    key = new_key()
+    cert = build_certificate("127.0.0.1", key, alt_names=["127.0.0.1"], ca=True)
+    return save_cert_files(cert, key, directory)
 
 
 def free_port() -> int:
@@ -189,7 +143,7 @@ class ContractHub:
             }
         )
 
-    async def deliver_upload(self, request_id: str, tls: LoopbackTls) -> int:
+    async def deliver_upload(self, request_id: str, tls: CertFiles) -> int:
         """What the hub's uploader does: POST the released archive to the request's URL."""
         request = self.hub.gate.get(request_id)
         assert request.delivery.method is DeliveryMethod.UPLOAD
@@ -219,7 +173,7 @@ class ContractHub:
         return status
 
 
-async def serve(contract: ContractHub, tls: LoopbackTls | None) -> web.AppRunner:
+async def serve(contract: ContractHub, tls: CertFiles | None) -> web.AppRunner:
     """Start ``contract`` on a loopback port; sets ``contract.url``."""
     runner = web.AppRunner(contract.app(), shutdown_timeout=0.1)
     await runner.setup()

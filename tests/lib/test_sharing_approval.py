@@ -15,11 +15,14 @@ import pytest
 from custom_components.doorstep.sharing import (
     STATE_VERSION,
     Actor,
+    Delivery,
+    DeliveryMethod,
     FailureLimiter,
     InvalidToken,
     NotReleasable,
     Refusal,
     SessionKind,
+    ShareRequest,
     StepUpFacts,
     Verification,
     migrate,
@@ -27,9 +30,9 @@ from custom_components.doorstep.sharing import (
     state_from_dict,
     state_to_dict,
     verdict,
-    verify_archive,
 )
 from custom_components.doorstep.sharing.history import outcome, request_histories
+from reference_doorbell.release_check import verify_archive
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 
@@ -229,3 +232,39 @@ async def test_history_and_outcome(hub: Hub) -> None:
     assert outcome(requests[downloaded]) is None  # fulfilled: still open, revocable
     assert outcome(requests[unfetched]) == "released"
     assert outcome(requests[declined.id]) == "declined"
+
+
+def test_upload_history_details_are_tokens() -> None:
+    """Upload events name the host, and a failure only its HTTP status (or that there was
+    no answer), never the log's English error sentence."""
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    request = ShareRequest(
+        id="01JN8S7QG0XX4D34JM8W854D32",
+        requester_id="01JN8S7QG0XX4D34JM8W854D33",
+        reference="R",
+        reason="r",
+        window_start=now,
+        window_end=now,
+        doorbell_ids=None,
+        contact="c",
+        wanted_by=now,
+        delivery=Delivery(DeliveryMethod.UPLOAD, "https://evidence.example/in"),
+        filed_at=now,
+    )
+    at = now.isoformat()
+    entries = [
+        {"kind": "delivered", "request": request.id, "time": at, "details": details}
+        for details in (
+            {"via": "upload", "phase": "started"},
+            {"via": "upload", "phase": "failed", "error": "server said 503", "status": 503},
+            {"via": "upload", "phase": "failed", "error": "connection refused"},
+            {"via": "upload", "phase": "done"},
+        )
+    ]
+    history = request_histories(entries, {request.id: request})[request.id]
+    assert [(e["event"], e["detail"]) for e in history] == [
+        ("upload_started", "evidence.example"),
+        ("upload_failed", "http_503"),
+        ("upload_failed", "no_response"),
+        ("uploaded", "evidence.example"),
+    ]

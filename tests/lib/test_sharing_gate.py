@@ -29,8 +29,8 @@ from custom_components.doorstep.sharing import (
     UnknownRequest,
     state_from_dict,
     state_to_dict,
-    verify_archive,
 )
+from reference_doorbell.release_check import verify_archive
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 

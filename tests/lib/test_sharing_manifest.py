@@ -14,14 +14,13 @@ import pytest
 from custom_components.doorstep.sharing import (
     Actor,
     HubKey,
-    InvalidManifest,
     SharingError,
     build_manifest,
     key_id_of,
-    verify_archive,
-    verify_manifest,
 )
 from custom_components.doorstep.sharing.manifest import sign_manifest
+from reference_doorbell import release_check
+from reference_doorbell.release_check import ReleaseInvalid, verify_archive, verify_manifest
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 
@@ -61,13 +60,13 @@ async def test_tampering_fails(approved: tuple[Hub, bytes]) -> None:
     hub, manifest = approved
     signature = sign_manifest(manifest, hub.key)
     edited = manifest.replace(b"CASE-2025-0042", b"CASE-2025-0043")
-    with pytest.raises(InvalidManifest):
+    with pytest.raises(ReleaseInvalid):
         verify_manifest(edited, signature, hub.key.public_key)
-    with pytest.raises(InvalidManifest):
+    with pytest.raises(ReleaseInvalid):
         verify_manifest(manifest, bytes([signature[0] ^ 1]) + signature[1:], hub.key.public_key)
-    with pytest.raises(InvalidManifest):
+    with pytest.raises(ReleaseInvalid):
         verify_manifest(manifest, signature, HubKey.generate().public_key)
-    with pytest.raises(InvalidManifest):
+    with pytest.raises(ReleaseInvalid):
         verify_manifest(manifest, signature, b"short")
 
 
@@ -75,7 +74,7 @@ async def test_signed_with_another_key_id_fails(approved: tuple[Hub, bytes]) -> 
     _hub, manifest = approved
     other = HubKey.generate()
     # A valid signature by a key that is not the one the manifest names.
-    with pytest.raises(InvalidManifest, match="another hub key"):
+    with pytest.raises(ReleaseInvalid, match="another hub key"):
         verify_manifest(manifest, sign_manifest(manifest, other), other.public_key)
 
 
@@ -92,9 +91,9 @@ async def test_archive_tampering_fails(approved: tuple[Hub, bytes]) -> None:
         member = next(m for m in tar.getmembers() if m.name.startswith("clips/"))
         offset = member.offset_data
     flipped = data[:offset] + bytes([data[offset] ^ 1]) + data[offset + 1 :]
-    with pytest.raises(InvalidManifest, match="does not match"):
+    with pytest.raises(ReleaseInvalid, match="does not match"):
         verify_archive(flipped, hub.key.public_key)
-    with pytest.raises(InvalidManifest):
+    with pytest.raises(ReleaseInvalid):
         verify_archive(data[:1000], hub.key.public_key)
 
 
@@ -104,6 +103,8 @@ def test_key_persists(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     again = HubKey.load_or_create(path)
     assert again.key_id == key.key_id == key_id_of(key.public_key)
+    # The requester's checker derives the same id from the public key alone.
+    assert release_check.key_id_of(key.public_key) == key.key_id
     assert not list(tmp_path.glob(".*.tmp"))
 
 

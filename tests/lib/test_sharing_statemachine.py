@@ -45,9 +45,9 @@ from custom_components.doorstep.sharing import (
     audit as audit_module,
     state_from_dict,
     state_to_dict,
-    verify_archive,
 )
 from custom_components.doorstep.sharing.tokens import new_token
+from reference_doorbell.release_check import verify_archive
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 

@@ -21,9 +21,10 @@ from custom_components.doorstep.sharing import (
     Uploader,
     UploadStatus,
     trusted_context,
-    verify_archive,
 )
-from scripts.lab.certs import ServerCert, TestCa
+from reference_doorbell.certs import CertFiles
+from reference_doorbell.release_check import verify_archive
+from scripts.lab.certs import TestCa
 
 from .test_sharing_fixtures import START, Hub, make_hub, request_fields
 
@@ -66,17 +67,17 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> TestCa:
 
 
 @pytest.fixture(scope="module")
-def server_cert(ca: TestCa, tmp_path_factory: pytest.TempPathFactory) -> ServerCert:
+def server_cert(ca: TestCa, tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
     return ca.issue(tmp_path_factory.mktemp("leaf"), ["127.0.0.1"])
 
 
 @pytest.fixture
 async def serve(
-    server_cert: ServerCert,
+    server_cert: CertFiles,
 ) -> AsyncIterator[Callable[..., Awaitable[Requester]]]:
     runners: list[web.AppRunner] = []
 
-    async def start(*answers: Handler, cert: ServerCert | None = None) -> Requester:
+    async def start(*answers: Handler, cert: CertFiles | None = None) -> Requester:
         requester = Requester(list(answers))
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_post("/evidence", requester.handle)

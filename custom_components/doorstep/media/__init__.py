@@ -11,6 +11,7 @@ decides when, between the doorbell's relay and live view's.
 asked, continuous segments) into a ``clips.ClipStore``, which ``retention`` trims.
 """
 
+from .answer import LocalCandidate
 from .clips import ClipRecord, ClipStore
 from .exceptions import (
     BitstreamError,
@@ -41,7 +42,7 @@ from .retention import plan_retention
 from .sdp import OfferLimits, OfferSummary, validate_offer
 from .source import Backoff, SourceStats, StreamEndpoint, StreamSource
 from .transcode import Transcoder, TranscodeSettings, TranscodeStats
-from .webrtc import LocalCandidate, RelayVideoTrack, SessionManager, SessionStats, WebRTCSession
+from .webrtc import RelayVideoTrack, SessionManager, SessionStats, WebRTCSession
 
 __all__ = [
     "REASON_CONTINUOUS",

@@ -1,7 +1,7 @@
 """Finished clips on disk: ``<config>/doorstep/clips/<ULID>.mp4`` plus a JSON sidecar.
 
 This is the only place that turns a clip id into a path, and it always goes through
-``sharing.ids.child_path``: ids arrive from URLs, service calls and stored state, and a
+``clip_contract.child_path``: ids arrive from URLs, service calls and stored state, and a
 strict id whitelist plus a resolved-parent check keeps every path inside the directory.
 
 A clip is published in two renames: the sidecar first, then the video. So a ``.mp4``
@@ -24,12 +24,16 @@ from pathlib import Path
 import threading
 from typing import Any, BinaryIO, Final
 
-# The sharing room owns clip ids and the ClipSource contract; an absolute import,
-# because a relative one would climb through the Home Assistant glue package.
+# The ground floor, below the rooms; an absolute import, because a relative one would
+# climb through the Home Assistant glue package.
+from custom_components.doorstep.clip_contract import (
+    ClipInfo,
+    InvalidId,
+    child_path,
+    is_valid_id,
+    new_id,
+)
 from custom_components.doorstep.durable import sync_directory, write_synced
-from custom_components.doorstep.sharing.exceptions import InvalidId
-from custom_components.doorstep.sharing.ids import child_path, is_valid_id, new_id
-from custom_components.doorstep.sharing.models import ClipInfo
 
 from .exceptions import ClipHeld, InvalidClipId
 from .recorder_writer import recording_error
@@ -103,7 +107,7 @@ class ClipRecord:
 
 
 class ClipStore:
-    """The clips directory; implements the sharing room's ``ClipSource`` protocol.
+    """The clips directory; implements the clip contract's ``ClipSource`` protocol.
 
     Creating one creates the directory if needed and rebuilds the index from disk
     (blocking: call it from a worker thread in Home Assistant).

@@ -1,10 +1,9 @@
 """Just enough H.264 bitstream handling to pass a stream through untouched.
 
-We never decode. We split access units into NAL units, turn length-prefixed (AVCC)
-packets into start-code (Annex-B) ones, read the sequence parameter set to learn the
-profile, and peek at slice headers to spot B-frames. Every parser here raises only
-:class:`BitstreamError` (or its subclass :class:`InvalidSps`) on bad input, because the
-bytes come from a device on the network.
+We never decode. We split start-code (Annex-B) access units into NAL units, read the
+sequence parameter set to learn the profile, and peek at slice headers to spot B-frames.
+Every parser here raises only :class:`BitstreamError` (or its subclass
+:class:`InvalidSps`) on bad input, because the bytes come from a device on the network.
 """
 
 from __future__ import annotations
@@ -79,66 +78,6 @@ def iter_nal_units(data: bytes) -> Iterator[bytes]:
 def annexb_join(nals: list[bytes] | tuple[bytes, ...]) -> bytes:
     """Concatenate NAL units into one Annex-B byte string."""
     return b"".join(START_CODE + nal for nal in nals)
-
-
-def avcc_to_annexb(data: bytes, length_size: int = 4) -> bytes:
-    """Convert a length-prefixed (MP4/Matroska style) access unit to Annex-B."""
-    if length_size not in (1, 2, 4):
-        raise BitstreamError(f"unsupported NAL length size {length_size}")
-    out = bytearray()
-    pos = 0
-    while pos < len(data):
-        if pos + length_size > len(data):
-            raise BitstreamError("truncated NAL length prefix")
-        size = int.from_bytes(data[pos : pos + length_size], "big")
-        pos += length_size
-        if size == 0 or pos + size > len(data):
-            raise BitstreamError(f"NAL length {size} does not fit the packet")
-        out += START_CODE
-        out += data[pos : pos + size]
-        pos += size
-    return bytes(out)
-
-
-@dataclass(frozen=True, slots=True)
-class AvcConfig:
-    """The parts of an ``avcC`` box (ISO 14496-15) that passthrough needs."""
-
-    length_size: int
-    sps: tuple[bytes, ...]
-    pps: tuple[bytes, ...]
-
-    def parameter_sets_annexb(self) -> bytes:
-        """SPS and PPS as one Annex-B string, to put in front of a keyframe."""
-        return annexb_join(self.sps + self.pps)
-
-
-def parse_avcc_extradata(extradata: bytes) -> AvcConfig:
-    """Parse an ``AVCDecoderConfigurationRecord``."""
-    if len(extradata) < 7 or extradata[0] != 1:
-        raise BitstreamError("not an avcC record")
-    length_size = (extradata[4] & 0x03) + 1
-    if length_size == 3:
-        raise BitstreamError("avcC NAL length size 3 is not allowed")
-    pos = 5
-    sets: list[list[bytes]] = []
-    for count_mask in (0x1F, 0xFF):
-        if pos >= len(extradata):
-            raise BitstreamError("truncated avcC record")
-        count = extradata[pos] & count_mask
-        pos += 1
-        found: list[bytes] = []
-        for _ in range(count):
-            if pos + 2 > len(extradata):
-                raise BitstreamError("truncated avcC parameter set length")
-            size = int.from_bytes(extradata[pos : pos + 2], "big")
-            pos += 2
-            if size == 0 or pos + size > len(extradata):
-                raise BitstreamError("avcC parameter set does not fit")
-            found.append(extradata[pos : pos + size])
-            pos += size
-        sets.append(found)
-    return AvcConfig(length_size, tuple(sets[0]), tuple(sets[1]))
 
 
 def parameter_sets(access_unit: bytes) -> tuple[bytes | None, bytes | None]:
@@ -282,31 +221,12 @@ def parse_sps(nal: bytes) -> SpsInfo:
     level_idc = reader.u(8)
     sps_id = reader.ue_max(31, "seq_parameter_set_id")
 
-    chroma_format_idc = 1
-    separate_colour_planes = False
-    if profile_idc in _HIGH_FAMILY:
-        chroma_format_idc = reader.ue_max(3, "chroma_format_idc")
-        if chroma_format_idc == 3:
-            separate_colour_planes = reader.flag()
-        reader.ue_max(6, "bit_depth_luma_minus8")
-        reader.ue_max(6, "bit_depth_chroma_minus8")
-        reader.u(1)  # qpprime_y_zero_transform_bypass_flag
-        if reader.flag():  # seq_scaling_matrix_present_flag
-            for index in range(8 if chroma_format_idc != 3 else 12):
-                if reader.flag():
-                    _skip_scaling_list(reader, 16 if index < 6 else 64)
-
+    # Only the High family carries the chroma fields; the others are 4:2:0.
+    chroma_format_idc, separate_colour_planes = (
+        _parse_chroma(reader) if profile_idc in _HIGH_FAMILY else (1, False)
+    )
     reader.ue_max(12, "log2_max_frame_num_minus4")
-    pic_order_cnt_type = reader.ue_max(2, "pic_order_cnt_type")
-    if pic_order_cnt_type == 0:
-        reader.ue_max(12, "log2_max_pic_order_cnt_lsb_minus4")
-    elif pic_order_cnt_type == 1:
-        reader.u(1)  # delta_pic_order_always_zero_flag
-        reader.se()  # offset_for_non_ref_pic
-        reader.se()  # offset_for_top_to_bottom_field
-        cycle = reader.ue_max(255, "num_ref_frames_in_pic_order_cnt_cycle")
-        for _ in range(cycle):
-            reader.se()
+    pic_order_cnt_type = _parse_pic_order(reader)
     reader.ue_max(32, "max_num_ref_frames")
     reader.u(1)  # gaps_in_frame_num_value_allowed_flag
     width_mbs = reader.ue_max(_MAX_MBS_PER_SIDE - 1, "pic_width_in_mbs_minus1") + 1
@@ -345,6 +265,36 @@ def parse_sps(nal: bytes) -> SpsInfo:
         pic_order_cnt_type=pic_order_cnt_type,
         max_num_reorder_frames=max_num_reorder_frames,
     )
+
+
+def _parse_chroma(reader: _BitReader) -> tuple[int, bool]:
+    """The High family's chroma fields (7.3.2.1.1); returns the chroma format and
+    whether the colour planes are coded separately."""
+    chroma_format_idc = reader.ue_max(3, "chroma_format_idc")
+    separate_colour_planes = reader.flag() if chroma_format_idc == 3 else False
+    reader.ue_max(6, "bit_depth_luma_minus8")
+    reader.ue_max(6, "bit_depth_chroma_minus8")
+    reader.u(1)  # qpprime_y_zero_transform_bypass_flag
+    if reader.flag():  # seq_scaling_matrix_present_flag
+        for index in range(8 if chroma_format_idc != 3 else 12):
+            if reader.flag():
+                _skip_scaling_list(reader, 16 if index < 6 else 64)
+    return chroma_format_idc, separate_colour_planes
+
+
+def _parse_pic_order(reader: _BitReader) -> int:
+    """pic_order_cnt_type and the fields that follow it; returns the type."""
+    pic_order_cnt_type = reader.ue_max(2, "pic_order_cnt_type")
+    if pic_order_cnt_type == 0:
+        reader.ue_max(12, "log2_max_pic_order_cnt_lsb_minus4")
+    elif pic_order_cnt_type == 1:
+        reader.u(1)  # delta_pic_order_always_zero_flag
+        reader.se()  # offset_for_non_ref_pic
+        reader.se()  # offset_for_top_to_bottom_field
+        cycle = reader.ue_max(255, "num_ref_frames_in_pic_order_cnt_cycle")
+        for _ in range(cycle):
+            reader.se()
+    return pic_order_cnt_type
 
 
 def _skip_scaling_list(reader: _BitReader, size: int) -> None:

@@ -1,4 +1,4 @@
-"""Check a browser's SDP offer before a peer connection sees it, and filter ICE candidates.
+"""Check a browser's SDP offer before a peer connection sees it.
 
 aiortc's parser (``aiortc.sdp.SessionDescription.parse``) is pure but trusts its input:
 a stray line ends in an ``AssertionError``, a ``KeyError`` or a ``StopIteration``, and
@@ -6,44 +6,33 @@ some values it takes as they come fail only later, inside the peer connection, a
 sockets were opened. Offers come from any client that reaches Home Assistant, so they
 are bounded first (size, lines, media sections, candidates), then parsed by aiortc, then
 held to what the hub relies on; every refusal says in plain words what is wrong.
-
-Candidates are parsed by aioice and filtered here (DESIGN.md I3/I4): only ``host``
-candidates on a home network address are passed on. Server-reflexive and relay
-candidates (which the browser may learn from Home Assistant's default STUN server) and
-public addresses are dropped, so the hub never sends a packet outside the home.
+Candidates are checked by :mod:`.candidates`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 import itertools
 import re
 from typing import Final
 
-from aioice import Candidate
-from aiortc import RTCIceCandidate
 from aiortc.codecs import CODECS
 from aiortc.rtcdtlstransport import X509_DIGEST_ALGORITHMS
-from aiortc.rtcicetransport import candidate_from_aioice
 from aiortc.rtcpeerconnection import find_common_codecs, is_codec_compatible
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.sdp import (
-    H264Profile,
     MediaDescription,
     SessionDescription,
-    parse_h264_profile_level_id,
 )
 
+from .candidates import first_problem, parse_candidate, split_lines
 from .exceptions import InvalidCandidate, InvalidOffer
-from .network import NetworkPolicy
 
 
 @dataclass(frozen=True, slots=True)
 class OfferLimits:
-    """Bounds on what an offer may contain. Real browser offers are far below them:
-    Chrome's audio+video offer is about 6 KiB with 2 m-lines and a handful of
-    candidates."""
+    """Bounds on what an offer may contain. Real browser offers are far below them: Chrome's
+    audio+video offer is about 6 KiB with 2 m-lines and a handful of candidates."""
 
     max_bytes: int = 64 * 1024
     max_media: int = 4
@@ -54,130 +43,13 @@ class OfferLimits:
 
 DEFAULT_LIMITS: Final = OfferLimits()
 
-CANDIDATE_TYPES: Final = frozenset({"host", "srflx", "prflx", "relay"})
 MEDIA_KINDS: Final = frozenset({"audio", "video", "application"})
-_ADDRESS: Final = re.compile(r"[0-9A-Za-z.:%\-]{1,255}")
-_ICE_CHARS: Final = re.compile(r"[A-Za-z0-9+/]+")
+# ice-char strings of RFC 8839's lengths (ufrag 4-256, pwd 22-256)
+_UFRAG: Final = re.compile(r"[A-Za-z0-9+/]{4,256}")
+_PWD: Final = re.compile(r"[A-Za-z0-9+/]{22,256}")
 # BUNDLE groups list mids separated by spaces, so a mid must be one short token.
 _MID: Final = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]{1,32}")
 _LINE: Final = re.compile(r"[a-z]=.*")
-
-
-def _first_problem(checks: Iterable[tuple[bool, str]]) -> str | None:
-    return next((problem for ok, problem in checks if not ok), None)
-
-
-# --- Candidates ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RemoteCandidate:
-    """A browser's ICE candidate as aioice parsed it, within Doorstep's bounds."""
-
-    ice: Candidate
-
-    def to_sdp(self) -> str:
-        """The ``candidate:...`` attribute value (without ``a=``)."""
-        return f"candidate:{self.ice.to_sdp()}"
-
-    def to_rtc(self, sdp_mid: str | None, sdp_mline_index: int | None) -> RTCIceCandidate:
-        """The candidate for ``RTCPeerConnection.addIceCandidate``."""
-        rtc = candidate_from_aioice(self.ice)
-        rtc.sdpMid, rtc.sdpMLineIndex = sdp_mid, sdp_mline_index
-        return rtc
-
-
-@dataclass(frozen=True, slots=True)
-class DroppedCandidate:
-    """A candidate that was not passed on, and why."""
-
-    candidate: str
-    reason: str
-
-
-def parse_candidate(text: str) -> RemoteCandidate:
-    """Parse ``candidate:...`` (with or without ``a=`` and ``candidate:``).
-
-    Raises :class:`InvalidCandidate` with the reason when it is not well-formed.
-    """
-    body = text.strip().removeprefix("a=").removeprefix("candidate:")
-    fields = body.split()
-    if len(fields) < 8:
-        raise InvalidCandidate(f"ICE candidate has {len(fields)} fields, needs at least 8")
-    if not body.isascii() or not body.isprintable():
-        raise InvalidCandidate("ICE candidate contains control or non-ASCII characters")
-    try:
-        ice = Candidate.from_sdp(body)
-    except ValueError as err:
-        raise InvalidCandidate(f"ICE candidate is malformed: {err}") from None
-    # aioice converts the fields it needs and skips the rest; the hub relies on these.
-    problem = _first_problem(
-        (
-            (
-                fields[6] == "typ" and ice.type in CANDIDATE_TYPES,
-                "type must be host, srflx, prflx or relay",
-            ),
-            (ice.transport.lower() in {"udp", "tcp"}, "transport must be UDP or TCP"),
-            (1 <= ice.component <= 256, "component must be a number from 1 to 256"),
-            (0 <= ice.priority < 2**32, "priority must be a 32-bit number"),
-            (0 <= ice.port <= 65535, "port must be a number from 0 to 65535"),
-            (0 <= (ice.related_port or 0) <= 65535, "related port is malformed"),
-            (_ADDRESS.fullmatch(ice.host) is not None, "address is malformed"),
-            (_ADDRESS.fullmatch(ice.related_address or "-") is not None, "raddr is malformed"),
-            (len(fields) % 2 == 0, "extension attributes must come in pairs"),
-        )
-    )
-    if problem is not None:
-        raise InvalidCandidate(f"ICE candidate {problem}")
-    return RemoteCandidate(ice)
-
-
-def candidate_rejection(candidate: RemoteCandidate, policy: NetworkPolicy) -> str | None:
-    """Why the hub must not use this candidate, or None when it may."""
-    ice = candidate.ice
-    if ice.type != "host":
-        return (
-            f"{ice.type} candidates are ignored: live video only flows between "
-            "host addresses on the home network"
-        )
-    if ice.transport.lower() != "udp":
-        return "only UDP candidates are used"
-    if ice.host.lower().endswith(".local"):
-        # Chrome hides its IP behind mDNS names. Resolving would mean multicast queries
-        # on behalf of any client; the browser's checks reach the hub as peer-reflexive.
-        return "mDNS (.local) candidates are not resolved"
-    if ice.port == 0:
-        return "candidate port 0 cannot be reached"
-    if not policy.allows(ice.host):
-        return f"{ice.host} is not on the home network"
-    return None
-
-
-def filter_offer_candidates(
-    sdp: str, policy: NetworkPolicy
-) -> tuple[str, tuple[DroppedCandidate, ...]]:
-    """The SDP without the candidates the hub must not use, and what was dropped.
-
-    Offers go through it after :func:`validate_offer`, and the hub's own answer too, so
-    both directions follow one rule. A candidate that does not parse is dropped.
-    """
-    kept: list[str] = []
-    dropped: list[DroppedCandidate] = []
-    newline = "\r\n" if "\r\n" in sdp else "\n"
-    for line in _split_lines(sdp):
-        if line.startswith("a=candidate:"):
-            try:
-                reason = candidate_rejection(parse_candidate(line), policy)
-            except InvalidCandidate as err:
-                reason = err.reason
-            if reason is not None:
-                dropped.append(DroppedCandidate(line[2:], reason))
-                continue
-        kept.append(line)
-    return newline.join(kept) + newline, tuple(dropped)
-
-
-# --- Offers ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,9 +105,11 @@ def validate_offer(sdp: object, limits: OfferLimits = DEFAULT_LIMITS) -> OfferSu
         )
     if not sdp.isascii():
         raise InvalidOffer("the offer contains non-ASCII characters")
-    lines = _split_lines(sdp)
+    lines = split_lines(sdp)
     candidate_count = _check_lines(lines, limits)
-    description = _parse(sdp, lines)
+    description = _parse(sdp)
+    if description is None:
+        raise InvalidOffer(_blame(lines))
     media = tuple(_check_media(m, i, limits) for i, m in enumerate(description.media))
     mids = [section.mid for section in media]
     if len(set(mids)) < len(mids):
@@ -248,19 +122,13 @@ def validate_offer(sdp: object, limits: OfferLimits = DEFAULT_LIMITS) -> OfferSu
     return OfferSummary(media=media, video=_video(media), candidate_count=candidate_count)
 
 
-def _split_lines(sdp: str) -> list[str]:
-    """Lines without their CR/LF, empty ones skipped (a trailing newline is normal)."""
-    return [line.removesuffix("\r") for line in sdp.split("\n") if line.strip("\r")]
-
-
 def _check_lines(lines: list[str], limits: OfferLimits) -> int:
-    """The limits and the candidates, before aiortc reads anything; returns the number
-    of candidates."""
+    """Limits and candidates, before aiortc reads anything; returns the candidate count."""
     if lines[0] != "v=0":
         raise InvalidOffer("the offer does not start with v=0")
     media = candidates = 0
     for number, line in enumerate(lines, start=1):
-        problem = _first_problem(
+        problem = first_problem(
             (
                 (len(line) <= limits.max_line_length, f"is longer than {limits.max_line_length}"),
                 (line.isprintable(), "contains control characters"),
@@ -287,19 +155,11 @@ def _check_lines(lines: list[str], limits: OfferLimits) -> int:
     return candidates
 
 
-def _parse(sdp: str, lines: list[str]) -> SessionDescription:
+def _parse(sdp: str) -> SessionDescription | None:
     try:
         return SessionDescription.parse(sdp)
     except Exception:  # aiortc asserts, unpacks and looks up without checking first
-        raise InvalidOffer(_blame(lines)) from None
-
-
-def _parses(lines: list[str]) -> bool:
-    try:
-        SessionDescription.parse("\r\n".join(lines))
-    except Exception:  # as in _parse
-        return False
-    return True
+        return None
 
 
 def _blame(lines: list[str]) -> str:
@@ -315,26 +175,27 @@ def _blame(lines: list[str]) -> str:
         elif line.startswith("a=fmtp:"):
             payload_type = line.removeprefix("a=fmtp:").split(" ", 1)[0]
             context.extend(rtpmaps.get(payload_type, ()))
-        if not _parses([*context, line]):
+        if _parse("\r\n".join([*context, line])) is None:
             excerpt = line if len(line) <= 60 else f"{line[:57]}..."
             return f"line {number} of the offer is malformed: {excerpt}"
     return "the offer could not be parsed"
 
 
 def _rtpmaps(section: list[str]) -> dict[str, list[str]]:
-    """The a=rtpmap lines up to the next m-line, by payload type."""
-    found: dict[str, list[str]] = {}
-    for line in itertools.takewhile(lambda line: not line.startswith("m="), section):
-        if line.startswith("a=rtpmap:"):
-            found.setdefault(line.removeprefix("a=rtpmap:").split(" ", 1)[0], [line])
-    return found
+    """The a=rtpmap lines up to the next m-line, by payload type (the first one wins)."""
+    found = list(itertools.takewhile(lambda line: not line.startswith("m="), section))
+    return {
+        line[len("a=rtpmap:") :].split(" ", 1)[0]: [line]
+        for line in reversed(found)
+        if line.startswith("a=rtpmap:")
+    }
 
 
 def _check_media(media: MediaDescription, index: int, limits: OfferLimits) -> MediaSection:
     label = f"media section {index + 1} ({media.kind})"
     rtp = media.kind in {"audio", "video"}
     mid = media.rtp.muxId or ""
-    problem = _first_problem(
+    problem = first_problem(
         (
             (media.kind in MEDIA_KINDS, f"is of unsupported kind {media.kind!r}"),
             (len(media.fmt) <= limits.max_formats, f"lists more than {limits.max_formats} formats"),
@@ -362,11 +223,11 @@ def _transport_problem(media: MediaDescription) -> str | None:
     ufrag = (media.ice.usernameFragment if media.ice else None) or ""
     pwd = (media.ice.password if media.ice else None) or ""
     hashes = [f.algorithm.lower() for f in media.dtls.fingerprints] if media.dtls else []
-    return _first_problem(
+    return first_problem(
         (
             (bool(ufrag and pwd), "has no ICE credentials (ice-ufrag and ice-pwd)"),
-            (not ufrag or _ice_chars(ufrag, 4), "has a malformed ice-ufrag"),
-            (not pwd or _ice_chars(pwd, 22), "has a malformed ice-pwd"),
+            (not ufrag or _UFRAG.fullmatch(ufrag) is not None, "has a malformed ice-ufrag"),
+            (not pwd or _PWD.fullmatch(pwd) is not None, "has a malformed ice-pwd"),
             (media.dtls is not None, "has no DTLS setup role (a=setup)"),
             (
                 any(h in X509_DIGEST_ALGORITHMS for h in hashes),
@@ -379,7 +240,7 @@ def _transport_problem(media: MediaDescription) -> str | None:
 def _number_problem(media: MediaDescription) -> str | None:
     """Numbers aiortc takes as they come and later packs into fixed-size fields."""
     ssrcs = [s.ssrc for s in media.ssrc] + [int(i) for g in media.ssrc_group for i in g.items]
-    return _first_problem(
+    return first_problem(
         (
             (0 <= media.port <= 65535, "has a port above 65535"),
             (all(0 <= ssrc < 2**32 for ssrc in ssrcs), "has an a=ssrc beyond 32 bits"),
@@ -392,14 +253,9 @@ def _number_problem(media: MediaDescription) -> str | None:
     )
 
 
-def _ice_chars(value: str, min_length: int) -> bool:
-    return min_length <= len(value) <= 256 and _ICE_CHARS.fullmatch(value) is not None
-
-
 def _check_codecs(media: MediaDescription, label: str) -> tuple[H264Format, ...]:
     """The offer's H.264 formats; refuses a section with no codec the hub can use."""
-    unlisted = [c.payloadType for c in media.rtp.codecs if c.payloadType not in media.fmt]
-    if unlisted:
+    if unlisted := [c.payloadType for c in media.rtp.codecs if c.payloadType not in media.fmt]:
         raise InvalidOffer(
             f"{label} has a=rtpmap for payload type {unlisted[0]}, which the m-line does not list"
         )
@@ -451,21 +307,3 @@ def _video(media: tuple[MediaSection, ...]) -> MediaSection:
             f"the offer's video section is {video.direction}: the browser must receive video"
         )
     return video
-
-
-def h264_preference_order(offered: Iterable[str], source_profile_level_id: str | None) -> list[str]:
-    """Supported profile-level-ids, the one matching the source first.
-
-    The profile byte and constraint flags decide compatibility, not the level, so the
-    source's ``42c01e`` still prefers a constrained baseline codec.
-    """
-    order = ["42e01f", "42001f"]
-    if source_profile_level_id is not None:
-        try:
-            source_profile, _level = parse_h264_profile_level_id(source_profile_level_id)
-        except ValueError:
-            source_profile = None
-        if source_profile == H264Profile.PROFILE_BASELINE:
-            order = ["42001f", "42e01f"]
-    offered_set = {o.lower() for o in offered}
-    return sorted(order, key=lambda p: (p not in offered_set, order.index(p)))

@@ -29,12 +29,9 @@ from .exceptions import BitstreamError, StreamError
 from .h264 import (
     NAL_IDR,
     NAL_SPS,
-    AvcConfig,
     ProfileDecision,
     ProfileMonitor,
-    avcc_to_annexb,
     is_annexb,
-    parse_avcc_extradata,
 )
 from .packet import VIDEO_CLOCK_RATE, VideoPacket
 from .thread_bridge import ThreadBridge, describe_error
@@ -461,7 +458,7 @@ def _demux(container: Any, bridge: ThreadBridge[_RawPacket]) -> Iterator[_RawPac
     codec = video.codec_context.name
     if codec != "h264":
         raise StreamError(f"the video is {codec}, not H.264")
-    avcc, parameter_sets = _container_parameter_sets(video.codec_context.extradata)
+    parameter_sets = _container_parameter_sets(video.codec_context.extradata)
     time_base = video.time_base
     if time_base is None:
         raise StreamError("the video stream has no time base")
@@ -474,8 +471,6 @@ def _demux(container: Any, bridge: ThreadBridge[_RawPacket]) -> Iterator[_RawPac
         if packet.size == 0:
             continue  # the flush packet at end of stream
         data = bytes(packet)
-        if avcc is not None and not is_annexb(data):
-            data = avcc_to_annexb(data, avcc.length_size)
         types = _nal_types(data)
         keyframe = NAL_IDR in types
         if keyframe and NAL_SPS not in types and parameter_sets:
@@ -490,16 +485,18 @@ def _demux(container: Any, bridge: ThreadBridge[_RawPacket]) -> Iterator[_RawPac
         )
 
 
-def _container_parameter_sets(extradata: bytes | None) -> tuple[AvcConfig | None, bytes]:
-    """From codec extradata: the avcC config (if AVCC), and SPS+PPS as Annex-B."""
+def _container_parameter_sets(extradata: bytes | None) -> bytes:
+    """SPS+PPS from the codec extradata, as Annex-B (empty when there are none).
+
+    Doorbells send MPEG-TS and cameras RTSP, both Annex-B. Length-prefixed H.264 (an
+    ``avcC`` record, as in MP4 files) is refused rather than converted: nothing Doorstep
+    opens produces it.
+    """
     if not extradata:
-        return None, b""
+        return b""
     if extradata[0] == 1:
-        config = parse_avcc_extradata(extradata)
-        return config, config.parameter_sets_annexb()
-    if is_annexb(extradata):
-        return None, extradata
-    return None, b""
+        raise StreamError("the video is length-prefixed H.264 (MP4); Annex-B is needed")
+    return extradata if is_annexb(extradata) else b""
 
 
 def _nal_types(data: bytes) -> set[int]:

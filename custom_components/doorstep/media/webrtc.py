@@ -24,7 +24,7 @@ How each promise of DESIGN.md is kept, and where aiortc had to be steered:
   ``add_remote_candidate`` ignores anything but host candidates on the home network,
   and ``request_received`` ignores connectivity checks from outside it (which would
   otherwise become peer-reflexive candidates the hub sends to). Candidates are filtered
-  before aiortc sees them as well (:mod:`.sdp`); the guard is the second line.
+  before aiortc sees them as well (:mod:`.candidates`); the guard is the second line.
 * **Trickle ICE.** aiortc gathers all local candidates at once, so they are in the
   answer and are also reported one by one through ``on_local_candidate``. Remote
   candidates trickle in through :meth:`WebRTCSession.add_remote_candidate`.
@@ -50,9 +50,18 @@ from aiortc import (
     RTCSessionDescription,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import SessionDescription
 import av
 from av.rational import AVRational
 
+from .answer import LocalCandidate, check_negotiated, h264_preference_order, local_candidates
+from .candidates import (
+    DroppedCandidate,
+    RemoteCandidate,
+    candidate_rejection,
+    filter_offer_candidates,
+    parse_candidate,
+)
 from .exceptions import (
     InvalidCandidate,
     InvalidOffer,
@@ -63,18 +72,7 @@ from .exceptions import (
 )
 from .network import NetworkPolicy
 from .packet import VIDEO_TIME_BASE, VideoPacket
-from .sdp import (
-    DEFAULT_LIMITS,
-    DroppedCandidate,
-    OfferLimits,
-    OfferSummary,
-    RemoteCandidate,
-    candidate_rejection,
-    filter_offer_candidates,
-    h264_preference_order,
-    parse_candidate,
-    validate_offer,
-)
+from .sdp import DEFAULT_LIMITS, OfferLimits, OfferSummary, validate_offer
 
 if TYPE_CHECKING:
     from .relay import MediaRelay, Subscription
@@ -92,15 +90,6 @@ DEFAULT_MAX_SESSIONS: Final = 32
 _GUARD_MARK: Final = "_doorstep_lan_guard"
 _LEFTOVER_TIMEOUT: Final = 1.0
 _RTP_TIME_BASE: Final = AVRational(VIDEO_TIME_BASE.numerator, VIDEO_TIME_BASE.denominator)
-
-
-@dataclass(frozen=True, slots=True)
-class LocalCandidate:
-    """A hub candidate for the browser (``RTCIceCandidateInit`` in browser terms)."""
-
-    candidate: str
-    sdp_mid: str | None
-    sdp_mline_index: int | None
 
 
 @dataclass(slots=True)
@@ -417,8 +406,9 @@ class WebRTCSession:
 
         await pc.setLocalDescription(await pc.createAnswer())
         answer = _answer_sdp(pc, self._policy)
-        _check_negotiated(answer)
-        candidates = _local_candidates(answer)
+        negotiated = SessionDescription.parse(answer)
+        check_negotiated(negotiated)
+        candidates = local_candidates(negotiated)
         if not candidates:
             raise WebRTCError("the hub has no address on the home network to offer the browser")
         self._timer = asyncio.get_running_loop().call_later(
@@ -573,40 +563,6 @@ def _answer_sdp(pc: RTCPeerConnection, policy: NetworkPolicy) -> str:
     text)."""
     answer, _dropped = filter_offer_candidates(str(pc.localDescription.sdp), policy)
     return answer
-
-
-def _check_negotiated(answer: str) -> None:
-    """Make sure the first video section of the answer sends H.264 (the answer text is
-    the public record of what aiortc negotiated)."""
-    in_video = False
-    first_pt: str | None = None
-    for line in answer.splitlines():
-        if line.startswith("m="):
-            if in_video:
-                break
-            parts = line.split()
-            in_video = parts[0] == "m=video"
-            first_pt = parts[3] if in_video and len(parts) > 3 else None
-        elif in_video and first_pt is not None and line.startswith(f"a=rtpmap:{first_pt} "):
-            if line.split()[1].upper().startswith("H264/"):
-                return
-            break
-    raise InvalidOffer("no H.264 video could be negotiated with the browser")
-
-
-def _local_candidates(answer: str) -> list[LocalCandidate]:
-    candidates: list[LocalCandidate] = []
-    index = -1
-    mid: str | None = None
-    for line in answer.splitlines():
-        if line.startswith("m="):
-            index += 1
-            mid = None
-        elif line.startswith("a=mid:"):
-            mid = line[len("a=mid:") :]
-        elif line.startswith("a=candidate:") and index >= 0:
-            candidates.append(LocalCandidate(line[2:], mid, index))
-    return candidates
 
 
 # --- The manager ----------------------------------------------------------------------------

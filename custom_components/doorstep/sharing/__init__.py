@@ -6,6 +6,17 @@ The Home Assistant glue builds one :class:`EgressGate` per hub, persists
 :class:`SharingError` subclasses to translated errors.
 """
 
+# The clip contract lives below both rooms (media records clips, sharing releases them);
+# the sharing API takes and raises its types, so they are part of this API too.
+from custom_components.doorstep.clip_contract import (
+    ClipInfo,
+    ClipSource,
+    check_id,
+    child_path,
+    is_valid_id,
+    new_id,
+)
+
 from .approval import (
     FailureLimiter,
     Refusal,
@@ -15,9 +26,8 @@ from .approval import (
     refusal_before_proof,
     verdict,
 )
-from .archive import CONTENT_TYPE, verify_archive
+from .archive import CONTENT_TYPE
 from .audit import AuditKind, AuditLog
-from .clips import ClipSource
 from .exceptions import (
     ApprovalRefused,
     AuditCorruptError,
@@ -25,7 +35,6 @@ from .exceptions import (
     ClipIntegrityError,
     CorruptStateError,
     InvalidId,
-    InvalidManifest,
     InvalidRequest,
     InvalidToken,
     InvalidTrustFile,
@@ -39,12 +48,10 @@ from .exceptions import (
     UnknownRequester,
 )
 from .gate import EgressGate, Preview, Release, preview_digest
-from .ids import check_id, child_path, is_valid_id, new_id
-from .manifest import build_manifest, verify_manifest
+from .manifest import build_manifest
 from .models import (
     Actor,
     AuditRef,
-    ClipInfo,
     Delivery,
     DeliveryMethod,
     FrozenClip,
@@ -93,7 +100,6 @@ __all__ = [
     "FrozenClip",
     "HubKey",
     "InvalidId",
-    "InvalidManifest",
     "InvalidRequest",
     "InvalidToken",
     "InvalidTrustFile",
@@ -141,6 +147,4 @@ __all__ = [
     "trusted_context",
     "validate_request",
     "verdict",
-    "verify_archive",
-    "verify_manifest",
 ]

@@ -6,9 +6,12 @@ glue can map the whole family to translated errors in one place.
 
 from __future__ import annotations
 
-
-class SharingError(Exception):
-    """Base class for every error this library raises on purpose."""
+# The base class and InvalidId sit on the ground floor with the clip contract, which
+# raises InvalidId; every other sharing error is defined here.
+from custom_components.doorstep.clip_contract import (
+    InvalidId as InvalidId,
+    SharingError as SharingError,
+)
 
 
 class InvalidRequest(SharingError):
@@ -22,10 +25,6 @@ class InvalidRequest(SharingError):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
-
-
-class InvalidId(SharingError):
-    """An id from outside is not a well-formed ULID (or is a path in disguise)."""
 
 
 class InvalidToken(SharingError):
@@ -117,10 +116,6 @@ class AuditCorruptError(SharingError):
 
 class CorruptStateError(SharingError):
     """Persisted sharing state is unreadable or inconsistent; nothing will be released."""
-
-
-class InvalidManifest(SharingError):
-    """A manifest or archive does not verify: bad signature, bad hash, or malformed."""
 
 
 class InvalidTrustFile(SharingError):

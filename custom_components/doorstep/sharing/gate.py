@@ -1,9 +1,10 @@
 """The egress gate: the one code path through which clip bytes leave the hub.
 
 Invariant I1, enforced here and nowhere else: bytes go out only for a request that a
-person who is an admin approved, that is not expired and not revoked, and whose approval
-entry is on disk in the audit log. Each release first appends its own audit entry, so
-a download that cannot be logged does not happen.
+person who is an admin approved (having proved who they are at that moment, I2), that is
+not expired and not revoked, and whose approval entry is on disk in the audit log. Each
+release first appends its own audit entry, so a download that cannot be logged does not
+happen.
 
 Order of approval (and why): freeze the clips and their hashes, append and fsync the
 approval, and only then mark the request releasable. A crash between the steps leaves
@@ -24,6 +25,8 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+from custom_components.doorstep.clip_contract import ClipSource, check_id, new_id
+
 from .approval import Refusal
 from .archive import (
     CONTENT_TYPE,
@@ -35,7 +38,6 @@ from .archive import (
     padding,
 )
 from .audit import AuditKind, AuditLog
-from .clips import ClipSource
 from .exceptions import (
     ApprovalRefused,
     AuditWriteError,
@@ -49,7 +51,6 @@ from .exceptions import (
     UnknownRequest,
     UnknownRequester,
 )
-from .ids import check_id, new_id
 from .manifest import build_manifest, clip_member_name, sign_manifest
 from .models import (
     OPEN_STATES,

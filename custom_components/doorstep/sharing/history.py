@@ -54,8 +54,9 @@ def _event(entry: dict[str, Any], upload_host: str | None) -> tuple[str, str | N
         if phase == "done":
             return "uploaded", upload_host
         if phase == "failed":
-            error = details.get("error")
-            return "upload_failed", error if isinstance(error, str) else None
+            # The entry's error is an English sentence for the log; the card gets a token.
+            status = details.get("status")
+            return "upload_failed", f"http_{status}" if isinstance(status, int) else "no_response"
     return None
 
 

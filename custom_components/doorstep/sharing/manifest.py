@@ -11,11 +11,8 @@ from datetime import UTC, datetime
 import json
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
-from .exceptions import InvalidManifest
 from .models import FrozenClip, ShareRequest
-from .signing import HubKey, key_id_of, verify_signature
+from .signing import HubKey
 
 MANIFEST_FORMAT = "doorstep-manifest/1"
 
@@ -61,27 +58,3 @@ def build_manifest(request: ShareRequest, clips: tuple[FrozenClip, ...], key_id:
 
 def sign_manifest(manifest: bytes, key: HubKey) -> bytes:
     return key.sign(manifest)
-
-
-def verify_manifest(
-    manifest_bytes: bytes, signature: bytes, public_key: Ed25519PublicKey | bytes
-) -> dict[str, Any]:
-    """Check the signature and key id, and return the parsed manifest."""
-    if isinstance(public_key, bytes):
-        try:
-            public_key = Ed25519PublicKey.from_public_bytes(public_key)
-        except ValueError as err:
-            raise InvalidManifest("public key is not a raw Ed25519 key") from err
-    if not verify_signature(manifest_bytes, signature, public_key):
-        raise InvalidManifest("manifest signature does not verify")
-    try:
-        manifest = json.loads(manifest_bytes)
-    except ValueError as err:
-        raise InvalidManifest("manifest is not JSON") from err
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise InvalidManifest("not a Doorstep manifest")
-    if manifest.get("hub_key_id") != key_id_of(public_key):
-        raise InvalidManifest("manifest names another hub key")
-    if not isinstance(manifest.get("clips"), list):
-        raise InvalidManifest("manifest lists no clips")
-    return manifest

@@ -133,17 +133,6 @@ class Actor:
 
 
 @dataclass(frozen=True, slots=True)
-class ClipInfo:
-    """What a clip source knows about one clip."""
-
-    id: str
-    doorbell_id: str
-    start: datetime
-    end: datetime
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
 class FrozenClip:
     """A clip as it was at approval: exactly these bytes may go out, nothing else."""
 

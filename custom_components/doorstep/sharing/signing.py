@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import hashlib
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -83,11 +82,3 @@ class HubKey:
         # A crash leaves either no key or a whole one, never half.
         replace_atomically(path, key.to_pem())
         return key
-
-
-def verify_signature(data: bytes, signature: bytes, public_key: Ed25519PublicKey) -> bool:
-    try:
-        public_key.verify(signature, data)
-    except InvalidSignature:
-        return False
-    return True

@@ -15,8 +15,9 @@ from typing import Any
 
 import probatio
 
+from custom_components.doorstep.clip_contract import is_valid_id
+
 from .exceptions import CorruptStateError
-from .ids import is_valid_id
 from .models import (
     RELEASABLE_STATES,
     AuditRef,
