@@ -156,7 +156,26 @@ async def onboard(session: aiohttp.ClientSession, base_url: str, owner: Owner) -
         json={"client_id": client_id, "redirect_uri": f"{base_url}/?auth_callback=1"},
     ) as resp:
         await _json(resp)
+    await keep_http_config(session, base_url, token)
     return token
+
+
+async def keep_http_config(session: aiohttp.ClientSession, base_url: str, token: str) -> None:
+    """Confirm the lab's ``http:`` settings as the owner would.
+
+    Home Assistant 2026.10 moves ``http:`` from YAML into storage as a *pending* trial:
+    it shows every admin a "Confirm new HTTP server configuration" dialog over the whole
+    UI, and restarts five minutes later to revert unless someone promotes it. A lab whose
+    configuration sets trusted proxies would otherwise lose its browser clicks to that
+    dialog and its Home Assistant to the revert.
+    """
+    ws = await HassWebSocket.connect(session, base_url, token)
+    try:
+        config = await ws.call("http/config")
+        if config.get("pending") is not None and config.get("revert_at") is not None:
+            await ws.call("http/config/promote")
+    finally:
+        await ws.close()
 
 
 async def login(session: aiohttp.ClientSession, base_url: str, owner: Owner) -> str:

@@ -314,6 +314,11 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                         });
                         editor.hass = document.querySelector("home-assistant").hass;
                         editor.setConfig(Card.getStubConfig());
+                        // Where the dashboard's card editor dialog would show it: on top,
+                        // not under the full-page <home-assistant> element.
+                        editor.style.cssText =
+                          "position:fixed;top:0;left:0;width:480px;z-index:10000;" +
+                          "background:var(--card-background-color, white)";
                         document.body.append(editor);
                     }"""
                 )
