@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 import contextlib
 from datetime import timedelta
 import logging
 from typing import cast
 
 from homeassistant.config_entries import SOURCE_SYSTEM
-from homeassistant.const import CONF_HOST, CONF_PORT, EVENT_HOMEASSISTANT_STOP, Platform
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP, Platform
 from homeassistant.core import Event, HomeAssistant, callback
-from homeassistant.exceptions import ConfigEntryError, ConfigEntryNotReady
+from homeassistant.exceptions import ConfigEntryAuthFailed, ConfigEntryError, ConfigEntryNotReady
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.dispatcher import async_dispatcher_send
@@ -20,21 +21,14 @@ from homeassistant.helpers.typing import ConfigType
 
 from .card import async_register_card
 from .const import (
-    CONF_FINGERPRINT,
     CONF_KIND,
-    CONF_TOKEN,
     DOMAIN,
     KIND_SHARING,
     SIGNAL_SHARING_CHANGED,
 )
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
-from .device import (
-    DoorstepClient,
-    DoorstepError,
-    EventStream,
-    FingerprintMismatch,
-)
+from .device import DoorstepError, FingerprintMismatch, InvalidAuth, StreamSpec, create_doorbell
 from .http import async_register_views
 from .ice import async_start_local_stun
 from .live_view import home_network_policy
@@ -45,6 +39,7 @@ from .media import (
     StreamSource,
     live_view_source,
 )
+from .push import async_register_push_view, hub_url
 from .recording import (
     DATA_CLIPS,
     async_setup_recording,
@@ -52,7 +47,11 @@ from .recording import (
     records_events,
     start_recorder,
 )
-from .repairs import async_create_identity_issue, async_update_profile_issue
+from .repairs import (
+    async_create_identity_issue,
+    async_update_cloud_issue,
+    async_update_profile_issue,
+)
 from .services import async_setup_services
 from .sharing import state_to_dict
 from .sharing_hub import DATA_SHARING, SharingConfigEntry, async_create_sharing_hub
@@ -85,6 +84,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Once per Home Assistant: actions, the requester API, the card, STUN, and sharing."""
     async_setup_services(hass)
     async_register_views(hass)
+    async_register_push_view(hass)
     async_register_commands(hass)
     await async_start_local_stun(hass)
     stop_retention = await async_setup_recording(hass)
@@ -145,15 +145,9 @@ async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -
 
 async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry) -> bool:
     """Connect to a paired doorbell and start listening to it."""
-    client = DoorstepClient(
-        async_get_clientsession(hass),
-        entry.data[CONF_HOST],
-        entry.data[CONF_PORT],
-        fingerprint=entry.data[CONF_FINGERPRINT],
-        token=entry.data[CONF_TOKEN],
-    )
+    doorbell = create_doorbell(async_get_clientsession(hass), entry.data, hub_url=hub_url(hass))
     try:
-        device = await client.get_info()
+        device = await doorbell.connect()
     except FingerprintMismatch as err:
         async_create_identity_issue(hass, entry, err.actual)
         raise ConfigEntryNotReady(
@@ -161,12 +155,25 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
             translation_key="identity_changed",
             translation_placeholders={"name": entry.title},
         ) from err
+    except InvalidAuth as err:
+        raise ConfigEntryAuthFailed(
+            translation_domain=DOMAIN,
+            translation_key="device_refused_credentials",
+            translation_placeholders={"name": entry.title},
+        ) from err
     except DoorstepError as err:
         raise ConfigEntryNotReady(
             translation_domain=DOMAIN,
             translation_key="cannot_connect",
-            translation_placeholders={"name": entry.title, "host": entry.data[CONF_HOST]},
+            translation_placeholders={"name": entry.title, "host": doorbell.host},
         ) from err
+
+    try:
+        outside = await doorbell.outside_services()
+    except DoorstepError as err:
+        _LOGGER.debug("%s: cannot tell which outside services it uses: %s", entry.title, err)
+    else:
+        async_update_cloud_issue(hass, entry, outside)
 
     coordinator = DoorstepCoordinator(hass, entry, device)
     sessions = SessionManager(policy=home_network_policy(entry.options))
@@ -183,17 +190,14 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
     # so they keep the camera's original picture, and recording alone never costs a
     # transcode), and live view, which re-encodes only while someone watches a stream
     # that browsers cannot play as it is.
+    stream = doorbell.stream()
     source_relay = MediaRelay(
-        lambda: StreamSource.from_doorbell(
-            client,
-            name=device.name,
-            on_profile=_profile_seen,
-        ).packets(),
+        lambda: _stream_source(stream, name=device.name, on_profile=_profile_seen).packets(),
         name=f"{device.name} source",
     )
     relay = MediaRelay(live_view_source(source_relay, name=device.name), name=device.name)
     entry.runtime_data = DoorstepData(
-        client=client, device=device, coordinator=coordinator, relay=relay, sessions=sessions
+        doorbell=doorbell, device=device, coordinator=coordinator, relay=relay, sessions=sessions
     )
 
     recorder = None
@@ -227,16 +231,9 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
     # Who may watch and how clips are cut are fixed at setup: the options flow reloads
     # the entry when its options change (OptionsFlowWithReload).
 
-    stream = EventStream(
-        client,
-        on_event=coordinator.handle_event,
-        on_connection_change=coordinator.handle_connection_change,
-        on_auth_failed=coordinator.handle_auth_failed,
-        on_fingerprint_mismatch=coordinator.handle_fingerprint_mismatch,
-    )
     # Owned by the entry: cancelled (and its socket closed) when the entry unloads.
     entry.async_create_background_task(
-        hass, stream.run(), name=f"{DOMAIN} event stream {device.device_id}"
+        hass, doorbell.run_events(coordinator), name=f"{DOMAIN} event stream {device.device_id}"
     )
     # Entities written before the stream is up would start unavailable and flip to their
     # real state a moment later, which the logbook shows as a spurious event. A short
@@ -256,21 +253,27 @@ async def async_unload_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) ->
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) -> None:
-    """Ask the doorbell to forget this hub's token; removal goes on if it can't be reached."""
+    """Undo what the hub set up on the device; removal goes on if it can't be reached."""
     if entry.data.get(CONF_KIND) == KIND_SHARING:
         return
-    client = DoorstepClient(
-        async_get_clientsession(hass),
-        entry.data[CONF_HOST],
-        entry.data[CONF_PORT],
-        fingerprint=entry.data[CONF_FINGERPRINT],
-        token=entry.data[CONF_TOKEN],
-    )
+    doorbell = create_doorbell(async_get_clientsession(hass), entry.data, hub_url=hub_url(hass))
     try:
-        await client.unpair()
+        await doorbell.forget()
     except DoorstepError as err:
         _LOGGER.info(
             "Could not tell %s to forget this hub (%s); reset the doorbell to revoke it",
             entry.title,
             err,
         )
+
+
+def _stream_source(
+    stream: StreamSpec, *, name: str, on_profile: Callable[[ProfileDecision], None]
+) -> StreamSource:
+    """The media source for where the driver says live video comes from."""
+    if stream.endpoint is not None:
+        return StreamSource.from_doorbell(stream.endpoint, name=name, on_profile=on_profile)
+    assert stream.url is not None
+    return StreamSource.from_url(
+        stream.url, name=name, options=stream.options, on_profile=on_profile
+    )

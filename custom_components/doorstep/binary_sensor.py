@@ -16,6 +16,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DoorbellState
 from .data import DoorstepConfigEntry
+from .device import Capabilities
 from .entity import DoorstepEntity
 
 PARALLEL_UPDATES = 0
@@ -26,6 +27,7 @@ class DoorstepBinarySensorEntityDescription(BinarySensorEntityDescription):
     """How a binary sensor reads the doorbell's state."""
 
     value_fn: Callable[[DoorbellState], bool]
+    supported_fn: Callable[[Capabilities], bool] = lambda _capabilities: True
     # The connectivity sensor must stay available to be able to say "disconnected".
     always_available: bool = False
 
@@ -35,6 +37,7 @@ BINARY_SENSOR_DESCRIPTIONS: tuple[DoorstepBinarySensorEntityDescription, ...] = 
         key="motion",
         device_class=BinarySensorDeviceClass.MOTION,
         value_fn=lambda state: state.motion,
+        supported_fn=lambda capabilities: capabilities.has_motion,
     ),
     DoorstepBinarySensorEntityDescription(
         key="connectivity",
@@ -53,9 +56,11 @@ async def async_setup_entry(
 ) -> None:
     """Add the binary sensors of one doorbell."""
     coordinator = entry.runtime_data.coordinator
+    capabilities = entry.runtime_data.doorbell.capabilities
     async_add_entities(
         DoorstepBinarySensorEntity(coordinator, description)
         for description in BINARY_SENSOR_DESCRIPTIONS
+        if description.supported_fn(capabilities)
     )
 
 

@@ -25,7 +25,7 @@ from .device import DoorstepError
 from .entity import DoorstepEntity
 from .errors import translated_error
 from .live_view import may_watch, requester_address
-from .media import LocalCandidate, WebRTCError as MediaWebRTCError
+from .media import LocalCandidate, MediaError, WebRTCError as MediaWebRTCError, still_from_relay
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -69,8 +69,11 @@ class DoorstepCamera(DoorstepEntity, Camera):
             )
             raise web.HTTPForbidden(text="Doorstep: snapshots are only served on the home network")
         try:
-            return await self._data.client.snapshot()
-        except DoorstepError as err:
+            if not self._data.doorbell.capabilities.has_snapshot:
+                # A still from the live stream instead, for devices with no snapshot.
+                return await still_from_relay(self._data.relay)
+            return await self._data.doorbell.snapshot()
+        except (DoorstepError, MediaError) as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="snapshot_failed",

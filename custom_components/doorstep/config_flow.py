@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+import logging
 from math import ceil
+import secrets
 from typing import Any
+from urllib.parse import urlsplit
 
 from homeassistant.components import onboarding
 from homeassistant.config_entries import (
@@ -16,7 +19,14 @@ from homeassistant.config_entries import (
     OptionsFlow,
     OptionsFlowWithReload,
 )
-from homeassistant.const import CONF_HOST, CONF_PORT
+from homeassistant.const import (
+    CONF_HOST,
+    CONF_NAME,
+    CONF_PASSWORD,
+    CONF_PORT,
+    CONF_URL,
+    CONF_USERNAME,
+)
 from homeassistant.core import callback
 from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers import selector
@@ -33,6 +43,7 @@ from .const import (
     CONF_KIND,
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
+    CONF_PUSH_SECRET,
     CONF_RECORD_CLIPS,
     CONF_RECORD_CONTINUOUS,
     CONF_RING_COOLDOWN,
@@ -53,19 +64,41 @@ from .const import (
 )
 from .device import (
     DEFAULT_PORT,
+    DRIVER_DOORBIRD,
+    DRIVER_DOORSTEP,
+    DRIVER_RTSP,
+    KEY_DRIVER,
     SERVICE_TYPE,
     DeviceInfo,
+    DoorBirdClient,
     DoorstepClient,
     DoorstepError,
     FingerprintMismatch,
+    InvalidAuth,
     InvalidCode,
+    NotRtsp,
     PairingLocked,
+    check_rtsp,
+    driver_of,
+    is_doorbird_mac,
+    normalize_mac,
+    parse_rtsp_url,
     parse_txt,
+    rtsp_device_id,
+    with_credentials,
 )
+from .device.doorbird import DEFAULT_HTTP_PORT as DOORBIRD_HTTP_PORT
 from .live_view import parse_home_networks
+from .media import NotAStream, NoVideo, StreamError, StreamNotFound, StreamRefused, probe_stream
 from .repairs import async_create_identity_issue, async_delete_identity_issue
 from .sharing import RequesterKind
 from .sharing_hub import SharingHub
+
+_LOGGER = logging.getLogger(__name__)
+
+# DoorBirds announce themselves as Axis-style video devices (Home Assistant core matches
+# them the same way); the manifest also requires DoorBird's MAC prefix.
+DOORBIRD_SERVICE_TYPE = "_axis-video._tcp.local."
 
 CODE_SCHEMA = probatio.Schema({probatio.Required(CONF_CODE): str})
 
@@ -104,6 +137,8 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_zeroconf(self, discovery_info: ZeroconfServiceInfo) -> ConfigFlowResult:
         """A doorbell announced itself on the network."""
+        if discovery_info.type == DOORBIRD_SERVICE_TYPE:
+            return await self._async_doorbird_discovered(discovery_info)
         advert = parse_txt(discovery_info.properties)
         if advert is None:
             return self.async_abort(reason="not_doorstep_device")
@@ -132,6 +167,12 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
         )
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The owner adds a device by hand: a Doorstep doorbell, or an RTSP camera."""
+        return self.async_show_menu(
+            step_id="user", menu_options=["manual", "doorbird_host", "rtsp"]
+        )
+
+    async def async_step_manual(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The owner gives the doorbell's address, for networks without multicast."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -148,13 +189,156 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
                 self.context["title_placeholders"] = {"name": self._name}
                 return await self.async_step_pair()
         return self.async_show_form(
-            step_id="user",
+            step_id="manual",
             data_schema=self.add_suggested_values_to_schema(_host_schema(), user_input),
+            errors=errors,
+        )
+
+    # DoorBird -------------------------------------------------------------------
+
+    async def _async_doorbird_discovered(
+        self, discovery_info: ZeroconfServiceInfo
+    ) -> ConfigFlowResult:
+        """Axis-style video devices announce themselves the same way; only DoorBird's MAC
+        prefix makes it a DoorBird."""
+        mac = normalize_mac(discovery_info.properties.get("macaddress"))
+        if mac is None or not is_doorbird_mac(mac):
+            return self.async_abort(reason="not_doorbird_device")
+        self._host = str(discovery_info.ip_address)
+        self._port = discovery_info.port or DOORBIRD_HTTP_PORT
+        instance = discovery_info.name.removesuffix("." + DOORBIRD_SERVICE_TYPE)
+        self._name = instance if instance != discovery_info.name else "DoorBird"
+        await self.async_set_unique_id(mac)
+        # No certificate to pin: the credentials the station accepts prove it is the same.
+        self._abort_if_unique_id_configured(updates={CONF_HOST: self._host, CONF_PORT: self._port})
+        self.context["title_placeholders"] = {"name": self._name}
+        return await self.async_step_doorbird()
+
+    async def async_step_doorbird_host(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A DoorBird by its address, for networks without multicast."""
+        if user_input is not None:
+            self._host = user_input[CONF_HOST].strip()
+            self._port = user_input[CONF_PORT]
+            return await self.async_step_doorbird()
+        return self.async_show_form(
+            step_id="doorbird_host",
+            data_schema=_host_schema(port=DOORBIRD_HTTP_PORT),
+        )
+
+    async def async_step_doorbird(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """The DoorBird user (with API permission) Doorstep signs in as, checked at once."""
+        errors: dict[str, str] = {}
+        placeholders = {"name": self._name or "DoorBird", "host": self._host}
+        if user_input is not None:
+            username = user_input[CONF_USERNAME].strip()
+            password = user_input[CONF_PASSWORD]
+            client = DoorBirdClient(
+                async_get_clientsession(self.hass),
+                self._host,
+                username,
+                password,
+                port=self._port,
+            )
+            try:
+                info = await client.info()
+            except InvalidAuth:
+                errors["base"] = "invalid_auth"
+            except DoorstepError as err:
+                _LOGGER.debug("DoorBird at %s: %s", self._host, err)
+                errors["base"] = "cannot_connect"
+            else:
+                if self.unique_id is not None and info.mac != self.unique_id:
+                    errors["base"] = "wrong_device"
+                else:
+                    return await self._async_doorbird_finish(
+                        info.mac,
+                        info.device_type,
+                        {
+                            CONF_USERNAME: username,
+                            CONF_PASSWORD: password,
+                        },
+                    )
+        return self.async_show_form(
+            step_id="doorbird",
+            data_schema=self.add_suggested_values_to_schema(
+                DOORBIRD_CREDENTIALS_SCHEMA,
+                {CONF_USERNAME: user_input[CONF_USERNAME]} if user_input else None,
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def _async_doorbird_finish(
+        self, mac: str, device_type: str, credentials: dict[str, str]
+    ) -> ConfigFlowResult:
+        if self.source == SOURCE_REAUTH:
+            return self.async_update_reload_and_abort(
+                self._get_reauth_entry(), data_updates=credentials
+            )
+        await self.async_set_unique_id(mac, raise_on_progress=False)
+        self._abort_if_unique_id_configured(updates={CONF_HOST: self._host, CONF_PORT: self._port})
+        name = self._name or device_type
+        return self.async_create_entry(
+            title=name,
+            data={
+                KEY_DRIVER: DRIVER_DOORBIRD,
+                CONF_NAME: name,
+                CONF_HOST: self._host,
+                CONF_PORT: self._port,
+                CONF_DEVICE_ID: mac,
+                CONF_PUSH_SECRET: secrets.token_urlsafe(32),
+                **credentials,
+            },
+        )
+
+    async def async_step_rtsp(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """An RTSP camera or doorbell: its URL, and credentials if it asks for them.
+
+        The stream is opened once before the entry is made, so a typo or a wrong password
+        is caught here, not later as a camera that never plays.
+        """
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            camera, error_field, error = await _async_check_rtsp_camera(user_input)
+            if camera is None:
+                errors[error_field] = error
+            else:
+                url, username, password = camera
+                device_id = rtsp_device_id(url)
+                await self.async_set_unique_id(device_id, raise_on_progress=False)
+                self._abort_if_unique_id_configured()
+                name = user_input[CONF_NAME].strip() or urlsplit(url).hostname or url
+                return self.async_create_entry(
+                    title=name,
+                    data={
+                        KEY_DRIVER: DRIVER_RTSP,
+                        CONF_URL: url,
+                        CONF_USERNAME: username or "",
+                        CONF_PASSWORD: password or "",
+                        CONF_DEVICE_ID: device_id,
+                        CONF_NAME: name,
+                    },
+                )
+            # Never show the password again, right or wrong.
+            user_input = {k: v for k, v in user_input.items() if k != CONF_PASSWORD}
+        return self.async_show_form(
+            step_id="rtsp",
+            data_schema=self.add_suggested_values_to_schema(RTSP_SCHEMA, user_input),
             errors=errors,
         )
 
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """The doorbell no longer accepts our token (it was reset, or the token revoked)."""
+        if driver_of(entry_data) == DRIVER_DOORBIRD:
+            self._host = entry_data[CONF_HOST]
+            self._port = entry_data.get(CONF_PORT, DOORBIRD_HTTP_PORT)
+            self._name = self._get_reauth_entry().title
+            await self.async_set_unique_id(entry_data[CONF_DEVICE_ID])
+            return await self.async_step_doorbird()
         self._host = entry_data[CONF_HOST]
         self._port = entry_data[CONF_PORT]
         self._name = self._get_reauth_entry().title
@@ -189,6 +373,8 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Point an existing doorbell at a new address, or re-pair it after a reset."""
         entry = self._get_reconfigure_entry()
+        if driver_of(entry.data) != DRIVER_DOORSTEP:
+            return self.async_abort(reason="reconfigure_not_supported")
         errors: dict[str, str] = {}
         if user_input is not None:
             self._host = user_input[CONF_HOST].strip()
@@ -509,6 +695,63 @@ OPTIONS_SCHEMA = probatio.Schema(
         ),
     }
 )
+
+
+DOORBIRD_CREDENTIALS_SCHEMA = probatio.Schema(
+    {
+        probatio.Required(CONF_USERNAME): str,
+        probatio.Required(CONF_PASSWORD): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+        ),
+    }
+)
+
+RTSP_SCHEMA = probatio.Schema(
+    {
+        probatio.Required(CONF_NAME, default=""): str,
+        probatio.Required(CONF_URL): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.URL)
+        ),
+        probatio.Optional(CONF_USERNAME, default=""): str,
+        probatio.Optional(CONF_PASSWORD, default=""): selector.TextSelector(
+            selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
+        ),
+    }
+)
+
+
+async def _async_check_rtsp_camera(
+    user_input: Mapping[str, Any],
+) -> tuple[tuple[str, str | None, str | None] | None, str, str]:
+    """Check the camera the owner described: ((url, username, password), "", "") if it
+    plays, else (None, the form field at fault, the error key)."""
+    try:
+        url, url_username, url_password = parse_rtsp_url(user_input[CONF_URL])
+    except NotRtsp:
+        return None, CONF_URL, "not_rtsp"
+    # Credentials typed into their own fields win over ones pasted inside the URL.
+    username = user_input.get(CONF_USERNAME, "").strip() or url_username
+    password = user_input.get(CONF_PASSWORD, "") or url_password
+    try:
+        await check_rtsp(url)
+    except NotRtsp:
+        return None, CONF_URL, "not_rtsp"
+    except DoorstepError:
+        return None, "base", "cannot_connect"
+    try:
+        await probe_stream(with_credentials(url, username, password))
+    except StreamRefused:
+        return None, "base", "invalid_auth"
+    except StreamNotFound:
+        return None, CONF_URL, "stream_not_found"
+    except NoVideo:
+        return None, "base", "no_video"
+    except NotAStream:
+        return None, CONF_URL, "not_rtsp"
+    except StreamError as err:
+        _LOGGER.debug("RTSP camera check failed: %s", err)
+        return None, "base", "cannot_connect"
+    return (url, username, password), "", ""
 
 
 def _instance_name(service_name: str) -> str:

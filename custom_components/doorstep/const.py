@@ -10,6 +10,8 @@ CONF_DEVICE_ID: Final = "device_id"
 CONF_FINGERPRINT: Final = "fingerprint"
 CONF_TOKEN: Final = "token"  # noqa: S105 -- a key name, not a secret
 CONF_CODE: Final = "code"
+# Devices that push events (DoorBird) call the hub at a URL with this secret in it.
+CONF_PUSH_SECRET: Final = "push_secret"  # noqa: S105 -- a key name, not a secret
 
 # Options.
 CONF_RING_COOLDOWN: Final = "ring_cooldown"
@@ -27,6 +29,7 @@ TRIGGER_TYPE_PRESSED: Final = "pressed"
 # Repair issue ids are suffixed with the device id.
 ISSUE_IDENTITY_CHANGED: Final = "identity_changed"
 ISSUE_VIDEO_PROFILE: Final = "video_profile"
+ISSUE_CLOUD_SERVICES: Final = "cloud_services"
 
 # What the hub calls itself when it pairs; the doorbell may show it in its own UI.
 PAIRING_CLIENT_NAME: Final = "Home Assistant"

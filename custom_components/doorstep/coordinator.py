@@ -14,7 +14,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 
 from .const import CONF_RING_COOLDOWN, DEFAULT_RING_COOLDOWN, DOMAIN, EVENT_RING
-from .device import DeviceInfo, DoorbellEvent, EventType, FingerprintMismatch
+from .device import DeviceIdentity, DoorbellEvent, EventType, FingerprintMismatch
 from .repairs import async_create_identity_issue
 
 _LOGGER = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class DoorstepCoordinator(DataUpdateCoordinator[DoorbellState]):
     # coordinator, so typing the entry by that data would tie the two modules in a loop.
     config_entry: ConfigEntry
 
-    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, device: DeviceInfo) -> None:
+    def __init__(self, hass: HomeAssistant, entry: ConfigEntry, device: DeviceIdentity) -> None:
         """Start disconnected; the event stream reports when it is up."""
         super().__init__(
             hass,

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from homeassistant.config_entries import ConfigEntry
 
 from .coordinator import DoorstepCoordinator
-from .device import DeviceInfo, DoorstepClient
+from .device import DeviceIdentity, Doorbell
 from .media import MediaRelay, Recorder, SessionManager
 
 
@@ -15,8 +14,9 @@ from .media import MediaRelay, Recorder, SessionManager
 class DoorstepData:
     """What a loaded config entry holds while it runs."""
 
-    client: DoorstepClient
-    device: DeviceInfo
+    # The device, through the one interface every driver implements.
+    doorbell: Doorbell
+    device: DeviceIdentity
     coordinator: DoorstepCoordinator
     # One upstream video connection to the doorbell, shared by every viewer.
     relay: MediaRelay

@@ -7,17 +7,27 @@ from dataclasses import asdict
 from typing import Any, cast
 
 from homeassistant.components.diagnostics import async_redact_data
-from homeassistant.const import CONF_HOST
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_URL, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 
-from .const import CONF_FINGERPRINT, CONF_KIND, CONF_TOKEN, KIND_SHARING
+from .const import CONF_FINGERPRINT, CONF_KIND, CONF_PUSH_SECRET, CONF_TOKEN, KIND_SHARING
 from .data import DoorstepConfigEntry
 from .sharing import RequestState
 from .sharing_hub import SharingConfigEntry, SharingHub
 
 # The token opens the doorbell; the fingerprint and address would help someone
-# impersonate it, so none of them belong in a file people paste into bug reports.
-TO_REDACT = {CONF_TOKEN, CONF_FINGERPRINT, CONF_HOST}
+# impersonate it, so none of them belong in a file people paste into bug reports. An RTSP
+# camera's URL says where it is, and its username and password let anyone watch.
+# A push secret lets anyone ring the doorbell in Home Assistant.
+TO_REDACT = {
+    CONF_TOKEN,
+    CONF_FINGERPRINT,
+    CONF_HOST,
+    CONF_URL,
+    CONF_USERNAME,
+    CONF_PASSWORD,
+    CONF_PUSH_SECRET,
+}
 
 
 async def async_get_config_entry_diagnostics(
@@ -37,6 +47,8 @@ def _doorbell_diagnostics(entry: DoorstepConfigEntry) -> dict[str, Any]:
     return {
         "entry": async_redact_data(entry.as_dict(), TO_REDACT),
         "device": asdict(data.device),
+        "driver": data.doorbell.driver,
+        "capabilities": asdict(data.doorbell.capabilities),
         "state": {
             "connected": state.connected,
             "motion": state.motion,

@@ -24,6 +24,7 @@ class DoorstepEntity(CoordinatorEntity[DoorstepCoordinator]):
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, device.device_id)},
             name=device.name,
+            manufacturer=device.manufacturer,
             model=device.model,
             sw_version=device.firmware,
         )

@@ -1,7 +1,8 @@
-"""Event entities: the doorbell button and motion."""
+"""Event entities: the doorbell button and motion, for devices that have them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from homeassistant.components.event import (
@@ -15,7 +16,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry
-from .device import EventType
+from .device import Capabilities, EventType
 from .entity import DoorstepEntity
 
 # Push only: nothing here is polled, and entity updates are unbounded.
@@ -27,6 +28,7 @@ class DoorstepEventEntityDescription(EventEntityDescription):
     """Which frames of the doorbell's event stream an event entity reports."""
 
     reports: frozenset[EventType]
+    supported_fn: Callable[[Capabilities], bool]
 
 
 EVENT_DESCRIPTIONS: tuple[DoorstepEventEntityDescription, ...] = (
@@ -38,6 +40,7 @@ EVENT_DESCRIPTIONS: tuple[DoorstepEventEntityDescription, ...] = (
         # trigger reads; the protocol's frame has the same name.
         event_types=[DoorbellEventType.RING],
         reports=frozenset({EventType.RING}),
+        supported_fn=lambda capabilities: capabilities.has_button,
     ),
     DoorstepEventEntityDescription(
         key="motion",
@@ -45,6 +48,7 @@ EVENT_DESCRIPTIONS: tuple[DoorstepEventEntityDescription, ...] = (
         device_class=EventDeviceClass.MOTION,
         event_types=[EventType.MOTION_START.value, EventType.MOTION_STOP.value],
         reports=frozenset({EventType.MOTION_START, EventType.MOTION_STOP}),
+        supported_fn=lambda capabilities: capabilities.has_motion,
     ),
 )
 
@@ -56,8 +60,11 @@ async def async_setup_entry(
 ) -> None:
     """Add the event entities of one doorbell."""
     coordinator = entry.runtime_data.coordinator
+    capabilities = entry.runtime_data.doorbell.capabilities
     async_add_entities(
-        DoorstepEventEntity(coordinator, description) for description in EVENT_DESCRIPTIONS
+        DoorstepEventEntity(coordinator, description)
+        for description in EVENT_DESCRIPTIONS
+        if description.supported_fn(capabilities)
     )
 
 

@@ -11,6 +11,7 @@ from .const import (
     CONF_DEVICE_ID,
     CONF_FINGERPRINT,
     DOMAIN,
+    ISSUE_CLOUD_SERVICES,
     ISSUE_IDENTITY_CHANGED,
     ISSUE_VIDEO_PROFILE,
 )
@@ -88,5 +89,34 @@ def async_update_profile_issue(
             "name": entry.title,
             # Not decision.reason: that is English, for the log.
             "profile": decision.profile,
+        },
+    )
+
+
+def cloud_issue_id(device_id: str) -> str:
+    """One outside-services issue per device."""
+    return f"{ISSUE_CLOUD_SERVICES}_{device_id}"
+
+
+@callback
+def async_update_cloud_issue(
+    hass: HomeAssistant, entry: ConfigEntry, services: tuple[str, ...]
+) -> None:
+    """Tell the owner what the device itself sends out of the house, or drop the issue."""
+    issue_id = cloud_issue_id(entry.data[CONF_DEVICE_ID])
+    if not services:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_CLOUD_SERVICES,
+        translation_placeholders={
+            "name": entry.title,
+            # The device API's own names for the outputs (notify, record), not prose.
+            "services": ", ".join(services),
         },
     )

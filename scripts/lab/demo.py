@@ -1,5 +1,6 @@
-"""`scripts/demo`: Home Assistant with Doorstep and two reference doorbells on a private
-LAN in network namespaces, onboarded and paired, ready for a person's browser.
+"""`scripts/demo`: Home Assistant with Doorstep, two reference doorbells and an emulated
+DoorBird on a private LAN in network namespaces, onboarded and paired, ready for a
+person's browser.
 
     scripts/demo                 # run until Ctrl-C
     scripts/demo --smoke         # start, pair, ring once, check, exit 0 (for tests)
@@ -38,9 +39,9 @@ from .hass import (
     prepare_config_dir,
     wait_http_ready,
 )
-from .netns import NetnsError, Topology, create_topology, lab_unavailable_reason
+from .netns import NetnsError, Topology, create_topology, lab_unavailable_reason, ns_argv
 from .pairing import dismiss_stale_discovery_notice, pair_flow, wait_for_discovery
-from .procs import ManagedProcess, ProcessFailed, within
+from .procs import ManagedProcess, ProcessFailed, python_env, within
 from .requests import (
     REQUESTER_NAME,
     create_requester,
@@ -52,6 +53,11 @@ from .requests import (
 # DOORSTEP_DEMO_DIR lets a test run the demo without touching a person's .demo/.
 DEMO_DIR = Path(os.environ.get("DOORSTEP_DEMO_DIR") or REPO / ".demo")
 DOORBELL_NAMES = ("Front door", "Back door")
+# The third door: the DoorBird emulator, found by mDNS as a DoorBird and signed in.
+DOORBIRD_NAME = "Side gate"
+DOORBIRD_MAC = "1ccae3a1b2c3"
+DOORBIRD_USERNAME = "ghxxxx0001"
+DOORBIRD_PASSWORD = "demo-bird"  # noqa: S105 -- the emulator's, made up for the demo
 OWNER = Owner()
 SMOKE_TIMEOUT = 120.0
 # How long the demo's requester waits for the householder before giving up.
@@ -139,6 +145,8 @@ class LabDemo:
         self.run_dir = run_dir
         self.topology: Topology | None = None
         self.doorbells: list[Doorbell] = []
+        self.doorbird: ManagedProcess | None = None
+        self.doorbird_address = ""
         self.hass: ManagedProcess | None = None
         self.forwarder: TcpForwarder | None = None
         self.url = ""
@@ -148,8 +156,11 @@ class LabDemo:
     def start_processes(self) -> None:
         """Network and processes, from the main thread (see procs.py on why)."""
         self.topology = topo = create_topology(len(DOORBELL_NAMES))
+        bird_host = topo.add_doorbell()
         say(f"lab network up: home LAN {topo.lan} in namespaces {', '.join(topo.namespaces())}")
-        for index, (name, host) in enumerate(zip(DOORBELL_NAMES, topo.doorbells, strict=True)):
+        for index, (name, host) in enumerate(
+            zip(DOORBELL_NAMES, topo.doorbells[: len(DOORBELL_NAMES)], strict=True)
+        ):
             last = index == len(DOORBELL_NAMES) - 1
             bell = Doorbell(
                 name=name,
@@ -162,6 +173,23 @@ class LabDemo:
             )
             bell.start()
             self.doorbells.append(bell)
+        self.doorbird_address = bird_host.address
+        argv = [
+            sys.executable, "-m", "scripts.lab.doorbird_emulator",
+            "--host", bird_host.address,
+            "--username", DOORBIRD_USERNAME,
+            "--password", DOORBIRD_PASSWORD,
+            "--name", DOORBIRD_NAME,
+            "--advertise",
+        ]  # fmt: skip
+        self.doorbird = ManagedProcess(
+            name="DoorBird emulator",
+            argv=ns_argv(bird_host.ns, *argv),
+            log_path=self.run_dir / f"{_slug(DOORBIRD_NAME)}.log",
+            env=python_env(REPO),
+            cwd=REPO,
+        )
+        self.doorbird.start()
         config_dir = prepare_config_dir(self.run_dir / "config")
         self.hass = hass_process(config_dir, self.run_dir / "home-assistant.log", topo.hub_ns)
         self.hass.start()
@@ -204,12 +232,27 @@ class LabDemo:
                 if result["type"] != "create_entry":
                     raise RuntimeError(f"pairing {bell.name!r} did not finish: {result}")
                 say(f"paired {bell.name!r} through the config flow")
+            await self._sign_in_doorbird(client, ws)
             await dismiss_stale_discovery_notice(client, ws)
         finally:
             await ws.close()
         await self._start_forwarder()
         await self._ask_for_footage(session, client)
         return client
+
+    async def _sign_in_doorbird(self, client: HassClient, ws: HassWebSocket) -> None:
+        """The emulated DoorBird: discovered by mDNS, signed in with its API user."""
+        started = time.monotonic()
+        async with within(30, f"Home Assistant discovers {DOORBIRD_NAME!r} by mDNS", self.doorbird):
+            flow = await wait_for_discovery(ws, device_id=DOORBIRD_MAC)
+        say(f"discovered {DOORBIRD_NAME!r} by mDNS after {time.monotonic() - started:.1f} s")
+        result = await client.post(
+            f"/api/config/config_entries/flow/{flow['flow_id']}",
+            {"username": DOORBIRD_USERNAME, "password": DOORBIRD_PASSWORD},
+        )
+        if result["type"] != "create_entry":
+            raise RuntimeError(f"signing in to {DOORBIRD_NAME!r} did not finish: {result}")
+        say(f"signed in to {DOORBIRD_NAME!r} (the DoorBird emulator) through the config flow")
 
     async def _ask_for_footage(self, session: aiohttp.ClientSession, client: HassClient) -> None:
         """A ring leaves a clip; then an outside party asks for it and waits for a person."""
@@ -271,6 +314,10 @@ class LabDemo:
             "  Ring a doorbell:",
         ]
         lines += [f"    {bell.curl_press()}    # {bell.name}" for bell in self.doorbells]
+        lines.append(
+            f"    curl -X POST http://{self.doorbird_address}/lab/ring"
+            f"    # {DOORBIRD_NAME} (DoorBird emulator)"
+        )
         if self.request_id:
             token = self.run_dir / "requester_token"
             fetch = " ".join(
@@ -306,6 +353,8 @@ class LabDemo:
             self.hass.stop()
         for bell in self.doorbells:
             bell.stop()
+        if self.doorbird is not None:
+            self.doorbird.stop(grace=5)
         if self.topology is not None:
             self.topology.teardown()
         with contextlib.suppress(FileNotFoundError):
@@ -320,7 +369,7 @@ async def smoke_check(demo: LabDemo, client: HassClient, session: aiohttp.Client
     ws: HassWebSocket = await client.websocket()
     try:
         changes = await ws.subscribe("subscribe_events", event_type="state_changed")
-        for name in DOORBELL_NAMES:
+        for name in (*DOORBELL_NAMES, DOORBIRD_NAME):
             connectivity = _entity(name, "connectivity", "binary_sensor")
             async with within(20, f"{connectivity} is on"):
                 await _wait_entity_state(client, connectivity, "on")
@@ -337,6 +386,20 @@ async def smoke_check(demo: LabDemo, client: HassClient, session: aiohttp.Client
                     break
         say(f"smoke: ring reached {entity} {1000 * (time.monotonic() - pressed):.0f} ms "
             "after the press")  # fmt: skip
+        bird = _entity(DOORBIRD_NAME, "doorbell", "event")
+        before = (await client.get(f"/api/states/{bird}"))["state"]
+        pressed = time.monotonic()
+        async with session.post(f"http://{demo.doorbird_address}/lab/ring") as resp:
+            if await resp.json() != [200]:
+                raise RuntimeError(f"the DoorBird's call to Home Assistant failed: {resp}")
+        async with within(10, f"the DoorBird's ring reaches {bird}"):
+            while True:
+                data = (await changes.get())["data"]
+                state = (data["new_state"] or {}).get("state")
+                if data["entity_id"] == bird and state not in {before, "unavailable", None}:
+                    break
+        say(f"smoke: the DoorBird's pushed ring reached {bird} "
+            f"{1000 * (time.monotonic() - pressed):.0f} ms after the press")  # fmt: skip
         pending = await client.get("/api/states/sensor.doorstep_sharing_pending_requests")
         if pending["state"] != "1":
             raise RuntimeError(

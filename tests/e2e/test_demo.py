@@ -1,7 +1,8 @@
 """`scripts/demo --smoke` proves the demo a person runs works: it builds the lab, starts
-two reference doorbells and Home Assistant, pairs both by real mDNS discovery, rings
-one, checks the UI answers on the printed URL, approves the outside requester's request
-as the owner and sees the requester verify the footage, and tears everything down."""
+two reference doorbells, the DoorBird emulator and Home Assistant, pairs all three by
+real mDNS discovery, rings the front door and the DoorBird, checks the UI answers on the
+printed URL, approves the outside requester's request as the owner and sees the
+requester verify the footage, and tears everything down."""
 
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ def test_demo_smoke(tmp_path: Path) -> None:
     assert "smoke: the requester received and verified the approved footage" in proc.stdout
     assert "paired 'Front door'" in proc.stdout
     assert "paired 'Back door'" in proc.stdout
+    assert "signed in to 'Side gate'" in proc.stdout
+    assert "smoke: the DoorBird's pushed ring reached event.side_gate_doorbell" in proc.stdout
     # Everything the demo built is gone again.
     built = re.search(r"in namespaces (.+)$", proc.stdout, re.MULTILINE)
     assert built is not None, proc.stdout

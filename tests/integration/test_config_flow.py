@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from unittest.mock import patch
 
-from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
+from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF, ConfigFlowResult
 from homeassistant.const import CONF_HOST, CONF_PORT
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -168,11 +168,23 @@ async def test_rediscovery_with_other_certificate_changes_nothing(
     assert issue.severity is ir.IssueSeverity.ERROR
 
 
+async def _choose_doorstep_by_address(
+    hass: HomeAssistant, menu: ConfigFlowResult
+) -> ConfigFlowResult:
+    """Pick "Doorstep doorbell, by its address" in the add-a-device menu."""
+    return await hass.config_entries.flow.async_configure(
+        menu["flow_id"], {"next_step_id": "manual"}
+    )
+
+
 async def test_manual_setup(hass: HomeAssistant, doorbell: Doorbell) -> None:
     """Host and port by hand; the certificate is pinned on first use."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    assert result["type"] is FlowResultType.FORM
+    assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "user"
+    result = await _choose_doorstep_by_address(hass, result)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "manual"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: " 127.0.0.1 ", CONF_PORT: doorbell.port}
     )
@@ -190,6 +202,7 @@ async def test_manual_setup_cannot_connect_then_recovers(
 ) -> None:
     """Nothing listening: the form comes back with cannot_connect and the input kept."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await _choose_doorstep_by_address(hass, result)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: unused_tcp_port}
     )
@@ -206,6 +219,7 @@ async def test_manual_setup_already_configured(
 ) -> None:
     """The same doorbell by hand again is refused."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    result = await _choose_doorstep_by_address(hass, result)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: "127.0.0.1", CONF_PORT: doorbell.port}
     )

@@ -1,6 +1,7 @@
-"""Hub side of the Doorstep doorbell protocol, free of Home Assistant.
+"""Doorbells and cameras as the hub sees them, free of Home Assistant.
 
-See docs/protocol.md for the wire contract this package implements.
+``interface`` says what any device gives the hub; each driver implements it. The
+Doorstep protocol (docs/protocol.md) is one driver.
 """
 
 from .client import DoorstepClient
@@ -13,6 +14,16 @@ from .discovery import (
     normalize_fingerprint,
     parse_txt,
 )
+from .doorbird import (
+    DRIVER_DOORBIRD,
+    DoorBirdClient,
+    DoorBirdDoorbell,
+    DoorBirdInfo,
+    is_doorbird_mac,
+    normalize_mac,
+)
+from .doorstep_driver import DRIVER_DOORSTEP, DoorstepDoorbell
+from .drivers import KEY_DRIVER, create_doorbell, driver_of
 from .events import EventStream
 from .exceptions import (
     CannotConnect,
@@ -23,27 +34,68 @@ from .exceptions import (
     PairingLocked,
     ProtocolError,
 )
+from .interface import (
+    Capabilities,
+    DeviceIdentity,
+    Doorbell,
+    EventSink,
+    HttpStreamEndpoint,
+    StreamSpec,
+)
 from .models import DeviceInfo, DoorbellAdvert, DoorbellEvent, EventType
+from .rtsp import (
+    DRIVER_RTSP,
+    NotRtsp,
+    RtspCamera,
+    check_rtsp,
+    parse_rtsp_url,
+    rtsp_device_id,
+    with_credentials,
+)
 
 __all__ = [
     "DEFAULT_PORT",
+    "DRIVER_DOORBIRD",
+    "DRIVER_DOORSTEP",
+    "DRIVER_RTSP",
+    "KEY_DRIVER",
     "PROTOCOL_VERSION",
     "SERVICE_TYPE",
     "CannotConnect",
+    "Capabilities",
+    "DeviceIdentity",
     "DeviceInfo",
+    "DoorBirdClient",
+    "DoorBirdDoorbell",
+    "DoorBirdInfo",
+    "Doorbell",
     "DoorbellAdvert",
     "DoorbellEvent",
     "DoorstepClient",
+    "DoorstepDoorbell",
     "DoorstepError",
+    "EventSink",
     "EventStream",
     "EventType",
     "FingerprintMismatch",
+    "HttpStreamEndpoint",
     "InvalidAuth",
     "InvalidCode",
+    "NotRtsp",
     "PairingLocked",
     "ProtocolError",
+    "RtspCamera",
+    "StreamSpec",
+    "check_rtsp",
+    "create_doorbell",
+    "driver_of",
+    "is_doorbird_mac",
     "is_valid_device_id",
     "is_valid_fingerprint",
     "normalize_fingerprint",
+    "normalize_mac",
+    "parse_rtsp_url",
     "parse_txt",
+    "rtsp_device_id",
+    "with_credentials",
 ]

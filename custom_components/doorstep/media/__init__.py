@@ -21,10 +21,15 @@ from .exceptions import (
     InvalidOffer,
     InvalidSps,
     MediaError,
+    NotAStream,
+    NoVideo,
     RecordingError,
     SessionClosed,
     StorageFull,
     StreamError,
+    StreamNotFound,
+    StreamRefused,
+    StreamUnreachable,
     SubscriptionClosed,
     TooManySessions,
     TranscodeError,
@@ -34,6 +39,7 @@ from .h264 import ProfileDecision, SpsInfo, decide_profile, parse_sps
 from .live import live_packets, live_view_source
 from .network import NetworkPolicy
 from .packet import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, VideoPacket
+from .probe import StreamProbe, probe_stream
 from .recorder import REASON_CONTINUOUS, Recorder, RecorderConfig, RecorderStats
 from .recorder_preroll import PreRollBuffer
 from .recorder_writer import ClipWriter
@@ -41,6 +47,7 @@ from .relay import MediaRelay, Subscription, SubscriptionStats
 from .retention import plan_retention
 from .sdp import OfferLimits, OfferSummary, validate_offer
 from .source import Backoff, SourceStats, StreamEndpoint, StreamSource
+from .still import keyframe_to_jpeg, still_from_relay
 from .transcode import Transcoder, TranscodeSettings, TranscodeStats
 from .webrtc import RelayVideoTrack, SessionManager, SessionStats, WebRTCSession
 
@@ -62,6 +69,8 @@ __all__ = [
     "MediaError",
     "MediaRelay",
     "NetworkPolicy",
+    "NoVideo",
+    "NotAStream",
     "OfferLimits",
     "OfferSummary",
     "PreRollBuffer",
@@ -79,7 +88,11 @@ __all__ = [
     "StorageFull",
     "StreamEndpoint",
     "StreamError",
+    "StreamNotFound",
+    "StreamProbe",
+    "StreamRefused",
     "StreamSource",
+    "StreamUnreachable",
     "Subscription",
     "SubscriptionClosed",
     "SubscriptionStats",
@@ -92,9 +105,12 @@ __all__ = [
     "WebRTCError",
     "WebRTCSession",
     "decide_profile",
+    "keyframe_to_jpeg",
     "live_packets",
     "live_view_source",
     "parse_sps",
     "plan_retention",
+    "probe_stream",
+    "still_from_relay",
     "validate_offer",
 ]

@@ -27,6 +27,26 @@ class StreamError(MediaError):
     """One connection to a video source failed; the source reconnects by itself."""
 
 
+class StreamUnreachable(StreamError):
+    """Nothing answered at the stream's address, or it stopped answering."""
+
+
+class StreamRefused(StreamError):
+    """The server wants other credentials than the ones given."""
+
+
+class StreamNotFound(StreamError):
+    """The server answers, but has no stream at that path."""
+
+
+class NotAStream(StreamError):
+    """What answered does not speak the stream's protocol (an RTSP URL that is not RTSP)."""
+
+
+class NoVideo(StreamError):
+    """The stream has no video track, or no video the hub can relay (not H.264)."""
+
+
 class TranscodeError(StreamError):
     """The transcoding fallback failed; live view starts it again at the next keyframe."""
 

@@ -34,6 +34,7 @@ from .h264 import (
     is_annexb,
 )
 from .packet import VIDEO_CLOCK_RATE, VideoPacket
+from .redact import redact_credentials
 from .thread_bridge import ThreadBridge, describe_error
 
 _LOGGER = logging.getLogger(__name__)
@@ -188,6 +189,8 @@ class StreamSource:
                 error = f"not ready to stream: {err}"
             except (aiohttp.ClientError, TimeoutError, OSError) as err:
                 error = f"{type(err).__name__}: {err}"
+            # PyAV's messages quote the URL, and a camera's URL may hold its password.
+            error = redact_credentials(error)
             was_connected = self.stats.connected
             self.stats.connected = False
             self.stats.failures += 1

@@ -1,0 +1,104 @@
+"""A real RTSP camera for tests and the lab: Debian's GStreamer RTSP server.
+
+Runs under the system Python (``/usr/bin/python3``, which has ``python3-gi``), never the
+project's venv, as its own process:
+
+    /usr/bin/python3 scripts/lab/rtsp_camera.py --address 127.0.0.1 --port 0 \
+        --path /door --username viewer --password secret
+
+It prints one line, ``ready <port>``, once it listens, then serves until killed. The
+picture is GStreamer's test pattern encoded by x264: constrained baseline, or with
+``--profile main-b-frames`` Main profile with B-frames (which browsers cannot take as it is),
+or, with ``--no-video``, an Opus tone and no video at all.
+Packages: see scripts/system-packages.
+
+Kept to the Python of Debian's system interpreter (3.11): no newer syntax here.
+"""
+
+import argparse
+import signal
+import sys
+
+import gi  # type: ignore[import-not-found, unused-ignore]
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
+
+_VIDEO = (
+    "videotestsrc is-live=true pattern=ball "
+    "! video/x-raw,width=320,height=240,framerate=15/1 "
+    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 bframes={bframes} "
+    "! video/x-h264,profile={profile} "
+    "! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"
+)
+_AUDIO_ONLY = (
+    "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample "
+    "! opusenc ! rtpopuspay name=pay0 pt=97"
+)
+_ROLE = "viewer"
+
+
+def _launch_line(args: argparse.Namespace) -> str:
+    if args.no_video:
+        return "( " + _AUDIO_ONLY + " )"
+    # B-frames are what make the hub fall back to transcoding.
+    if args.profile == "main-b-frames":
+        return "( " + _VIDEO.format(profile="main", bframes=2) + " )"
+    return "( " + _VIDEO.format(profile=args.profile, bframes=0) + " )"
+
+
+def _add_auth(server: object, factory: object, username: str, password: str) -> None:
+    auth = GstRtspServer.RTSPAuth()
+    token = GstRtspServer.RTSPToken()
+    token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, _ROLE)
+    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(username, password), token)
+    server.set_auth(auth)  # type: ignore[attr-defined]
+    permissions = Gst.Structure.new_from_string(
+        _ROLE + ", media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
+    )
+    factory.add_role_from_structure(permissions)  # type: ignore[attr-defined]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--address", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8554, help="0 picks a free port")
+    parser.add_argument("--path", default="/door")
+    parser.add_argument("--username")
+    parser.add_argument("--password")
+    parser.add_argument(
+        "--profile",
+        choices=("constrained-baseline", "main-b-frames"),
+        default="constrained-baseline",
+    )
+    parser.add_argument("--no-video", action="store_true")
+    args = parser.parse_args()
+    if (args.username is None) != (args.password is None):
+        parser.error("give both --username and --password, or neither")
+
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address(args.address)
+    server.set_service(str(args.port))
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(_launch_line(args))
+    # One encoder for every client, as a camera has one sensor.
+    factory.set_shared(True)
+    if args.username is not None:
+        _add_auth(server, factory, args.username, args.password)
+    server.get_mount_points().add_factory(args.path, factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on {args.address}:{args.port}", file=sys.stderr)
+        return 1
+
+    loop = GLib.MainLoop()
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGTERM, loop.quit)
+    GLib.unix_signal_add(GLib.PRIORITY_DEFAULT, signal.SIGINT, loop.quit)
+    print(f"ready {server.get_bound_port()}", flush=True)
+    loop.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
