@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from homeassistant.config_entries import ConfigEntry
 
 from .coordinator import DoorstepCoordinator
