@@ -42,7 +42,7 @@ SHARING_UNIQUE_ID: Final = "doorstep_sharing"
 # Where Doorstep keeps its files under the Home Assistant config directory.
 STORAGE_DIR: Final = "doorstep"
 SHARING_STORE_KEY: Final = "doorstep.sharing"
-SHARING_STORE_VERSION: Final = 1
+SHARING_STORE_VERSION: Final = 2
 
 EVENT_SHARE_REQUESTED: Final = "doorstep_share_requested"
 # Dispatcher signal: requests changed, or sharing started or stopped (for the card).

@@ -31,6 +31,8 @@ from .sharing import (
     InvalidRequest,
     InvalidToken,
     NotReleasable,
+    PreviewStale,
+    Refusal,
     RequestClosed,
     SharingError,
     TooManyPending,
@@ -51,6 +53,12 @@ class _Translation:
     # ServiceValidationError when asking differently would have worked.
     error_type: type[HomeAssistantError] = HomeAssistantError
     placeholders: Callable[[Any], dict[str, str]] = field(default=_no_placeholders)
+    # For errors whose instances carry their own key (an approval's refusal reason).
+    key_of: Callable[[Any], str | None] = field(default=lambda _err: None)
+
+
+def _refusal_key(err: ApprovalRefused) -> str | None:
+    return err.reason if err.reason in {refusal.value for refusal in Refusal} else None
 
 
 def _error_class(err: Exception) -> dict[str, str]:
@@ -60,7 +68,10 @@ def _error_class(err: Exception) -> dict[str, str]:
 # Looked up along each error's class hierarchy, so a subclass without a key of its own
 # (ReleaseStopped, say) takes its parent's, and each room's base class catches the rest.
 _TRANSLATIONS: dict[type[Exception], _Translation] = {
-    ApprovalRefused: _Translation(key="approval_needs_person", error_type=ServiceValidationError),
+    ApprovalRefused: _Translation(
+        key="approval_needs_person", error_type=ServiceValidationError, key_of=_refusal_key
+    ),
+    PreviewStale: _Translation(key="preview_stale", error_type=ServiceValidationError),
     AuditWriteError: _Translation(key="audit_write_failed"),
     ClipIntegrityError: _Translation(key="clip_changed"),
     CorruptStateError: _Translation(key="sharing_state_corrupt"),
@@ -100,6 +111,6 @@ def translated_error(err: LibraryError) -> HomeAssistantError:
     translation = next(_TRANSLATIONS[cls] for cls in type(err).__mro__ if cls in _TRANSLATIONS)
     return translation.error_type(
         translation_domain=DOMAIN,
-        translation_key=translation.key,
+        translation_key=translation.key_of(err) or translation.key,
         translation_placeholders=translation.placeholders(err) or None,
     )

@@ -34,6 +34,7 @@ from .sharing import (
 )
 from .sharing.schema import MAX_BODY_BYTES
 from .sharing_hub import DATA_SHARING, SharingHub
+from .sharing_views import AuditExportView, ClipThumbnailView
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def async_register_views(hass: HomeAssistant) -> None:
     hass.http.register_view(PickupView())
     hass.http.register_view(KeyView())
     hass.http.register_view(ClipView())
+    hass.http.register_view(ClipThumbnailView())
+    hass.http.register_view(AuditExportView())
 
 
 def _error(status: HTTPStatus, error: str, message: str, **extra: Any) -> web.Response:
@@ -146,7 +149,8 @@ class RequestsView(_RequesterView):
                 "Too many of your requests are waiting for an answer.",
             )
         return web.json_response(
-            {"id": filed.id, "status": filed.requester_status}, status=HTTPStatus.CREATED
+            {"id": filed.id, "status": filed.requester_status_at(dt_util.utcnow())},
+            status=HTTPStatus.CREATED,
         )
 
 

@@ -1,7 +1,7 @@
 """Service actions: ask for footage locally, decline, and check or export the audit log.
 
-There is deliberately no action that approves: approval is a person turning on a
-request's switch in the dashboard (invariant I2).
+There is deliberately no action that approves: approval is a person, logged in to the
+dashboard, approving in the sharing card with their password (invariant I2).
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 from homeassistant.util.hass_dict import HassKey
 
 from .const import (
@@ -44,6 +45,7 @@ from .sharing import (
     AuditWriteError,
     CorruptStateError,
     EgressGate,
+    FailureLimiter,
     HubKey,
     Requester,
     RequesterKind,
@@ -68,7 +70,11 @@ type SharingConfigEntry = ConfigEntry[SharingHub]
 
 
 class _SharingStore(Store[dict[str, Any]]):
-    """HA storage whose migrations are the sharing room's own."""
+    """HA storage whose migrations are the sharing room's own.
+
+    Home Assistant's Store writes the migrated data back as soon as it has loaded it, so
+    clear pickup tokens from version 1 do not wait on disk for the next change.
+    """
 
     async def _async_migrate_func(
         self, old_major_version: int, old_minor_version: int, old_data: dict[str, Any]
@@ -89,6 +95,10 @@ class SharingHub:
     # Where each upload delivery stands (this run only; the audit log has the history).
     upload_status: dict[str, UploadStatus] = field(default_factory=dict)
     upload_errors: dict[str, str] = field(default_factory=dict)
+    # Wrong passwords and codes per user, for the approval step-up's rate limit.
+    step_up_failures: FailureLimiter = field(
+        default_factory=lambda: FailureLimiter(clock=dt_util.utcnow)
+    )
     _notified: set[str] = field(default_factory=set)
     # Requests whose "footage request" notification is showing, to dismiss once closed.
     _notices: set[str] = field(default_factory=set)
@@ -205,8 +215,8 @@ async def async_create_sharing_hub(
     """Open the audit log, the hub key and the stored state; None (and a repair) if corrupt."""
     root = Path(hass.config.path(STORAGE_DIR))
     store = _SharingStore(hass, SHARING_STORE_VERSION, SHARING_STORE_KEY, minor_version=1)
-    raw = await store.async_load()
     try:
+        raw = await store.async_load()
         state = state_from_dict(raw) if raw is not None else None
     except CorruptStateError as err:
         # Refusing to start releases nothing; the owner decides what to do with the file.
@@ -284,13 +294,13 @@ def actor_for_user(user: User, entity_id: str | None = None) -> Actor:
     )
 
 
-async def async_approve(hub: SharingHub, request_id: str, actor: Actor) -> None:
-    """Approve through the gate, as the switch and the card both do; errors for people.
+async def async_approve(hub: SharingHub, request_id: str, actor: Actor, *, confirm: str) -> None:
+    """Approve through the gate for a person the card's step-up verified; errors for people.
 
-    The gate audits every refusal before raising it, so a refused approval is on
-    record whichever way it arrived.
+    The gate audits every refusal before raising it (a missing proof, a stale preview),
+    so a refused approval is on record whichever way it arrived.
     """
     try:
-        await hub.gate.approve(request_id, actor)
+        await hub.gate.approve(request_id, actor, confirm=confirm)
     except SharingError as err:
         raise translated_error(err) from err

@@ -7,13 +7,15 @@ from typing import Any
 
 from homeassistant.components.switch import SwitchEntity
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .const import CONF_KIND, KIND_SHARING
+from .const import CONF_KIND, DOMAIN, KIND_SHARING
 from .errors import translated_error
 from .request_entity import RequestEntity, async_keep_request_entities
 from .sharing import (
     DeliveryMethod,
+    Refusal,
     RequestClosed,
     RequestState,
     SharingError,
@@ -21,7 +23,7 @@ from .sharing import (
 from .sharing_hub import (
     SharingConfigEntry,
     async_actor_from_context,
-    async_approve,
+    async_audit_refusal,
 )
 
 _LOGGER = logging.getLogger(__name__)
@@ -47,7 +49,8 @@ async def async_setup_entry(
 
 
 class ShareRequestSwitch(RequestEntity, SwitchEntity):
-    """On means shared. Only a person who is an admin can turn it on; off revokes."""
+    """On means shared. Only the card turns it on, for a person who proves who they are;
+    off revokes."""
 
     kind = "share_request"
 
@@ -85,10 +88,18 @@ class ShareRequestSwitch(RequestEntity, SwitchEntity):
         return attributes
 
     async def async_turn_on(self, **kwargs: Any) -> None:
-        """Approve, if a person who is an admin asked; every refusal is audited by the gate."""
+        """Never approves: approval needs the card's preview and a fresh proof (I2).
+
+        Whoever asked (a person on the entity page, an automation, a script's token) is
+        pointed to the card, and the attempt goes on record.
+        """
         actor = await async_actor_from_context(self.hass, self._context, self.entity_id)
-        await async_approve(self._hub, self.request_id, actor)
-        self.async_write_ha_state()
+        await async_audit_refusal(
+            self._hub, self.request_id, actor, "switch on", Refusal.IN_CARD_ONLY.value
+        )
+        raise ServiceValidationError(
+            translation_domain=DOMAIN, translation_key=Refusal.IN_CARD_ONLY.value
+        )
 
     async def async_turn_off(self, **kwargs: Any) -> None:
         """Revoke: the pickup link dies and no further byte leaves."""

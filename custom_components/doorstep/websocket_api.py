@@ -1,20 +1,27 @@
-"""Websocket commands behind the sharing card: the live list of requests, the household's
-decisions on them, and requester management for admins.
+"""Websocket commands behind the sharing card: the live list of requests (open and
+closed, with their history), what approving would release, the household's decisions,
+the audit trail, and requester management for admins.
 
-Thin glue: every decision goes through the same gate calls as the per-request switch and
-Decline button, with the connection's user as the actor. Unlike the switch, whose
-read-only refusals Home Assistant core stops before Doorstep sees them, these commands
-see every refusal, so every refusal lands in the audit log.
+Thin glue: every decision goes through the gate, with the connection's user as the
+actor. Approval is the one decision only this module can make, and only for a person in
+an interactive login session who proves who they are at that moment (password, plus
+TOTP when set up) after seeing the preview (invariant I2; the rule is
+``sharing.approval``). Unlike the switch, whose read-only refusals Home Assistant core
+stops before Doorstep sees them, these commands see every refusal, so every refusal lands
+in the audit log.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import wraps
 import logging
 from typing import Any
 
 from homeassistant.auth.models import User
+from homeassistant.components.http.auth import async_sign_path
 from homeassistant.components.websocket_api import async_register_command
 from homeassistant.components.websocket_api.connection import ActiveConnection
 from homeassistant.components.websocket_api.const import (
@@ -34,18 +41,29 @@ import probatio
 
 from .const import DOMAIN, SIGNAL_SHARING_CHANGED
 from .errors import translated_error
+from .live_view import requester_address
+from .media.thumbnail import ThumbnailError, clip_has_audio
+from .media_source import CLIP_URL
 from .sharing import (
     Actor,
+    DeliveryMethod,
     InvalidId,
+    Preview,
+    Refusal,
     RequestClosed,
     Requester,
     RequesterKind,
+    SessionKind,
     ShareRequest,
     SharingError,
     UnknownRequest,
     UnknownRequester,
+    Verification,
     check_id,
+    refusal_before_proof,
+    verdict,
 )
+from .sharing.history import CLOSED_STATES, outcome, request_histories
 from .sharing_hub import (
     DATA_SHARING,
     SharingHub,
@@ -54,11 +72,24 @@ from .sharing_hub import (
     async_audit_refusal,
     request_switch_id,
 )
+from .sharing_views import THUMBNAIL_URL, from_home_network
+from .step_up import async_check_proof, async_step_up_facts, has_password, has_totp, session_kind
 
 _LOGGER = logging.getLogger(__name__)
 
 # Longest requester name the card accepts; the options flow shows it in a drop-down.
 MAX_REQUESTER_NAME = 100
+# Closed requests the card lists, newest first.
+MAX_CLOSED = 50
+# How long a preview's thumbnail and video links work: long enough to look, not to keep.
+PREVIEW_URL_LIFETIME = timedelta(minutes=10)
+# Longest password or code the approve command takes (bcrypt reads 72 bytes at most).
+MAX_SECRET = 1024
+
+# Each refusal's websocket error code; the translation key is the refusal itself.
+_REFUSAL_CODES = {
+    Refusal.PREVIEW_STALE: ERR_NOT_ALLOWED,
+}
 
 type Connection = ActiveConnection
 type Handler = Callable[[HomeAssistant, Connection, dict[str, Any], SharingHub], Awaitable[None]]
@@ -69,7 +100,10 @@ def async_register_commands(hass: HomeAssistant) -> None:
     """Register the sharing card's commands (once, when the integration loads)."""
     for command in (
         ws_subscribe,
+        ws_step_up,
+        ws_preview,
         ws_approve,
+        ws_audit,
         ws_revoke,
         ws_decline,
         ws_requesters,
@@ -86,8 +120,14 @@ def _entity_id(hass: HomeAssistant, platform: str, unique_id: str) -> str | None
     return er.async_get(hass).async_get_entity_id(platform, DOMAIN, unique_id)
 
 
-def describe_request(hass: HomeAssistant, hub: SharingHub, request: ShareRequest) -> dict[str, Any]:
-    """One request as the card lists it, with the entities that stand for it."""
+def describe_request(
+    hass: HomeAssistant,
+    hub: SharingHub,
+    request: ShareRequest,
+    history: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One request as the card lists it, with the entities that stand for it, how it
+    ended (if it has) and its history from the audit log."""
     requester = hub.gate.requester(request.requester_id)
     return {
         "id": request.id,
@@ -106,6 +146,27 @@ def describe_request(hass: HomeAssistant, hub: SharingHub, request: ShareRequest
         "clips": hub.describe_clips(request.held_clip_ids),
         "switch_entity_id": request_switch_id(hass, request.id),
         "decline_entity_id": _entity_id(hass, "button", f"decline_request_{request.id}"),
+        "outcome": outcome(request),
+        "closed_at": request.closed_at.isoformat() if request.closed_at is not None else None,
+        "history": history if history is not None else [],
+    }
+
+
+async def async_describe_all(hass: HomeAssistant, hub: SharingHub) -> dict[str, Any]:
+    """The subscribe event: open requests, and the newest closed ones, with histories."""
+    entries = await hass.async_add_executor_job(hub.audit.entries_blocking)
+    open_requests = hub.open_requests()
+    closed = sorted(
+        (r for r in hub.gate.requests() if r.state in CLOSED_STATES),
+        key=lambda r: (r.closed_at or r.filed_at, r.id),
+        reverse=True,
+    )[:MAX_CLOSED]
+    shown = {r.id: r for r in (*open_requests, *closed)}
+    histories = request_histories(entries, shown)
+    return {
+        "available": True,
+        "requests": [describe_request(hass, hub, r, histories[r.id]) for r in open_requests],
+        "closed": [describe_request(hass, hub, r, histories[r.id]) for r in closed],
     }
 
 
@@ -211,15 +272,30 @@ def ws_subscribe(hass: HomeAssistant, connection: Connection, msg: dict[str, Any
     """Open requests now, then again whenever one changes, its entities come or go, or
     sharing stops or starts (a reload makes a new gate; the card follows it)."""
     msg_id = msg["id"]
+    # One sender at a time, newest state last: a change while the log is being read
+    # marks the list stale, and the running sender goes round once more.
+    stale = asyncio.Event()
+    sender: asyncio.Task[None] | None = None
+
+    async def send_latest() -> None:
+        while stale.is_set():
+            stale.clear()
+            hub = hass.data.get(DATA_SHARING)
+            if hub is None:
+                event: dict[str, Any] = {"available": False, "requests": [], "closed": []}
+            else:
+                event = await async_describe_all(hass, hub)
+            if msg_id in connection.subscriptions:
+                connection.send_event(msg_id, event)
 
     @callback
     def send() -> None:
-        hub = hass.data.get(DATA_SHARING)
-        if hub is None:
-            connection.send_event(msg_id, {"available": False, "requests": []})
-            return
-        requests = [describe_request(hass, hub, r) for r in hub.open_requests()]
-        connection.send_event(msg_id, {"available": True, "requests": requests})
+        nonlocal sender
+        stale.set()
+        if sender is None or sender.done():
+            sender = hass.async_create_background_task(
+                send_latest(), f"{DOMAIN} sharing subscription {msg_id}"
+            )
 
     @callback
     def entity_changed(event: Event[er.EventEntityRegistryUpdatedData]) -> None:
@@ -237,6 +313,8 @@ def ws_subscribe(hass: HomeAssistant, connection: Connection, msg: dict[str, Any
     def unsubscribe() -> None:
         remove_dispatcher()
         remove_registry_listener()
+        if sender is not None:
+            sender.cancel()
 
     connection.subscriptions[msg_id] = unsubscribe
     connection.send_result(msg_id)
@@ -248,26 +326,194 @@ def ws_subscribe(hass: HomeAssistant, connection: Connection, msg: dict[str, Any
 REQUEST_ID: dict[str | probatio.Marker, Any] = {probatio.Required("request_id"): str}
 
 
-@websocket_command({probatio.Required("type"): "doorstep/sharing/approve", **REQUEST_ID})
+@websocket_command({probatio.Required("type"): "doorstep/sharing/step_up"})
+@async_response
+async def ws_step_up(hass: HomeAssistant, connection: Connection, msg: dict[str, Any]) -> None:
+    """What the card's confirm form must ask for: is this a login session, has the person
+    a password, and a TOTP code to give."""
+    user = connection.user
+    connection.send_result(
+        msg["id"],
+        {
+            "interactive": session_kind(hass, connection.refresh_token_id) is SessionKind.NORMAL,
+            "password": await has_password(hass, user),
+            "totp": await has_totp(hass, user),
+            "is_admin": user.is_admin,
+        },
+    )
+
+
+def _describe_preview(
+    hass: HomeAssistant,
+    connection: Connection,
+    hub: SharingHub,
+    preview: Preview,
+    audio: dict[str, bool],
+) -> dict[str, Any]:
+    """The preview as the card shows it, with short-lived signed links to each clip."""
+    doorbells = {
+        info.id: info.doorbell_id
+        for info in hub.clips.known_clips([clip.id for clip in preview.clips])
+    }
+
+    def signed(path: str) -> str:
+        return async_sign_path(
+            hass, path, PREVIEW_URL_LIFETIME, refresh_token_id=connection.refresh_token_id
+        )
+
+    clips = [
+        {
+            "id": clip.id,
+            "doorbell": doorbells.get(clip.id),
+            "start": clip.start.isoformat(),
+            "duration_s": round((clip.end - clip.start).total_seconds(), 1),
+            "size_bytes": clip.size,
+            "has_audio": audio.get(clip.id, False),
+            "thumbnail_url": signed(THUMBNAIL_URL.format(clip_id=clip.id)),
+            "video_url": signed(CLIP_URL.format(clip_id=clip.id)),
+        }
+        for clip in preview.clips
+    ]
+    destination: dict[str, Any] = {"method": preview.method.value}
+    if preview.method is DeliveryMethod.UPLOAD:
+        destination["host"] = preview.upload_host
+    return {
+        "request_id": preview.request_id,
+        "confirm": preview.confirm,
+        "clip_count": len(clips),
+        "total_duration_s": round(
+            sum((clip.end - clip.start).total_seconds() for clip in preview.clips), 1
+        ),
+        "total_bytes": sum(clip.size for clip in preview.clips),
+        "has_audio": any(audio.get(clip.id, False) for clip in preview.clips),
+        "destination": destination,
+        "expires_at": preview.expires_at.isoformat(),
+        "clips": clips,
+    }
+
+
+def _audio_flags(hub: SharingHub, clip_ids: list[str]) -> dict[str, bool]:
+    """Which clips carry sound (blocking: opens each file)."""
+    flags = {}
+    for clip_id in clip_ids:
+        try:
+            flags[clip_id] = clip_has_audio(hub.clips.clip_path(clip_id))
+        except FileNotFoundError, ThumbnailError:
+            flags[clip_id] = False
+    return flags
+
+
+@websocket_command({probatio.Required("type"): "doorstep/sharing/preview", **REQUEST_ID})
+@async_response
+@_with_hub
+async def ws_preview(
+    hass: HomeAssistant, connection: Connection, msg: dict[str, Any], hub: SharingHub
+) -> None:
+    """Exactly what approving now would release, for an admin on the home network."""
+    if (request := _checked_request(hass, connection, msg, hub)) is None:
+        return
+    actor = _actor(hass, connection.user, request.id)
+    if not actor.is_person_admin:
+        await async_audit_refusal(hub, request.id, actor, "preview", Refusal.NEEDS_ADMIN.value)
+        _send_translated(connection, msg["id"], ERR_UNAUTHORIZED, Refusal.NEEDS_ADMIN.value)
+        return
+    if not from_home_network(requester_address()):
+        await async_audit_refusal(hub, request.id, actor, "preview", "outside_home_network")
+        _send_translated(connection, msg["id"], ERR_UNAUTHORIZED, "preview_needs_home_network")
+        return
+    try:
+        preview = await hub.gate.preview(request.id)
+    except RequestClosed:
+        _send_translated(connection, msg["id"], ERR_NOT_ALLOWED, "request_closed")
+        return
+    except SharingError as err:
+        _send_ha_error(connection, msg["id"], ERR_HOME_ASSISTANT_ERROR, translated_error(err))
+        return
+    audio = await hass.async_add_executor_job(
+        _audio_flags, hub, [clip.id for clip in preview.clips]
+    )
+    connection.send_result(msg["id"], _describe_preview(hass, connection, hub, preview, audio))
+
+
+async def _refuse_approval(
+    connection: Connection,
+    msg: dict[str, Any],
+    hub: SharingHub,
+    request_id: str,
+    actor: Actor,
+    refusal: Refusal,
+) -> None:
+    """Put a refused approval on record with its reason, and tell the person why."""
+    await async_audit_refusal(hub, request_id, actor, "approve", refusal.value)
+    _send_translated(
+        connection, msg["id"], _REFUSAL_CODES.get(refusal, ERR_UNAUTHORIZED), refusal.value
+    )
+
+
+@websocket_command(
+    {
+        probatio.Required("type"): "doorstep/sharing/approve",
+        **REQUEST_ID,
+        probatio.Required("confirm"): probatio.All(str, probatio.Length(min=1, max=128)),
+        probatio.Required("password"): probatio.All(str, probatio.Length(max=MAX_SECRET)),
+        probatio.Optional("code"): probatio.Any(
+            None, probatio.All(str, probatio.Length(max=MAX_SECRET))
+        ),
+    }
+)
 @async_response
 @_with_hub
 async def ws_approve(
     hass: HomeAssistant, connection: Connection, msg: dict[str, Any], hub: SharingHub
 ) -> None:
-    """Approve as the connection's user: only a person who is an admin gets through."""
+    """Approve as the connection's user, after the step-up: a person in a login session,
+    an admin, with their password (and TOTP code) checked now, approving the preview
+    they saw (``confirm``). Every refusal is audited with its reason."""
     if (request := _checked_request(hass, connection, msg, hub)) is None:
         return
-    actor = _actor(hass, connection.user, request.id)
-    try:
-        await async_approve(hub, request.id, actor)
-    except HomeAssistantError as err:
-        code = {
-            "approval_needs_person": ERR_UNAUTHORIZED,
-            "request_closed": ERR_NOT_ALLOWED,
-        }.get(err.translation_key or "", ERR_HOME_ASSISTANT_ERROR)
-        _send_ha_error(connection, msg["id"], code, err)
+    user = connection.user
+    actor = _actor(hass, user, request.id)
+    code = (msg.get("code") or "").strip() or None
+    facts = await async_step_up_facts(
+        hass,
+        user,
+        connection.refresh_token_id,
+        code_given=code is not None,
+        is_read_only=actor.is_read_only,
+    )
+    refusal = refusal_before_proof(facts, locked_out=hub.step_up_failures.locked_out(user.id))
+    if refusal is not None:
+        await _refuse_approval(connection, msg, hub, request.id, actor, refusal)
         return
-    connection.send_result(msg["id"], describe_request(hass, hub, hub.gate.get(request.id)))
+    password_ok, code_ok = await async_check_proof(hass, user, msg["password"], code)
+    result = verdict(facts, password_ok=password_ok, code_ok=code_ok)
+    if not isinstance(result, Verification):
+        hub.step_up_failures.record_failure(user.id)
+        await _refuse_approval(connection, msg, hub, request.id, actor, result)
+        return
+    verified = Actor(
+        user_id=actor.user_id,
+        is_admin=actor.is_admin,
+        is_system=actor.is_system,
+        is_read_only=actor.is_read_only,
+        verified_by=result.value,
+    )
+    try:
+        await async_approve(hub, request.id, verified, confirm=msg["confirm"])
+    except HomeAssistantError as err:
+        key = err.translation_key or ""
+        if key in ("request_closed", "preview_stale"):
+            error_code = ERR_NOT_ALLOWED
+        elif key.startswith(("approval_", "step_up_")):
+            error_code = ERR_UNAUTHORIZED
+        else:
+            error_code = ERR_HOME_ASSISTANT_ERROR
+        _send_ha_error(connection, msg["id"], error_code, err)
+        return
+    approved = hub.gate.get(request.id)
+    entries = await hass.async_add_executor_job(hub.audit.entries_blocking)
+    history = request_histories(entries, {approved.id: approved})[approved.id]
+    connection.send_result(msg["id"], describe_request(hass, hub, approved, history))
 
 
 async def _close_as_user(
@@ -317,6 +563,48 @@ async def ws_decline(
 ) -> None:
     """Say no to a pending request; the requester sees only 'closed'."""
     await _close_as_user(hass, connection, msg, hub, "decline")
+
+
+# -- the audit trail (admins only) ----------------------------------------------------
+
+
+def describe_audit_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """One audit entry as the card lists it (the raw line is in the export)."""
+    return {
+        "seq": entry.get("seq"),
+        "at": entry.get("time"),
+        "action": entry.get("kind"),
+        "request_id": entry.get("request"),
+        "actor": entry.get("actor"),
+        "detail": entry.get("details"),
+    }
+
+
+@websocket_command({probatio.Required("type"): "doorstep/sharing/audit"})
+@async_response
+@_with_hub
+async def ws_audit(
+    hass: HomeAssistant, connection: Connection, msg: dict[str, Any], hub: SharingHub
+) -> None:
+    """The whole trail, and the chain checked now: admins only (it names people and cases)."""
+    actor = actor_for_user(connection.user)
+    if not actor.is_person_admin:
+        await async_audit_refusal(hub, None, actor, "audit", "not_admin")
+        _send_translated(connection, msg["id"], ERR_UNAUTHORIZED, "audit_needs_admin")
+        return
+    broken = await hub.audit.verify()
+    entries = await hass.async_add_executor_job(hub.audit.entries_blocking)
+    connection.send_result(
+        msg["id"],
+        {
+            "entries": [describe_audit_entry(entry) for entry in entries],
+            "chain": {
+                "ok": broken is None,
+                "entries": len(entries),
+                "problem": None if broken is None else f"entry_{broken}",
+            },
+        },
+    )
 
 
 # -- requesters (admins only) ---------------------------------------------------------

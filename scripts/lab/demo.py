@@ -34,7 +34,9 @@ from .hass import (
     HassError,
     HassWebSocket,
     Owner,
+    approve_as_owner,
     hass_process,
+    login,
     onboard,
     prepare_config_dir,
     wait_http_ready,
@@ -406,18 +408,24 @@ async def smoke_check(demo: LabDemo, client: HassClient, session: aiohttp.Client
                 f"the requester's request is not pending in Home Assistant: {pending}"
             )
         say("smoke: the footage request waits, off, for a person")
-        await smoke_approve_and_deliver(demo, ws)
+        await smoke_approve_and_deliver(demo, session)
     finally:
         await ws.close()
 
 
-async def smoke_approve_and_deliver(demo: LabDemo, ws: HassWebSocket) -> None:
-    """The owner approves through the card's command; the requester verifies the clips."""
+async def smoke_approve_and_deliver(demo: LabDemo, session: aiohttp.ClientSession) -> None:
+    """The owner logs in, looks at the preview and approves it with their password, as in
+    the card; the requester verifies the clips. (The demo's long-lived token could not.)"""
     assert demo.request_id is not None
-    approved = await ws.call("doorstep/sharing/approve", request_id=demo.request_id)
+    token = await login(session, demo.hass_direct_url, OWNER)
+    person = await HassWebSocket.connect(session, demo.hass_direct_url, token)
+    try:
+        approved = await approve_as_owner(person, demo.request_id, OWNER)
+    finally:
+        await person.close()
     if approved.get("state") != "approved":
         raise RuntimeError(f"approving as the owner did not approve: {approved}")
-    say(f"smoke: the owner approved {demo.request_id} as the card does")
+    say(f"smoke: the owner approved {demo.request_id} as the card does (preview, password)")
     verified, lines = await wait_and_verify(
         demo.hass_direct_url,
         demo.run_dir / "requester_token",

@@ -159,6 +159,48 @@ async def onboard(session: aiohttp.ClientSession, base_url: str, owner: Owner) -
     return token
 
 
+async def login(session: aiohttp.ClientSession, base_url: str, owner: Owner) -> str:
+    """Log in as the owner through Home Assistant's login flow, as the browser does, and
+    return the access token of that interactive session (a normal refresh token, not a
+    long-lived one: only such a session may approve sharing)."""
+    client_id = f"{base_url}/"
+    async with session.post(
+        f"{base_url}/auth/login_flow",
+        json={
+            "client_id": client_id,
+            "handler": ["homeassistant", None],
+            "redirect_uri": f"{base_url}/?auth_callback=1",
+        },
+    ) as resp:
+        flow_id = (await _json(resp))["flow_id"]
+    async with session.post(
+        f"{base_url}/auth/login_flow/{flow_id}",
+        json={"client_id": client_id, "username": owner.username, "password": owner.password},
+    ) as resp:
+        step = await _json(resp)
+    if step.get("type") != "create_entry":
+        raise HassError(f"login as {owner.username!r} did not finish: {step}")
+    async with session.post(
+        f"{base_url}/auth/token",
+        data={"grant_type": "authorization_code", "code": step["result"], "client_id": client_id},
+    ) as resp:
+        token: str = (await _json(resp))["access_token"]
+    return token
+
+
+async def approve_as_owner(ws: HassWebSocket, request_id: str, owner: Owner) -> dict[str, Any]:
+    """Approve as the sharing card does: fetch the preview, then approve exactly that with
+    the owner's password. ``ws`` must be an interactive login session (see `login`)."""
+    preview = await ws.call("doorstep/sharing/preview", request_id=request_id)
+    approved: dict[str, Any] = await ws.call(
+        "doorstep/sharing/approve",
+        request_id=request_id,
+        confirm=preview["confirm"],
+        password=owner.password,
+    )
+    return approved
+
+
 @dataclass(kw_only=True)
 class HassClient:
     """REST and websocket access to one Home Assistant with one token."""
@@ -294,7 +336,9 @@ __all__ = [
     "HassWebSocket",
     "Owner",
     "ProcessFailed",
+    "approve_as_owner",
     "hass_process",
+    "login",
     "onboard",
     "prepare_config_dir",
     "wait_http_ready",

@@ -34,7 +34,15 @@ from reference_doorbell.release_check import verify_archive
 from scripts.lab.certs import TestCa
 from scripts.lab.doorbell import Doorbell
 from scripts.lab.forward import TcpForwarder
-from scripts.lab.hass import HASS_PORT, REPO, HassClient, Owner
+from scripts.lab.hass import (
+    HASS_PORT,
+    REPO,
+    HassClient,
+    HassWebSocket,
+    Owner,
+    approve_as_owner,
+    login,
+)
 from scripts.lab.netns import Topology, ns_argv
 from scripts.lab.outside import OutsideHost
 from scripts.lab.pairing import discover_and_pair
@@ -390,8 +398,18 @@ async def test_nothing_reaches_the_requester_until_a_person_approves(
         assert browser_strays.read() <= {outside.hub_address}, browser_strays.read()
         assert receiver.running(), receiver.log_tail()
 
-        # A person who is an admin approves, in Home Assistant.
-        await hass_client.post("/api/services/switch/turn_on", {"entity_id": switch})
+        # A person who is an admin logs in and approves the preview with their password,
+        # as in the card (the switch no longer approves).
+        person = await HassWebSocket.connect(
+            session,
+            hass_client.base_url,
+            await login(session, hass_client.base_url, Owner()),
+        )
+        try:
+            approved = await approve_as_owner(person, request_id, Owner())
+        finally:
+            await person.close()
+        assert approved["state"] == "approved", approved
         async with within(90, "the requester receives and verifies the upload", receiver):
             assert receiver.popen is not None
             await asyncio.to_thread(receiver.popen.wait)

@@ -17,7 +17,7 @@ from custom_components.doorstep.const import CONF_FINGERPRINT, CONF_TOKEN
 from custom_components.doorstep.sharing import Actor, RequesterKind
 from reference_doorbell.doorbell import Doorbell
 
-from .test_sharing import API, _body, _hub
+from .conftest import API, hub_of, request_body
 
 
 async def test_diagnostics_redacts_pairing(
@@ -52,7 +52,7 @@ async def test_sharing_diagnostics_give_counts_not_secrets(
     check the audit chain, and carry no token, name, reference, reason or contact."""
     # Diagnostics registers its views; do it before a client freezes the router.
     assert await async_setup_component(hass, "diagnostics", {})
-    hub = _hub(sharing_entry)
+    hub = hub_of(sharing_entry)
     requester, token = hub.gate.create_requester("Station North", RequesterKind.POLICE)
     revoked, _ = hub.gate.create_requester("Old Insurer", RequesterKind.INSURER)
     hub.gate.revoke_requester(revoked.id)
@@ -61,12 +61,12 @@ async def test_sharing_diagnostics_give_counts_not_secrets(
     for reference in ("CASE-114", "CASE-115"):
         response = await client.post(
             f"{API}/requests",
-            json=_body(reference=reference),
+            json=request_body(reference=reference),
             headers={"Authorization": f"Bearer {token}"},
         )
         assert response.status == 201
         filed.append((await response.json())["id"])
-    await hub.gate.decline(filed[1], Actor(user_id="owner", is_admin=True))
+    await hub.gate.decline(filed[1], Actor(user_id="owner", is_admin=True, verified_by="password"))
 
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, sharing_entry)
 
@@ -88,7 +88,7 @@ async def test_sharing_diagnostics_give_counts_not_secrets(
     assert diagnostics["audit_log"]["entries"] >= 3
     assert diagnostics["audit_log"]["first_broken_entry"] is None
     text = json.dumps(diagnostics)
-    body = _body()
+    body = request_body()
     for secret in (
         token,
         hub.gate.requester(requester.id).token_hash,

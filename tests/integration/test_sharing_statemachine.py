@@ -3,8 +3,11 @@
 The HA-free gate has its own state machine (tests/lib/test_sharing_statemachine.py).
 This one drives the same gate the way the household and requesters reach it in Home
 Assistant: requests filed over HTTP with a requester token and through the
-``request_clip`` action; approvals as ``switch.turn_on`` calls with the context of an
-admin, a read-only user or an automation (no user); declines through the action and the
+``request_clip`` action; approvals through the card's websocket commands (preview, then
+approve with the password) by the admin's login session, and attempts that must all fail:
+``switch.turn_on`` calls with the context of an admin, a read-only user or an automation
+(no user), and a script holding the admin's long-lived token (and password) using the
+card's commands and guessing pickup links; declines through the action and the
 Decline button; revocation as ``switch.turn_off``; expiry by moving the frozen clock;
 restarts by reloading the sharing entry (its state goes through Home Assistant's Store);
 downloads through the pickup URL with the HTTP client; uploads as the uploader would
@@ -36,6 +39,7 @@ from typing import Any
 from unittest.mock import patch
 
 from freezegun.api import FrozenDateTimeFactory
+from homeassistant.auth.models import RefreshToken
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.helpers import entity_registry as er
@@ -58,6 +62,8 @@ from custom_components.doorstep.recording import DATA_CLIPS
 from custom_components.doorstep.sharing import ClipIntegrityError, NotReleasable, RequesterKind
 from custom_components.doorstep.sharing_hub import DATA_SHARING, SharingHub
 from custom_components.doorstep.upload_delivery import UploadDeliveries
+
+from .conftest import OWNER_PASSWORD
 
 API = "/api/doorstep/v1"
 STEP_TIMEOUT = 30.0
@@ -107,6 +113,15 @@ class HomeAssistantSharing(RuleBasedStateMachine):
     freezer: FrozenDateTimeFactory
     admin: MockUser
     read_only: MockUser
+    # Refresh tokens of the admin's browser (a login session) and of a script holding the
+    # admin's long-lived token. Each step opens its own websocket with a fresh access
+    # token: the frozen clock jumps days, past the access tokens' life and past Home
+    # Assistant's websocket heartbeat, which would drop a kept connection.
+    person_token: RefreshToken
+    script_token: RefreshToken
+    # Requests the person approved in the card, over all examples (they share one Home
+    # Assistant and one audit log): the only approvals there may be.
+    approved_in_card: set[str]
 
     def __init__(self) -> None:
         super().__init__()
@@ -271,17 +286,77 @@ class HomeAssistantSharing(RuleBasedStateMachine):
             return err
         return None
 
+    def _approve_in_card(self, refresh_token: RefreshToken, model: Model) -> dict[str, Any]:
+        """What the card sends: the preview's digest and the person's password."""
+
+        async def approve() -> dict[str, Any]:
+            access_token = self.hass.auth.async_create_access_token(refresh_token)
+            async with self.client.ws_connect("/api/websocket") as ws:
+                assert (await ws.receive_json())["type"] == "auth_required"
+                await ws.send_json({"type": "auth", "access_token": access_token})
+                assert (await ws.receive_json())["type"] == "auth_ok"
+                await ws.send_json(
+                    {"id": 1, "type": "doorstep/sharing/preview", "request_id": model.id}
+                )
+                preview = await ws.receive_json()
+                confirm = preview["result"]["confirm"] if preview["success"] else "0" * 64
+                await ws.send_json(
+                    {
+                        "id": 2,
+                        "type": "doorstep/sharing/approve",
+                        "request_id": model.id,
+                        "confirm": confirm,
+                        "password": OWNER_PASSWORD,
+                    }
+                )
+                answer: dict[str, Any] = await ws.receive_json()
+                return answer
+
+        return self.run(approve())
+
     @rule(index=PICK)
     def approve_as_admin(self, index: int) -> None:
         model = self.pick(index, prefer=frozenset({"pending"}))
         if model is None:
             return
-        error = self._turn(model, "turn_on", Context(user_id=self.admin.id))
-        assert error is None, error
+        answer = self._approve_in_card(self.person_token, model)
+        if model.state in HAS_SWITCH:
+            assert answer["success"] is True, answer
+        else:
+            assert answer["error"]["translation_key"] == "request_closed", answer
         if model.state == "pending":
+            self.approved_in_card.add(model.id)
             model.state, model.approved_by = "approved", self.admin.id
             if model.delivery == "pickup":
                 model.link_expires = min(self.now() + PICKUP_TTL, model.wanted_by)
+
+    @rule(index=PICK)
+    def approve_with_the_switch_as_admin(self, index: int) -> None:
+        model = self.pick(index, prefer=frozenset({"pending"}))
+        if model is None:
+            return
+        error = self._turn(model, "turn_on", Context(user_id=self.admin.id))
+        if model.state in HAS_SWITCH:
+            assert isinstance(error, ServiceValidationError)
+            assert error.translation_key == "approve_in_card"
+
+    @rule(index=PICK)
+    def script_with_a_long_lived_token(self, index: int) -> None:
+        """Node-RED, an agent or a thief with the owner's token and password: refused in
+        the card, refused at the switch, and a guessed pickup link gets nothing."""
+        model = self.pick(index, prefer=frozenset({"pending"}))
+        if model is None:
+            return
+        answer = self._approve_in_card(self.script_token, model)
+        assert answer["success"] is False, answer
+        assert answer["error"]["translation_key"] == "approval_needs_person", answer
+
+        async def guess() -> tuple[int, int]:
+            response = await self.client.get(f"{API}/pickup/{secrets.token_urlsafe(32)}")
+            return response.status, len(await response.read())
+
+        status, _size = self.run(guess())
+        assert status == 404
 
     @rule(index=PICK)
     def approve_as_read_only_user(self, index: int) -> None:
@@ -300,7 +375,7 @@ class HomeAssistantSharing(RuleBasedStateMachine):
         error = self._turn(model, "turn_on", Context())
         if model.state in HAS_SWITCH:
             assert isinstance(error, ServiceValidationError)
-            assert error.translation_key == "approval_needs_person"
+            assert error.translation_key == "approve_in_card"
 
     @rule(index=PICK, by_button=st.booleans())
     def decline(self, index: int, by_button: bool) -> None:
@@ -511,10 +586,13 @@ class HomeAssistantSharing(RuleBasedStateMachine):
 
     @invariant()
     def nobody_else_ever_approved(self) -> None:
-        """I2 in the log: every approval on disk is the admin's."""
+        """I2 in the log: every approval on disk is the admin's, made in the card with the
+        password; the script holding the same admin's token never made one."""
         for entry in self.audit():
             if entry["kind"] == "approved":
                 assert entry["details"]["approved_by"] == self.admin.id, entry
+                assert entry["details"]["verified_by"] == "password", entry
+                assert entry["request"] in self.approved_in_card, entry
 
     @invariant()
     def gate_agrees_with_the_model(self) -> None:
@@ -554,6 +632,8 @@ async def test_i1_holds_for_every_interleaving(
     hass_client_no_auth: ClientSessionGenerator,
     hass_admin_user: MockUser,
     hass_read_only_user: MockUser,
+    hass_access_token: str,
+    owner_password: str,
     sharing_entry: MockConfigEntry,
     freezer: FrozenDateTimeFactory,
 ) -> None:
@@ -567,6 +647,14 @@ async def test_i1_holds_for_every_interleaving(
     machine.freezer = freezer
     machine.admin = hass_admin_user
     machine.read_only = hass_read_only_user
+    person = hass.auth.async_validate_access_token(hass_access_token)
+    assert person is not None
+    machine.person_token = person
+    machine.approved_in_card = set()
+    refresh = await hass.auth.async_create_refresh_token(
+        hass_admin_user, client_name="script", token_type="long_lived_access_token"
+    )
+    machine.script_token = refresh
 
     # Hypothesis seeds the global random module the same way for every example, and Home
     # Assistant's registry ids come from it: without this, entity ids made in one

@@ -12,12 +12,15 @@ from pathlib import Path
 import threading
 from typing import Any
 
-from homeassistant.core import Context, HomeAssistant
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er, issue_registry as ir
 from homeassistant.util import dt as dt_util
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
-from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import (
+    ClientSessionGenerator,
+    MockHAClientWebSocket,
+)
 
 from custom_components.doorstep.const import DOMAIN
 from custom_components.doorstep.media.clips import ClipRecord, ClipStore
@@ -29,7 +32,7 @@ from reference_doorbell.certs import CertFiles
 from reference_doorbell.requester_receive import ReceiveConfig, Received, UploadReceiver
 from scripts.lab.certs import TestCa
 
-from .conftest import wait_for
+from .conftest import approve_in_card, wait_for
 
 API = "/api/doorstep/v1"
 
@@ -168,14 +171,10 @@ async def _file_upload_request(
     return str((await response.json())["id"])
 
 
-async def _approve(hass: HomeAssistant, request_id: str, admin: MockUser) -> None:
-    await hass.services.async_call(
-        "switch",
-        "turn_on",
-        {"entity_id": _switch_id(hass, request_id)},
-        blocking=True,
-        context=Context(user_id=admin.id),
-    )
+async def _approve(ws: MockHAClientWebSocket, request_id: str) -> None:
+    """As the owner does in the card: look at the preview, then approve with the password."""
+    answer = await approve_in_card(ws, request_id)
+    assert answer["success"] is True, answer
 
 
 def _upload_phases(hass: HomeAssistant, request_id: str) -> list[str]:
@@ -191,7 +190,7 @@ def _upload_phases(hass: HomeAssistant, request_id: str) -> list[str]:
 async def test_approving_uploads_to_the_requester(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
-    hass_admin_user: MockUser,
+    person_ws: MockHAClientWebSocket,
     sharing_entry: MockConfigEntry,
     receiver: ThreadedReceiver,
     requester_tls: tuple[TestCa, CertFiles],
@@ -213,7 +212,7 @@ async def test_approving_uploads_to_the_requester(
     assert state.attributes["delivery_status"] == "awaiting_approval"
     assert _upload_phases(hass, request_id) == []
 
-    await _approve(hass, request_id, hass_admin_user)
+    await _approve(person_ws, request_id)
     received = await receiver.result(hass)
 
     assert received.verdict.ok, received.verdict.reason
@@ -233,7 +232,7 @@ async def test_approving_uploads_to_the_requester(
 async def test_untrusted_requester_is_reported_then_resumed_after_reload(
     hass: HomeAssistant,
     hass_client_no_auth: ClientSessionGenerator,
-    hass_admin_user: MockUser,
+    person_ws: MockHAClientWebSocket,
     sharing_entry: MockConfigEntry,
     receiver: ThreadedReceiver,
     requester_tls: tuple[TestCa, CertFiles],
@@ -244,7 +243,7 @@ async def test_untrusted_requester_is_reported_then_resumed_after_reload(
     request_id = await _file_upload_request(
         hass, client, sharing_entry, f"https://127.0.0.1:{receiver.port}/evidence"
     )
-    await _approve(hass, request_id, hass_admin_user)
+    await _approve(person_ws, request_id)
     switch = _switch_id(hass, request_id)
     await wait_for(
         hass,

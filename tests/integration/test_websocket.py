@@ -10,6 +10,7 @@ from __future__ import annotations
 from base64 import b64decode
 from typing import Any
 
+from aiohttp.test_utils import TestClient
 from homeassistant.core import HomeAssistant
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -22,7 +23,16 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.doorstep.sharing import RequesterKind
 from reference_doorbell.release_check import verify_archive
 
-from .test_sharing import API, _audit, _file, _hub, _switch_id, _token
+from .conftest import (
+    API,
+    OWNER_PASSWORD,
+    approve_in_card,
+    audit_entries,
+    file_request,
+    hub_of,
+    requester_headers,
+    switch_id,
+)
 
 UNKNOWN_ID = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
 MALFORMED_IDS = ["../../etc/passwd", "01arz3ndektsv4rrffq69g5fav", "", UNKNOWN_ID + "\n", "x" * 500]
@@ -34,11 +44,14 @@ async def _call(ws: MockHAClientWebSocket, type_: str, **data: Any) -> dict[str,
     return response
 
 
+# What the approve command needs besides the request id, when the test is not about it.
+PROOF = {"confirm": "0" * 64, "password": OWNER_PASSWORD}
+
+
 @pytest.fixture
-async def admin_ws(
-    hass: HomeAssistant, hass_ws_client: WebSocketGenerator, sharing_entry: MockConfigEntry
-) -> MockHAClientWebSocket:
-    return await hass_ws_client(hass)
+async def admin_ws(person_ws: MockHAClientWebSocket) -> MockHAClientWebSocket:
+    """The admin's browser session (the admin has a password, so the step-up can pass)."""
+    return person_ws
 
 
 @pytest.fixture
@@ -53,18 +66,19 @@ async def read_only_ws(
 
 async def test_subscribe_lists_requests_live(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     admin_ws: MockHAClientWebSocket,
+    requester_client: TestClient,
+    police: dict[str, str],
 ) -> None:
     """Empty first; a filed request appears with its entities; a decision updates it."""
     subscribed = await _call(admin_ws, "doorstep/sharing/subscribe")
     assert subscribed["success"] is True
     first = await admin_ws.receive_json()
-    assert first["event"] == {"available": True, "requests": []}
+    assert first["event"] == {"available": True, "requests": [], "closed": []}
 
-    client = await hass_client_no_auth()
-    request_id = await _file(client, _token(sharing_entry))
+    # Filed only now, after the listener is in place.
+    request_id = await file_request(requester_client, police)
     await hass.async_block_till_done()
     # Events follow the request and its entities' registration; the latest has them all.
     latest: dict[str, Any] = {"requests": []}
@@ -86,34 +100,43 @@ async def test_subscribe_lists_requests_live(
     assert listed["state"] == "pending"
     assert listed["clips"] == []
     assert set(listed["window"]) == {"start", "end"}
-    assert listed["switch_entity_id"] == _switch_id(hass, request_id)
+    assert listed["switch_entity_id"] == switch_id(hass, request_id)
     assert listed["decline_entity_id"].startswith("button.")
 
-    approved = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id)
+    assert listed["outcome"] is None
+    assert listed["closed_at"] is None
+    assert [event["event"] for event in listed["history"]] == ["filed"]
+
     # The subscription's update may arrive before the command's own answer.
-    while approved.get("type") == "event":
-        approved = await admin_ws.receive_json()
+    approved = await approve_in_card(admin_ws, request_id)
     assert approved["success"] is True, approved
     assert approved["result"]["state"] == "approved"
-    assert hass.states.get(_switch_id(hass, request_id)).state == "on"  # type: ignore[union-attr]
+    assert [(e["event"], e["detail"]) for e in approved["result"]["history"]] == [
+        ("filed", None),
+        ("approved", "password"),
+        ("pickup_created", None),
+    ]
+    assert hass.states.get(switch_id(hass, request_id)).state == "on"  # type: ignore[union-attr]
 
 
 async def test_approve_as_admin_releases_to_the_requester(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     admin_ws: MockHAClientWebSocket,
+    requester_client: TestClient,
+    police: dict[str, str],
+    pending_request: str,
 ) -> None:
     """The card's approval is the switch's: audited once, then the pickup verifies."""
-    client = await hass_client_no_auth()
-    headers = _token(sharing_entry)
-    request_id = await _file(client, headers)
-    for _ in range(3):  # replays change nothing
-        response = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id)
+    client, headers, request_id = requester_client, police, pending_request
+    first = await approve_in_card(admin_ws, request_id)
+    assert first["success"] is True, first
+    for _ in range(2):  # replays change nothing
+        response = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id, **PROOF)
         assert response["success"] is True, response
-    kinds = [entry["kind"] for entry in _audit(hass)]
+    kinds = [entry["kind"] for entry in audit_entries(hass)]
     assert kinds == ["filed", "approved"]
-    approval = _audit(hass)[1]
+    approval = audit_entries(hass)[1]
     assert approval["actor"].startswith("user:")
 
     status = await (await client.get(f"{API}/requests/{request_id}", headers=headers)).json()
@@ -124,62 +147,65 @@ async def test_approve_as_admin_releases_to_the_requester(
 
 async def test_read_only_user_is_refused_and_audited(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     read_only_ws: MockHAClientWebSocket,
+    pending_request: str,
 ) -> None:
     """Approve, decline and revoke: refused, translated, on record, nothing changed."""
-    client = await hass_client_no_auth()
-    request_id = await _file(client, _token(sharing_entry))
-    approve = await _call(read_only_ws, "doorstep/sharing/approve", request_id=request_id)
+    request_id = pending_request
+    approve = await _call(read_only_ws, "doorstep/sharing/approve", request_id=request_id, **PROOF)
     assert approve["success"] is False
     assert approve["error"]["code"] == "unauthorized"
-    assert approve["error"]["translation_key"] == "approval_needs_person"
-    assert "read-only user" in approve["error"]["message"]
+    assert approve["error"]["translation_key"] == "approval_needs_admin"
+    assert "audit log" in approve["error"]["message"]
     for command in ("decline", "revoke"):
         refused = await _call(read_only_ws, f"doorstep/sharing/{command}", request_id=request_id)
         assert refused["success"] is False
         assert refused["error"]["code"] == "unauthorized"
         assert refused["error"]["translation_key"] == "read_only_user"
         assert "audit log" in refused["error"]["message"]
-    assert _hub(sharing_entry).gate.get(request_id).state.value == "pending"
-    refusals = [entry for entry in _audit(hass) if entry["kind"] == "refused"]
+    assert hub_of(sharing_entry).gate.get(request_id).state.value == "pending"
+    refusals = [entry for entry in audit_entries(hass) if entry["kind"] == "refused"]
     assert [entry["details"].get("action", "approve") for entry in refusals] == [
         "approve",
         "decline",
         "revoke",
     ]
     assert all(entry["request"] == request_id for entry in refusals)
-    assert all(entry["details"]["reason"] == "read-only user" for entry in refusals)
+    assert [entry["details"]["reason"] for entry in refusals] == [
+        "approval_needs_admin",
+        "read-only user",
+        "read-only user",
+    ]
 
 
 async def test_decline_and_revoke(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     admin_ws: MockHAClientWebSocket,
+    requester_client: TestClient,
+    police: dict[str, str],
 ) -> None:
     """Decline closes a pending request; revoke closes an approval; closed stays closed."""
-    client = await hass_client_no_auth()
-    headers = _token(sharing_entry)
-    declined = await _file(client, headers, reference="A")
-    approved = await _file(client, headers, reference="B")
+    client, headers = requester_client, police
+    declined = await file_request(client, headers, reference="A")
+    approved = await file_request(client, headers, reference="B")
 
     response = await _call(admin_ws, "doorstep/sharing/decline", request_id=declined)
     assert response["result"] == {"id": declined, "state": "declined"}
-    again = await _call(admin_ws, "doorstep/sharing/approve", request_id=declined)
+    again = await _call(admin_ws, "doorstep/sharing/approve", request_id=declined, **PROOF)
     assert again["success"] is False
     assert again["error"]["code"] == "not_allowed"
     assert again["error"]["translation_key"] == "request_closed"
 
-    assert (await _call(admin_ws, "doorstep/sharing/approve", request_id=approved))["success"]
+    assert (await approve_in_card(admin_ws, approved))["success"]
     cannot_decline = await _call(admin_ws, "doorstep/sharing/decline", request_id=approved)
     assert cannot_decline["error"]["translation_key"] == "request_closed"
     revoked = await _call(admin_ws, "doorstep/sharing/revoke", request_id=approved)
     assert revoked["result"] == {"id": approved, "state": "revoked"}
     status = await (await client.get(f"{API}/requests/{approved}", headers=headers)).json()
     assert status == {"id": approved, "status": "closed"}
-    assert [e["kind"] for e in _audit(hass)] == [
+    assert [e["kind"] for e in audit_entries(hass)] == [
         "filed",
         "filed",
         "declined",
@@ -200,14 +226,15 @@ async def test_malformed_request_ids_change_nothing(
 ) -> None:
     """A clear, translated invalid_format error; the pending request is untouched."""
     client = await hass_client_no_auth()
-    filed = await _file(client, _token(sharing_entry))
-    response = await _call(admin_ws, f"doorstep/sharing/{command}", request_id=request_id)
+    filed = await file_request(client, requester_headers(sharing_entry))
+    extra = PROOF if command == "approve" else {}
+    response = await _call(admin_ws, f"doorstep/sharing/{command}", request_id=request_id, **extra)
     assert response["success"] is False
     assert response["error"]["code"] == "invalid_format"
     assert response["error"]["translation_key"] == "invalid_request_id"
     assert "Nothing was changed" in response["error"]["message"]
-    assert _hub(sharing_entry).gate.get(filed).state.value == "pending"
-    assert [entry["kind"] for entry in _audit(hass)] == ["filed"]
+    assert hub_of(sharing_entry).gate.get(filed).state.value == "pending"
+    assert [entry["kind"] for entry in audit_entries(hass)] == ["filed"]
 
 
 @pytest.mark.parametrize(
@@ -225,7 +252,7 @@ async def test_malformed_bodies_are_rejected_by_the_schema(
 async def test_unknown_request_is_not_found(
     hass: HomeAssistant, admin_ws: MockHAClientWebSocket
 ) -> None:
-    response = await _call(admin_ws, "doorstep/sharing/approve", request_id=UNKNOWN_ID)
+    response = await _call(admin_ws, "doorstep/sharing/approve", request_id=UNKNOWN_ID, **PROOF)
     assert response["error"]["code"] == "not_found"
     assert response["error"]["translation_key"] == "unknown_request"
 
@@ -244,11 +271,11 @@ async def test_requester_management_for_admins(
     token = created["result"]["token"]
     requester = created["result"]["requester"]
     assert requester["name"] == "Station South"
-    assert created["result"]["key_id"] == _hub(sharing_entry).key.key_id
+    assert created["result"]["key_id"] == hub_of(sharing_entry).key.key_id
 
     client = await hass_client_no_auth()
     headers = {"Authorization": f"Bearer {token}"}
-    await _file(client, headers)
+    await file_request(client, headers)
 
     listed = await _call(admin_ws, "doorstep/sharing/requesters")
     assert [r["name"] for r in listed["result"]["requesters"]] == ["Station South"]
@@ -285,7 +312,7 @@ async def test_bad_requester_bodies_create_nothing(
     assert response["success"] is False
     assert response["error"]["code"] == code
     assert response["error"].get("translation_key") == key
-    assert _hub(sharing_entry).gate.state.requesters == {}
+    assert hub_of(sharing_entry).gate.state.requesters == {}
 
 
 @pytest.mark.parametrize(
@@ -313,7 +340,7 @@ async def test_requester_management_refuses_non_admins_on_record(
     read_only_ws: MockHAClientWebSocket,
 ) -> None:
     """List, create and revoke: refused for a read-only user, each refusal audited."""
-    existing, _token_value = _hub(sharing_entry).gate.create_requester(
+    existing, _token_value = hub_of(sharing_entry).gate.create_requester(
         "Neighbour", RequesterKind.NEIGHBOUR
     )
     calls = [
@@ -326,9 +353,9 @@ async def test_requester_management_refuses_non_admins_on_record(
         assert response["success"] is False
         assert response["error"]["code"] == "unauthorized"
         assert response["error"]["translation_key"] == "requesters_need_admin"
-    assert [r.name for r in _hub(sharing_entry).gate.state.requesters.values()] == ["Neighbour"]
-    assert not _hub(sharing_entry).gate.requester(existing.id).revoked
-    refusals = [entry for entry in _audit(hass) if entry["kind"] == "refused"]
+    assert [r.name for r in hub_of(sharing_entry).gate.state.requesters.values()] == ["Neighbour"]
+    assert not hub_of(sharing_entry).gate.requester(existing.id).revoked
+    refusals = [entry for entry in audit_entries(hass) if entry["kind"] == "refused"]
     assert [entry["details"]["action"] for entry in refusals] == [
         "requesters",
         "requester/create",
@@ -339,13 +366,12 @@ async def test_requester_management_refuses_non_admins_on_record(
 
 async def test_commands_when_sharing_is_not_running(
     hass: HomeAssistant,
-    hass_client_no_auth: ClientSessionGenerator,
     sharing_entry: MockConfigEntry,
     admin_ws: MockHAClientWebSocket,
+    pending_request: str,
 ) -> None:
     """The list says sharing stopped and follows it back; decisions meanwhile say why not."""
-    client = await hass_client_no_auth()
-    request_id = await _file(client, _token(sharing_entry))
+    request_id = pending_request
     await hass.async_block_till_done()
     assert (await _call(admin_ws, "doorstep/sharing/subscribe"))["success"] is True
     assert len((await admin_ws.receive_json())["event"]["requests"]) == 1
@@ -355,8 +381,8 @@ async def test_commands_when_sharing_is_not_running(
     event: dict[str, Any] = {}
     while event.get("available", True):
         event = (await admin_ws.receive_json())["event"]
-    assert event == {"available": False, "requests": []}
-    refused = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id)
+    assert event == {"available": False, "requests": [], "closed": []}
+    refused = await _call(admin_ws, "doorstep/sharing/approve", request_id=request_id, **PROOF)
     while refused.get("type") == "event":
         refused = await admin_ws.receive_json()
     assert refused["success"] is False

@@ -330,7 +330,9 @@ async def test_gate_holds_freezes_and_releases_recorded_clips(tmp_path: Path) ->
     assert [c.id for c in deleted] == [outside.id]
     assert [c.id for c in store.list_clips()] == [inside.id]
 
-    approved = await gate.approve(request.id, Actor("admin-1", is_admin=True))
+    approved = await gate.approve(
+        request.id, Actor("admin-1", is_admin=True, verified_by="password")
+    )
     assert [c.id for c in approved.frozen_clips] == [inside.id]
     with store.open_clip(inside.id) as handle:
         assert approved.frozen_clips[0].sha256 == hashlib.sha256(handle.read()).hexdigest()

@@ -37,7 +37,7 @@ from reference_doorbell.requester import (
 from .test_requester_hub import ContractHub, free_port, make_loopback_tls, serve
 from .test_sharing_fixtures import START, Hub, make_hub, request_fields
 
-ADMIN = Actor("admin-1", is_admin=True)
+ADMIN = Actor("admin-1", is_admin=True, verified_by="password")
 AUTOMATION = Actor(None)
 
 
@@ -217,6 +217,9 @@ async def test_closed_request(
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
     await contract.hub.gate.decline(request_id, AUTOMATION)
+    # A decline reads as "closed" only from the deadline on, like an expiry.
+    hub = contract.hub
+    hub.clock.advance(hub.gate.get(request_id).wanted_by - hub.clock.now)
 
     assert await run(["status", request_id, *hub_args(contract, tls)]) == EXIT_CLOSED
     assert "declined, expired or revoked" in capsys.readouterr().out
@@ -470,7 +473,9 @@ async def test_a_standalone_install_verifies_an_archive(hub: Hub, tmp_path: Path
     request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
     request = await hub.gate.approve(request.id, ADMIN)
     assert request.pickup is not None
-    archive = b"".join([c async for c in await hub.gate.open_pickup(request.pickup.token)])
+    token = hub.gate.pickup_token(request.id)
+    assert token is not None
+    archive = b"".join([c async for c in await hub.gate.open_pickup(token)])
     site = tmp_path / "site"
     shutil.copytree(
         Path(__file__).resolve().parents[2] / "reference_doorbell",

@@ -97,7 +97,7 @@ class ContractHub:
             return _error(400, "invalid_request", field=err.field, message=err.message)
         except TooManyPending:
             return _error(429, "too_many_requests")
-        return web.json_response({"id": filed.id, "status": filed.requester_status}, status=201)
+        return web.json_response({"id": filed.id, "status": "pending"}, status=201)
 
     async def _status(self, request: web.Request) -> web.Response:
         requester_id = self._requester_id(request)

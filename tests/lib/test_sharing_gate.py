@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 import errno
 import json
 import os
@@ -20,6 +21,7 @@ from custom_components.doorstep.sharing import (
     EgressGate,
     InvalidToken,
     NotReleasable,
+    PreviewStale,
     ReleaseStopped,
     RequestClosed,
     RequestState,
@@ -32,14 +34,17 @@ from reference_doorbell.release_check import verify_archive
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 
-ADMIN = Actor("admin-1", is_admin=True)
-OTHER_ADMIN = Actor("admin-2", is_admin=True)
+ADMIN = Actor("admin-1", is_admin=True, verified_by="password")
+OTHER_ADMIN = Actor("admin-2", is_admin=True, verified_by="password")
 READ_ONLY = Actor("viewer", is_admin=False, is_read_only=True)
 READ_ONLY_ADMIN_FLAG = Actor("odd", is_admin=True, is_read_only=True)
 PLAIN_USER = Actor("user-1")
 AUTOMATION = Actor(None)
 AUTOMATION_ADMIN_FLAG = Actor(None, is_admin=True)
 SYSTEM = Actor("supervisor", is_admin=True, is_system=True)
+# An admin who did not prove who they are just now: the switch, a service, or a script
+# holding the admin's long-lived token.
+UNVERIFIED_ADMIN = Actor("admin-1", is_admin=True)
 
 
 @pytest.fixture
@@ -53,6 +58,18 @@ def audit_kinds(hub: Hub) -> list[str]:
 
 async def read_all(release: Any) -> bytes:
     return b"".join([chunk async for chunk in release])
+
+
+def token_of(hub: Hub, request_id: str) -> str:
+    """The pickup token the gate issued in this run (only its hash is stored)."""
+    token = hub.gate.pickup_token(request_id)
+    assert token is not None
+    return token
+
+
+async def approved_token(hub: Hub, request_id: str) -> str:
+    await hub.gate.approve(request_id, ADMIN)
+    return token_of(hub, request_id)
 
 
 async def file(hub: Hub, **overrides: Any) -> str:
@@ -91,12 +108,13 @@ async def test_pickup_end_to_end(hub: Hub) -> None:
 @pytest.mark.parametrize(
     ("actor", "reason"),
     [
-        (READ_ONLY, "read-only"),
-        (READ_ONLY_ADMIN_FLAG, "read-only"),
-        (PLAIN_USER, "not an admin"),
-        (AUTOMATION, "no user"),
-        (AUTOMATION_ADMIN_FLAG, "no user"),
-        (SYSTEM, "system"),
+        (READ_ONLY, "approval_needs_admin"),
+        (READ_ONLY_ADMIN_FLAG, "approval_needs_admin"),
+        (PLAIN_USER, "approval_needs_admin"),
+        (AUTOMATION, "approval_needs_person"),
+        (AUTOMATION_ADMIN_FLAG, "approval_needs_person"),
+        (SYSTEM, "approval_needs_person"),
+        (UNVERIFIED_ADMIN, "approval_needs_person"),
     ],
 )
 async def test_only_a_person_admin_may_approve(hub: Hub, actor: Actor, reason: str) -> None:
@@ -107,7 +125,52 @@ async def test_only_a_person_admin_may_approve(hub: Hub, actor: Actor, reason: s
     entries = hub.audit.entries_blocking()
     assert entries[-1]["kind"] == "refused"
     assert entries[-1]["request"] == request_id
+    assert entries[-1]["details"] == {"action": "approve", "reason": reason}
     assert hub.gate.requester_view(hub.requester_id, request_id)["status"] == "pending"
+
+
+async def test_approval_records_how_the_person_was_verified(hub: Hub) -> None:
+    request_id = await file(hub)
+    await hub.gate.approve(request_id, Actor("admin-1", is_admin=True, verified_by="password+totp"))
+    approved = hub.audit.entries_blocking()[-1]
+    assert approved["kind"] == "approved"
+    assert approved["details"]["verified_by"] == "password+totp"
+
+
+async def test_approval_needs_the_preview_it_was_shown(hub: Hub) -> None:
+    """A confirm digest from an older preview is refused (and audited) once a clip changed."""
+    request_id = await file(hub)
+    preview = await hub.gate.preview(request_id)
+    assert [clip.id for clip in preview.clips] == sorted(hub.clips.index)
+    assert preview.method.value == "pickup"
+    assert preview.expires_at <= hub.gate.get(request_id).wanted_by
+    # The same clips give the same digest; it names clips, hashes and destination.
+    assert (await hub.gate.preview(request_id)).confirm == preview.confirm
+    first = preview.clips[0]
+    (hub.clips.root / f"{first.id}.mp4").write_bytes(b"\x00" * first.size)
+    with pytest.raises(PreviewStale):
+        await hub.gate.approve(request_id, ADMIN, confirm=preview.confirm)
+    assert hub.gate.get(request_id).state is RequestState.PENDING
+    assert hub.audit.entries_blocking()[-1]["details"] == {
+        "action": "approve",
+        "reason": "preview_stale",
+    }
+    fresh = await hub.gate.preview(request_id)
+    assert fresh.confirm != preview.confirm
+    approved = await hub.gate.approve(request_id, ADMIN, confirm=fresh.confirm)
+    assert [(c.id, c.sha256) for c in approved.frozen_clips] == [
+        (c.id, c.sha256) for c in fresh.clips
+    ]
+
+
+async def test_preview_of_an_upload_names_the_host(hub: Hub) -> None:
+    request_id = await file(hub, delivery={"method": "upload", "url": "https://portal.example/u"})
+    preview = await hub.gate.preview(request_id)
+    assert preview.upload_host == "portal.example"
+    assert preview.expires_at == hub.gate.get(request_id).wanted_by
+    await hub.gate.decline(request_id, AUTOMATION)
+    with pytest.raises(RequestClosed):
+        await hub.gate.preview(request_id)
 
 
 async def test_refusal_is_logged_even_for_an_approved_request(hub: Hub) -> None:
@@ -126,20 +189,39 @@ async def test_replayed_approval_gives_one_entry_and_one_release(hub: Hub) -> No
     assert len(results) == 1000
     assert audit_kinds(hub).count("approved") == 1
     # One release: every replay hands back the same link, not a new one.
-    tokens = {r.pickup.token for r in results if r.pickup is not None}
+    tokens = {r.pickup.token_hash for r in results if r.pickup is not None}
     assert len(tokens) == 1
     assert {r.approved_by for r in results} == {"admin-1"}
 
 
 async def test_decline_and_expiry_read_the_same_to_the_requester(hub: Hub) -> None:
+    """Status reads and pickup tries of a declined and an unanswered request, side by
+    side at each moment: identical, "pending" until the deadline and "closed" after."""
     declined = await file(hub)
     expired = await file(hub)
+    deadline = hub.gate.get(expired).wanted_by
+    assert hub.gate.get(declined).wanted_by == deadline
     await hub.gate.decline(declined, AUTOMATION)  # declining needs no person
-    hub.clock.advance(hub.gate.get(expired).wanted_by - hub.clock.now)
+
+    def timeline_point(request_id: str) -> dict[str, Any]:
+        view = hub.gate.requester_view(hub.requester_id, request_id)
+        return {**view, "id": None}
+
+    steps = [timedelta(0), timedelta(hours=1), deadline - hub.clock.now - timedelta(hours=2)]
+    for step in steps:
+        hub.clock.advance(step)
+        await hub.gate.expire_due()
+        assert (
+            timeline_point(declined)
+            == timeline_point(expired)
+            == {
+                "id": None,
+                "status": "pending",
+            }
+        )
+    hub.clock.advance(deadline - hub.clock.now)
     assert await hub.gate.expire_due() == [expired]
-    views = [hub.gate.requester_view(hub.requester_id, rid) for rid in (declined, expired)]
-    assert [v["status"] for v in views] == ["closed", "closed"]
-    assert views[0].keys() == views[1].keys()
+    assert timeline_point(declined) == timeline_point(expired) == {"id": None, "status": "closed"}
     for request_id in (declined, expired):
         with pytest.raises(RequestClosed):
             await hub.gate.approve(request_id, ADMIN)
@@ -181,14 +263,18 @@ async def test_pending_cap(hub: Hub) -> None:
     assert len(ids) == len(set(ids)) == 5
     assert len(refused) == 195
     assert audit_kinds(hub).count("filed") == 5
-    # Closing one frees a slot.
+    # A decline frees no slot before the deadline: the requester would notice.
     await hub.gate.decline(ids[0], ADMIN)
+    with pytest.raises(TooManyPending):
+        await file(hub)
+    # Approving one does (the requester is told it is fulfilled anyway).
+    await hub.gate.approve(ids[1], ADMIN)
     await file(hub)
 
 
 async def test_pickup_link_limits(hub: Hub) -> None:
     request_id = await file(hub)
-    token = (await hub.gate.approve(request_id, ADMIN)).pickup.token  # type: ignore[union-attr]
+    token = await approved_token(hub, request_id)
     for _ in range(3):
         await read_all(await hub.gate.open_pickup(token))
     with pytest.raises(NotReleasable, match="used up"):
@@ -198,7 +284,7 @@ async def test_pickup_link_limits(hub: Hub) -> None:
 
 async def test_revoke_stops_a_stream_midway(hub: Hub) -> None:
     request_id = await file(hub)
-    token = (await hub.gate.approve(request_id, ADMIN)).pickup.token  # type: ignore[union-attr]
+    token = await approved_token(hub, request_id)
     release = await hub.gate.open_pickup(token)
     chunks = aiter(release)
     await anext(chunks)  # manifest
@@ -214,21 +300,21 @@ async def test_expiry_stops_releases(hub: Hub) -> None:
     request_id = await file(hub)
     request = await hub.gate.approve(request_id, ADMIN)
     assert request.pickup is not None
-    release = await hub.gate.open_pickup(request.pickup.token)
+    release = await hub.gate.open_pickup(token_of(hub, request.id))
     chunks = aiter(release)
     await anext(chunks)
     hub.clock.advance(request.wanted_by - hub.clock.now)
     with pytest.raises(ReleaseStopped, match="expired"):
         await anext(chunks)
     with pytest.raises(NotReleasable):
-        await hub.gate.open_pickup(request.pickup.token)
+        await hub.gate.open_pickup(token_of(hub, request.id))
     assert hub.gate.get(request_id).state is RequestState.EXPIRED
     assert hub.gate.held_clip_ids() == frozenset()
 
 
 async def test_release_refused_when_approval_entry_is_not_on_disk(hub: Hub) -> None:
     request_id = await file(hub)
-    token = (await hub.gate.approve(request_id, ADMIN)).pickup.token  # type: ignore[union-attr]
+    token = await approved_token(hub, request_id)
     lines = hub.audit_path.read_bytes().splitlines(keepends=True)
     hub.audit_path.write_bytes(lines[0])  # the approval line is gone
     with pytest.raises(NotReleasable, match="audit log"):
@@ -273,7 +359,7 @@ async def test_disk_full_during_download_releases_nothing(
     hub: Hub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request_id = await file(hub)
-    token = (await hub.gate.approve(request_id, ADMIN)).pickup.token  # type: ignore[union-attr]
+    token = await approved_token(hub, request_id)
     before = hub.audit_path.read_bytes()
     _fail_audit_writes(monkeypatch)
     with pytest.raises(AuditWriteError):
@@ -289,7 +375,7 @@ async def test_changed_clip_is_not_sent_whole(hub: Hub) -> None:
     path = hub.clips.root / f"{clip.id}.mp4"
     path.write_bytes(b"\xff" * clip.size)
     with pytest.raises(ClipIntegrityError):
-        await read_all(await hub.gate.open_pickup(request.pickup.token))  # type: ignore[union-attr]
+        await read_all(await hub.gate.open_pickup(token_of(hub, request.id)))  # type: ignore[union-attr]
 
 
 async def test_upload_release(hub: Hub) -> None:
@@ -324,7 +410,7 @@ async def test_unknown_doorbell_is_indistinguishable(hub: Hub) -> None:
 async def test_restart_keeps_pending_and_approved(hub: Hub, tmp_path: Path) -> None:
     pending = await file(hub)
     approved = await file(hub)
-    token = (await hub.gate.approve(approved, ADMIN)).pickup.token  # type: ignore[union-attr]
+    token = await approved_token(hub, approved)
     saved = json.loads(json.dumps(state_to_dict(hub.gate.state)))
 
     state = state_from_dict(saved)
@@ -345,7 +431,7 @@ async def test_restart_keeps_pending_and_approved(hub: Hub, tmp_path: Path) -> N
         lambda d: d.pop("requests"),
         lambda d: d["requests"][0].update(state="approved"),  # approved without a record
         lambda d: d["requests"][1].update(approval_audit=None),
-        lambda d: d["requests"][1]["pickup"].update(token="../../etc/passwd"),
+        lambda d: d["requests"][1]["pickup"].update(token_hash="../../etc/passwd"),
         lambda d: d["requests"][1]["pickup"].update(downloads=True),
         lambda d: d["requests"][0].update(id="../x"),
         lambda d: d["requests"][0].update(wanted_by="tomorrow"),

@@ -160,7 +160,7 @@ hostile_text = st.one_of(
 async def test_fuzz_gate_never_opens_outside_clips(
     hub: Hub, opened_paths: list[str], value: str
 ) -> None:
-    admin = Actor("admin", is_admin=True)
+    admin = Actor("admin", is_admin=True, verified_by="password")
     allowed = {str(hub.clips.root.resolve()), str(hub.audit_path)}
     attempts: list[Callable[[], Awaitable[object]]] = [
         lambda: hub.gate.open_pickup(value),
@@ -186,11 +186,11 @@ async def test_spy_sees_legitimate_clip_reads(hub: Hub, opened_paths: list[str])
     """Control for the fuzz test above: a real release does show up in the spy."""
     from .test_sharing_fixtures import request_fields
 
-    admin = Actor("admin", is_admin=True)
+    admin = Actor("admin", is_admin=True, verified_by="password")
     request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
     approved = await hub.gate.approve(request.id, admin)
     assert approved.pickup is not None
-    async for _ in await hub.gate.open_pickup(approved.pickup.token):
+    async for _ in await hub.gate.open_pickup(hub.gate.pickup_token(approved.id) or ""):
         pass
     clip_root = str(hub.clips.root.resolve())
     assert sum(p.startswith(clip_root) for p in opened_paths) >= 2 * len(hub.clips.index)

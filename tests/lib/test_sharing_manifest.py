@@ -29,7 +29,9 @@ from .test_sharing_fixtures import Hub, make_hub, request_fields
 async def approved(tmp_path: Path) -> tuple[Hub, bytes]:
     hub = make_hub(tmp_path)
     request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
-    request = await hub.gate.approve(request.id, Actor("admin", is_admin=True))
+    request = await hub.gate.approve(
+        request.id, Actor("admin", is_admin=True, verified_by="password")
+    )
     return hub, build_manifest(request, request.frozen_clips, hub.key.key_id)
 
 
@@ -80,7 +82,9 @@ async def test_archive_tampering_fails(approved: tuple[Hub, bytes]) -> None:
     hub, _ = approved
     request = hub.gate.requests()[0]
     assert request.pickup is not None
-    data = b"".join([c async for c in await hub.gate.open_pickup(request.pickup.token)])
+    data = b"".join(
+        [c async for c in await hub.gate.open_pickup(hub.gate.pickup_token(request.id) or "")]
+    )
     verify_archive(data, hub.key.public_key)
     # Flip one byte of clip data: the manifest still verifies, the hash does not.
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:

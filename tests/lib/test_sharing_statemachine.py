@@ -53,16 +53,21 @@ from .test_sharing_fixtures import Hub, make_hub, request_fields
 
 PICK = st.integers(0, 3)
 ACTORS = {
-    "admin": Actor("admin-a", is_admin=True),
-    "other_admin": Actor("admin-b", is_admin=True),
+    "admin": Actor("admin-a", is_admin=True, verified_by="password"),
+    "other_admin": Actor("admin-b", is_admin=True, verified_by="password+totp"),
     "read_only": Actor("viewer", is_read_only=True),
     "read_only_admin_flag": Actor("odd", is_admin=True, is_read_only=True),
     "plain_user": Actor("user"),
     "automation": Actor(None),
     "automation_admin_flag": Actor(None, is_admin=True),
     "system": Actor("supervisor", is_admin=True, is_system=True),
+    # A script holding the first admin's long-lived token: that admin's own user, but
+    # no login session and no fresh proof, so the glue never marks it verified.
+    "script_long_lived_token": Actor("admin-a", is_admin=True),
 }
 PERSON_ADMINS = {"admin-a", "admin-b"}
+# Who may approve: by name, not by the gate's Actor.may_approve (the thing under test).
+VERIFIED_PEOPLE = {"admin", "other_admin"}
 
 
 @dataclass
@@ -217,8 +222,8 @@ class SharingMachine(RuleBasedStateMachine):
         if request_id not in self.model:
             return
         actor = ACTORS[who]
-        # The oracle is the test's own list, not the gate's Actor.is_person_admin.
-        allowed = actor.user_id in PERSON_ADMINS
+        # The oracle is the test's own list, not the gate's Actor.may_approve.
+        allowed = who in VERIFIED_PEOPLE
         model = self.model[request_id]
         before = sum(e["kind"] == "approved" for e in self.audit_entries())
         became_approved = False
@@ -244,6 +249,21 @@ class SharingMachine(RuleBasedStateMachine):
         # Exactly one approval entry per approval, however often it is replayed.
         assert after - before == int(became_approved)
         assert self.gate.get(request_id).state.value == model.state
+
+    @rule(pick=PICK, use_real_token=st.booleans())
+    def script_with_long_lived_token(self, pick: int, use_real_token: bool) -> None:
+        """The script tries to approve, then to fetch: it must never get a byte out
+        unless a person approved (and then only through the requester's link)."""
+        request_id = self.pick(pick)
+        if request_id not in self.model:
+            return
+        was_releasable = self.model[request_id].state in ("approved", "fulfilled")
+        self.approve(pick, "script_long_lived_token")
+        assert self.model[request_id].state in ("approved", "fulfilled") or not was_releasable
+        released_before = len(self.releases)
+        self.download(pick, use_real_token=use_real_token)
+        if not was_releasable:
+            assert all(record.size == 0 for record in self.releases[released_before:])
 
     @rule(pick=PICK, who=st.sampled_from(sorted(ACTORS)))
     def decline(self, pick: int, who: str) -> None:
@@ -300,7 +320,13 @@ class SharingMachine(RuleBasedStateMachine):
         entries_before = len(self.audit_entries())
         try:
             if model.delivery == "pickup":
-                token = request.pickup.token if request.pickup and use_real_token else new_token()
+                issued = self.gate.pickup_token(request_id) if request.pickup else None
+                if issued is None and request.pickup is not None:
+                    # After a restart only the hash is left: the requester's status read
+                    # issues a new token for the same link.
+                    view = self.gate.requester_view(self.hub.requester_id, request_id)
+                    issued = view.get("pickup_token")
+                token = issued if issued is not None and use_real_token else new_token()
                 release = self.run(self.gate.open_pickup(token))
             else:
                 release = self.run(self.gate.open_release(request_id))
@@ -376,6 +402,13 @@ class SharingMachine(RuleBasedStateMachine):
         for record in self.releases:
             if record.size > 0:
                 assert all(record.facts.values()), record
+
+    @invariant()
+    def every_approval_was_proven(self) -> None:
+        """No approval entry without a fresh proof: the script's never gets one."""
+        for entry in self.audit_entries():
+            if entry["kind"] == "approved":
+                assert entry["details"]["verified_by"] in ("password", "password+totp")
 
     @invariant()
     def audit_chain_holds(self) -> None:

@@ -28,7 +28,7 @@ from scripts.lab.certs import TestCa
 
 from .test_sharing_fixtures import START, Hub, make_hub, request_fields
 
-ADMIN = Actor("admin-1", is_admin=True)
+ADMIN = Actor("admin-1", is_admin=True, verified_by="password")
 
 type Handler = Callable[[web.Request, "Requester"], Awaitable[web.StreamResponse]]
 

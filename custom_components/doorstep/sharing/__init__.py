@@ -17,6 +17,15 @@ from custom_components.doorstep.clip_contract import (
     new_id,
 )
 
+from .approval import (
+    FailureLimiter,
+    Refusal,
+    SessionKind,
+    StepUpFacts,
+    Verification,
+    refusal_before_proof,
+    verdict,
+)
 from .archive import CONTENT_TYPE
 from .audit import AuditKind, AuditLog
 from .exceptions import (
@@ -30,6 +39,7 @@ from .exceptions import (
     InvalidToken,
     InvalidTrustFile,
     NotReleasable,
+    PreviewStale,
     ReleaseStopped,
     RequestClosed,
     SharingError,
@@ -37,7 +47,7 @@ from .exceptions import (
     UnknownRequest,
     UnknownRequester,
 )
-from .gate import EgressGate, Release
+from .gate import EgressGate, Preview, Release, preview_digest
 from .manifest import build_manifest
 from .models import (
     Actor,
@@ -86,6 +96,7 @@ __all__ = [
     "Delivery",
     "DeliveryMethod",
     "EgressGate",
+    "FailureLimiter",
     "FrozenClip",
     "HubKey",
     "InvalidId",
@@ -94,6 +105,9 @@ __all__ = [
     "InvalidTrustFile",
     "NotReleasable",
     "PickupLink",
+    "Preview",
+    "PreviewStale",
+    "Refusal",
     "Release",
     "ReleaseStopped",
     "RequestClosed",
@@ -103,15 +117,18 @@ __all__ = [
     "RequesterKind",
     "RequesterStatus",
     "RetryPolicy",
+    "SessionKind",
     "ShareRequest",
     "SharingError",
     "SharingState",
+    "StepUpFacts",
     "TooManyPending",
     "UnknownRequest",
     "UnknownRequester",
     "UploadResult",
     "UploadStatus",
     "Uploader",
+    "Verification",
     "build_manifest",
     "check_id",
     "child_path",
@@ -122,9 +139,12 @@ __all__ = [
     "new_id",
     "new_requester_token",
     "parse_request_body",
+    "preview_digest",
+    "refusal_before_proof",
     "requester_status",
     "state_from_dict",
     "state_to_dict",
     "trusted_context",
     "validate_request",
+    "verdict",
 ]

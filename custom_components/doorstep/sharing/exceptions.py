@@ -63,6 +63,17 @@ class RequestClosed(SharingError):
         self.state = state
 
 
+class PreviewStale(SharingError):
+    """What approving would release no longer matches what the person was shown.
+
+    The refusal is already in the audit log when this is raised.
+    """
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"preview of {request_id} is stale")
+        self.request_id = request_id
+
+
 class ApprovalRefused(SharingError):
     """The actor may not approve: not a person, not an admin, a system or read-only user.
 
@@ -71,6 +82,7 @@ class ApprovalRefused(SharingError):
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"approval refused: {reason}")
+        # A refusal token (sharing.approval.Refusal), also the person's translation key.
         self.reason = reason
 
 

@@ -1,9 +1,10 @@
 """The egress gate: the one code path through which clip bytes leave the hub.
 
 Invariant I1, enforced here and nowhere else: bytes go out only for a request that a
-person who is an admin approved, that is not expired and not revoked, and whose approval
-entry is on disk in the audit log. Each release first appends its own audit entry, so
-a download that cannot be logged does not happen.
+person who is an admin approved (having proved who they are at that moment, I2), that is
+not expired and not revoked, and whose approval entry is on disk in the audit log. Each
+release first appends its own audit entry, so a download that cannot be logged does not
+happen.
 
 Order of approval (and why): freeze the clips and their hashes, append and fsync the
 approval, and only then mark the request releasable. A crash between the steps leaves
@@ -22,9 +23,11 @@ from datetime import UTC, datetime, timedelta
 import hashlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from custom_components.doorstep.clip_contract import ClipSource, check_id, new_id
 
+from .approval import Refusal
 from .archive import (
     CONTENT_TYPE,
     END_OF_ARCHIVE,
@@ -41,6 +44,7 @@ from .exceptions import (
     ClipIntegrityError,
     InvalidToken,
     NotReleasable,
+    PreviewStale,
     ReleaseStopped,
     RequestClosed,
     TooManyPending,
@@ -85,6 +89,32 @@ type Listener = Callable[[], None]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """Exactly what approving now would release, and the digest that pins it.
+
+    ``confirm`` covers the clip ids, their SHA-256 hashes and sizes, and the destination.
+    An approval carrying it goes through only if freezing at that moment gives the same
+    digest, so a person never approves something other than what they were shown.
+    """
+
+    request_id: str
+    clips: tuple[FrozenClip, ...]
+    method: DeliveryMethod
+    upload_host: str | None
+    expires_at: datetime
+    confirm: str
+
+
+def preview_digest(clips: tuple[FrozenClip, ...], method: DeliveryMethod, url: str | None) -> str:
+    """The ``confirm`` digest of a set of frozen clips and where they would go."""
+    digest = hashlib.sha256(b"doorstep-preview-v1\n")
+    for clip in clips:
+        digest.update(f"{clip.id} {clip.sha256} {clip.size}\n".encode())
+    digest.update(f"{method.value} {url or ''}".encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +163,13 @@ class EgressGate:
         # with another request's (pending cap, replayed approvals, link counts).
         self._lock = asyncio.Lock()
         self._listeners: list[Listener] = []
+        # Pickup links by the SHA-256 of their token (the state keeps only that), and
+        # the clear tokens issued in this run, so a requester's status reads show the
+        # same link until a restart.
+        self._pickup_index: dict[str, str] = {
+            r.pickup.token_hash: r.id for r in self._state.requests.values() if r.pickup
+        }
+        self._pickup_tokens: dict[str, str] = {}
 
     # -- state and listeners -------------------------------------------------------------
 
@@ -154,6 +191,14 @@ class EgressGate:
                 _LOGGER.exception("sharing state listener failed")
 
     def _put(self, request: ShareRequest) -> ShareRequest:
+        old = self._state.requests.get(request.id)
+        old_link = old.pickup if old is not None else None
+        if old_link is not None and (
+            request.pickup is None or request.pickup.token_hash != old_link.token_hash
+        ):
+            self._pickup_index.pop(old_link.token_hash, None)
+        if request.pickup is not None:
+            self._pickup_index[request.pickup.token_hash] = request.id
         self._state.requests[request.id] = request
         self._changed()
         return request
@@ -219,16 +264,38 @@ class EgressGate:
         """What ``GET /requests/{id}`` may tell its requester: status, and the pickup token.
 
         Someone else's request reads as unknown, exactly like one that does not exist.
+        A declined request reads ``pending`` until its deadline (see ``requester_status``).
         """
         request = self.get(request_id)
         if request.requester_id != requester_id:
             raise UnknownRequest(request_id)
-        view: dict[str, Any] = {"id": request.id, "status": request.requester_status}
+        now = self._clock()
+        view: dict[str, Any] = {"id": request.id, "status": request.requester_status_at(now)}
         link = request.pickup
-        if link is not None and view["status"] == "fulfilled" and link.usable(self._clock()):
-            view["pickup_token"] = link.token
+        if link is not None and view["status"] == "fulfilled" and link.usable(now):
+            view["pickup_token"] = self._pickup_token_for(request)
             view["pickup_expires_at"] = link.expires_at.isoformat()
         return view
+
+    def pickup_token(self, request_id: str) -> str | None:
+        """The clear pickup token issued in this run for ``request_id``, if any."""
+        return self._pickup_tokens.get(request_id)
+
+    def _pickup_token_for(self, request: ShareRequest) -> str:
+        """This run's clear token for the request's link; a fresh one after a restart.
+
+        Only hashes are stored, so after a restart the old token cannot be shown again.
+        The link (expiry, downloads so far) stays; only its token changes, and the old
+        token stops working. Runs without an await, so no release interleaves with it.
+        """
+        token = self._pickup_tokens.get(request.id)
+        if token is not None:
+            return token
+        assert request.pickup is not None
+        token = new_token()
+        self._pickup_tokens[request.id] = token
+        self._put(replace(request, pickup=replace(request.pickup, token_hash=hash_token(token))))
+        return token
 
     async def file_request(self, requester_id: str, fields: RequestFields) -> ShareRequest:
         """Store a validated request as pending, with its matching clips held."""
@@ -236,10 +303,13 @@ class EgressGate:
             requester = self._requester(requester_id)
             if requester.revoked:
                 raise InvalidToken("requester revoked")
+            # Counted as the requester sees them: a declined request still "pending" to
+            # them holds its slot, or a freed slot would give the decline away.
+            now = self._clock()
             open_count = sum(
                 1
                 for r in self._state.requests.values()
-                if r.requester_id == requester_id and r.state is RequestState.PENDING
+                if r.requester_id == requester_id and r.requester_status_at(now) == "pending"
             )
             if open_count >= self._max_pending:
                 raise TooManyPending(requester_id)
@@ -283,19 +353,50 @@ class EgressGate:
 
     # -- decisions -----------------------------------------------------------------------
 
-    async def approve(self, request_id: str, actor: Actor) -> ShareRequest:
-        """Approve for a person who is an admin; refuse (and log) everyone else.
+    async def preview(self, request_id: str) -> Preview:
+        """What approving ``request_id`` now would release: the clips hashed now, where
+        they would go, until when, and the digest an approval must bring back."""
+        async with self._lock:
+            request = self.get(request_id)
+            await self._expire_if_due(request)
+            request = self.get(request_id)
+            if request.state is not RequestState.PENDING:
+                raise RequestClosed(request_id, request.state.value)
+            frozen = await asyncio.to_thread(self._freeze, request)
+            return self._preview(request, frozen, self._clock())
 
-        Idempotent: approving an approved request changes nothing and logs nothing.
+    def _preview(
+        self, request: ShareRequest, frozen: tuple[FrozenClip, ...], now: datetime
+    ) -> Preview:
+        method = request.delivery.method
+        url = request.delivery.upload_url
+        expires_at = (
+            min(now + self._pickup_ttl, request.wanted_by)
+            if method is DeliveryMethod.PICKUP
+            else request.wanted_by
+        )
+        return Preview(
+            request_id=request.id,
+            clips=frozen,
+            method=method,
+            upload_host=urlsplit(url).hostname if url is not None else None,
+            expires_at=expires_at,
+            confirm=preview_digest(frozen, method, url),
+        )
+
+    async def approve(
+        self, request_id: str, actor: Actor, *, confirm: str | None = None
+    ) -> ShareRequest:
+        """Approve for a person who is an admin and proved it now; refuse (and log) the rest.
+
+        With ``confirm`` (from :meth:`preview`), the approval stands only if the clips
+        frozen now are exactly those previewed. Idempotent: approving an approved request
+        changes nothing and logs nothing.
         """
         async with self._lock:
             request = self.get(request_id)
-            if not actor.is_person_admin:
-                reason = _refusal_reason(actor)
-                await self._audit.append(
-                    AuditKind.REFUSED, request_id, actor.label, {"reason": reason}
-                )
-                raise ApprovalRefused(reason)
+            if not actor.may_approve:
+                await self._refuse(request_id, actor, _refusal_reason(actor))
             await self._expire_if_due(request)
             request = self.get(request_id)
             if request.state in RELEASABLE_STATES:
@@ -304,20 +405,25 @@ class EgressGate:
                 raise RequestClosed(request_id, request.state.value)
             frozen = await asyncio.to_thread(self._freeze, request)
             now = self._clock()
+            if confirm is not None and self._preview(request, frozen, now).confirm != confirm:
+                await self._refuse(request_id, actor, Refusal.PREVIEW_STALE)
             ref = await self._audit.append(
                 AuditKind.APPROVED,
                 request_id,
                 actor.label,
                 {
                     "approved_by": actor.user_id,
+                    "verified_by": actor.verified_by,
                     "clips": [{"id": c.id, "sha256": c.sha256, "size": c.size} for c in frozen],
                 },
             )
             # Only now, with the approval durable, does the request become releasable.
             pickup = None
             if request.delivery.method is DeliveryMethod.PICKUP:
+                token = new_token()
+                self._pickup_tokens[request_id] = token
                 pickup = PickupLink(
-                    token=new_token(),
+                    token_hash=hash_token(token),
                     expires_at=min(now + self._pickup_ttl, request.wanted_by),
                     max_downloads=self._pickup_downloads,
                 )
@@ -332,6 +438,18 @@ class EgressGate:
                     pickup=pickup,
                 )
             )
+
+    async def _refuse(self, request_id: str, actor: Actor, reason: Refusal) -> None:
+        """Put a refused approval on record, then raise it."""
+        await self._audit.append(
+            AuditKind.REFUSED,
+            request_id,
+            actor.label,
+            {"action": "approve", "reason": reason.value},
+        )
+        if reason is Refusal.PREVIEW_STALE:
+            raise PreviewStale(request_id)
+        raise ApprovalRefused(reason.value)
 
     def _freeze(self, request: ShareRequest) -> tuple[FrozenClip, ...]:
         """Hash every clip in the window now; these exact bytes are what may go out."""
@@ -453,15 +571,12 @@ class EgressGate:
         if not is_well_formed_token(token):
             raise InvalidToken("malformed pickup token")
         async with self._lock:
-            request = find_by_secret(
-                token,
-                (
-                    (r.pickup.token, r)
-                    for r in self._state.requests.values()
-                    if r.pickup is not None
-                ),
-            )
-            if request is None or request.pickup is None:
+            # A dict lookup on the token's hash: the hash, not the token, is what is
+            # stored, and knowing a hash is no help in guessing a token.
+            token_hash = hash_token(token)
+            request_id = self._pickup_index.get(token_hash)
+            request = self._state.requests.get(request_id) if request_id is not None else None
+            if request is None or request.pickup is None or request.pickup.token_hash != token_hash:
                 raise InvalidToken("unknown pickup token")
             await self._check_releasable(request)
             request = self.get(request.id)
@@ -474,6 +589,10 @@ class EgressGate:
                 "pickup",
                 {"download": link.downloads + 1, "of": link.max_downloads},
             )
+            # Read again: a status read may have issued a new token during the write.
+            request = self.get(request.id)
+            link = request.pickup
+            assert link is not None
             request = self._put(
                 replace(request, pickup=replace(link, downloads=link.downloads + 1))
             )
@@ -623,11 +742,11 @@ class EgressGate:
             self._put(replace(request, state=RequestState.FULFILLED))
 
 
-def _refusal_reason(actor: Actor) -> str:
-    if actor.user_id is None:
-        return "no user: sharing needs a person in the dashboard"
-    if actor.is_system:
-        return "system user"
-    if actor.is_read_only:
-        return "read-only user"
-    return "not an admin"
+def _refusal_reason(actor: Actor) -> Refusal:
+    """Why ``actor`` may not approve, in the same terms the card's step-up uses."""
+    if actor.user_id is None or actor.is_system:
+        return Refusal.NEEDS_PERSON
+    if not actor.is_admin or actor.is_read_only:
+        return Refusal.NEEDS_ADMIN
+    # An admin without a fresh proof: the switch, a service, or a script's token.
+    return Refusal.NEEDS_PERSON

@@ -49,13 +49,25 @@ RELEASABLE_STATES = frozenset({RequestState.APPROVED, RequestState.FULFILLED})
 type RequesterStatus = Literal["pending", "fulfilled", "closed"]
 
 
-def requester_status(state: RequestState) -> RequesterStatus:
+def requester_status(
+    state: RequestState, *, wanted_by: datetime | None = None, now: datetime | None = None
+) -> RequesterStatus:
     """What a requester may learn: declined and expired (and revoked) all read ``closed``,
-    so a requester cannot tell who said no, or whether anyone looked."""
+    so a requester cannot tell who said no, or whether anyone looked.
+
+    A declined request keeps reading ``pending`` until its ``wanted_by``, the moment an
+    unanswered one expires: otherwise an early ``closed`` would say someone looked and
+    said no. Without ``wanted_by`` and ``now`` the deadline is taken as passed.
+    """
+    before_deadline = wanted_by is None or now is None or now < wanted_by
     if state is RequestState.PENDING:
-        return "pending"
+        # Past its deadline a pending request is closed, even before the minutely
+        # expiry check has caught up with it.
+        return "pending" if before_deadline else "closed"
     if state in RELEASABLE_STATES:
         return "fulfilled"
+    if state is RequestState.DECLINED and wanted_by is not None and now is not None:
+        return "pending" if before_deadline else "closed"
     return "closed"
 
 
@@ -95,6 +107,9 @@ class Actor:
     is_admin: bool = False
     is_system: bool = False
     is_read_only: bool = False
+    # How the person proved who they are just now ("password", "password+totp"), from
+    # an interactive login session; None for anyone who did not (or could not).
+    verified_by: str | None = None
 
     @property
     def is_person_admin(self) -> bool:
@@ -105,6 +120,11 @@ class Actor:
             and not self.is_system
             and not self.is_read_only
         )
+
+    @property
+    def may_approve(self) -> bool:
+        """Invariant I2: a person who is an admin and proved who they are at this moment."""
+        return self.is_person_admin and self.verified_by is not None
 
     @property
     def label(self) -> str:
@@ -136,11 +156,12 @@ class AuditRef:
 class PickupLink:
     """A pickup link: expiring, limited in downloads, revocable.
 
-    The token is kept in clear so a requester polling its request can be shown the
-    link; it is compared in constant time and only ever reaches that requester.
+    Only the token's SHA-256 is kept, so the stored state cannot open the link. The clear
+    token lives in the gate's memory for the requester's next status read; after a
+    restart the gate issues the requester a fresh token for the same link.
     """
 
-    token: str
+    token_hash: str
     expires_at: datetime
     max_downloads: int
     downloads: int = 0
@@ -175,6 +196,6 @@ class ShareRequest:
     pickup: PickupLink | None = None
     closed_at: datetime | None = None
 
-    @property
-    def requester_status(self) -> RequesterStatus:
-        return requester_status(self.state)
+    def requester_status_at(self, now: datetime) -> RequesterStatus:
+        """What the requester may be told at ``now`` (see :func:`requester_status`)."""
+        return requester_status(self.state, wanted_by=self.wanted_by, now=now)

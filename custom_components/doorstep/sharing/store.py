@@ -32,21 +32,42 @@ from .models import (
 )
 from .schema import https_url
 from .state import SharingState
-from .tokens import is_well_formed_token
+from .tokens import hash_token, is_well_formed_token
 
-STATE_VERSION = 1
+# 2: pickup tokens are stored as their SHA-256 (``token_hash``), no longer in clear.
+STATE_VERSION = 2
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 
 
 def migrate(version: int, data: dict[str, Any]) -> dict[str, Any]:
     """Bring data saved by an older version to :data:`STATE_VERSION`.
 
-    There is only version 1 so far; the function exists so that version 2 has one
-    obvious place to go, and so a newer file than we understand is refused, not misread.
+    A newer file than we understand is refused, not misread.
     """
+    if version == 1:
+        data = _hash_pickup_tokens(data)
+        version = 2
     if version == STATE_VERSION:
         return data
     raise CorruptStateError(f"unknown sharing state version {version!r}")
+
+
+def _hash_pickup_tokens(data: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 → 2: replace each clear pickup token by its hash; the link keeps working."""
+    requests = data.get("requests")
+    if not isinstance(requests, list):
+        raise CorruptStateError("sharing state has no request list")
+    migrated = []
+    for item in requests:
+        pickup = item.get("pickup") if isinstance(item, dict) else None
+        if isinstance(pickup, dict) and "token" in pickup:
+            token = pickup["token"]
+            if not is_well_formed_token(token):
+                raise CorruptStateError("invalid pickup token")
+            rest = {key: value for key, value in pickup.items() if key != "token"}
+            item = {**item, "pickup": {**rest, "token_hash": hash_token(token)}}
+        migrated.append(item)
+    return {**data, "version": 2, "requests": migrated}
 
 
 def state_to_dict(state: SharingState) -> dict[str, Any]:
@@ -136,7 +157,7 @@ def _request_to_dict(request: ShareRequest) -> dict[str, Any]:
         ),
         "pickup": (
             {
-                "token": link.token,
+                "token_hash": link.token_hash,
                 "expires_at": _time(link.expires_at),
                 "max_downloads": link.max_downloads,
                 "downloads": link.downloads,
@@ -233,11 +254,8 @@ def _audit_ref(item: Any) -> AuditRef:
 
 def _pickup(item: Any) -> PickupLink:
     item = _dict(item)
-    token = item["token"]
-    if not is_well_formed_token(token):
-        raise CorruptStateError("invalid pickup token")
     return PickupLink(
-        token=token,
+        token_hash=_sha256(item["token_hash"]),
         expires_at=_datetime(item["expires_at"]),
         max_downloads=_count(item["max_downloads"]),
         downloads=_count(item["downloads"]),
