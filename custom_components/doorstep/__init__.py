@@ -39,6 +39,8 @@ from .media import (
     StreamSource,
     live_view_source,
 )
+from .media.audio import AudioRelay, TalkFloor
+from .media.packet import AudioPacket
 from .push import async_register_push_view, hub_url
 from .recording import (
     DATA_CLIPS,
@@ -55,6 +57,7 @@ from .repairs import (
 from .services import async_setup_services
 from .sharing import state_to_dict
 from .sharing_hub import DATA_SHARING, SharingConfigEntry, async_create_sharing_hub
+from .talk_api import async_register_talk_commands
 from .upload_delivery import UploadDeliveries
 from .websocket_api import async_register_commands
 
@@ -86,6 +89,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_register_views(hass)
     async_register_push_view(hass)
     async_register_commands(hass)
+    async_register_talk_commands(hass)
     await async_start_local_stun(hass)
     stop_retention = await async_setup_recording(hass)
 
@@ -190,14 +194,32 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
     # so they keep the camera's original picture, and recording alone never costs a
     # transcode), and live view, which re-encodes only while someone watches a stream
     # that browsers cannot play as it is.
+    capabilities = doorbell.capabilities
+    audio = AudioRelay(device.name) if capabilities.microphone else None
+    talk = (
+        TalkFloor(lambda session_id: doorbell.open_talk(name=f"{device.name} {session_id}"))
+        if capabilities.has_talk_back
+        else None
+    )
     stream = doorbell.stream()
     source_relay = MediaRelay(
-        lambda: _stream_source(stream, name=device.name, on_profile=_profile_seen).packets(),
+        lambda: _stream_source(
+            stream,
+            name=device.name,
+            on_profile=_profile_seen,
+            on_audio=audio.publish if audio is not None else None,
+        ).packets(),
         name=f"{device.name} source",
     )
     relay = MediaRelay(live_view_source(source_relay, name=device.name), name=device.name)
     entry.runtime_data = DoorstepData(
-        doorbell=doorbell, device=device, coordinator=coordinator, relay=relay, sessions=sessions
+        doorbell=doorbell,
+        device=device,
+        coordinator=coordinator,
+        relay=relay,
+        sessions=sessions,
+        audio=audio,
+        talk=talk,
     )
 
     recorder = None
@@ -216,6 +238,8 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
             await recorder.close()
         await relay.close()
         await source_relay.close()
+        if audio is not None:
+            audio.close()
 
     entry.async_on_unload(_stop_media)
 
@@ -268,12 +292,18 @@ async def async_remove_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) ->
 
 
 def _stream_source(
-    stream: StreamSpec, *, name: str, on_profile: Callable[[ProfileDecision], None]
+    stream: StreamSpec,
+    *,
+    name: str,
+    on_profile: Callable[[ProfileDecision], None],
+    on_audio: Callable[[AudioPacket], None] | None = None,
 ) -> StreamSource:
-    """The media source for where the driver says live video comes from."""
+    """The media source for where the driver says live video (and sound) comes from."""
     if stream.endpoint is not None:
-        return StreamSource.from_doorbell(stream.endpoint, name=name, on_profile=on_profile)
+        return StreamSource.from_doorbell(
+            stream.endpoint, name=name, on_profile=on_profile, on_audio=on_audio
+        )
     assert stream.url is not None
     return StreamSource.from_url(
-        stream.url, name=name, options=stream.options, on_profile=on_profile
+        stream.url, name=name, options=stream.options, on_profile=on_profile, on_audio=on_audio
     )

@@ -20,13 +20,8 @@ import pytest
 from custom_components.doorstep.device import DoorstepDoorbell, TalkBackError, TalkBusy
 from custom_components.doorstep.device.client import DoorstepClient
 from custom_components.doorstep.media import MediaRelay, StreamSource
-from custom_components.doorstep.media.audio import (
-    AudioRelay,
-    OpusPacketEncoder,
-    TalkFloor,
-    TalkFloorTaken,
-)
-from custom_components.doorstep.media.exceptions import SubscriptionClosed
+from custom_components.doorstep.media.audio import AudioRelay, OpusPacketEncoder, TalkFloor
+from custom_components.doorstep.media.exceptions import SubscriptionClosed, TalkFloorTaken
 from custom_components.doorstep.media.packet import AudioFormat, AudioPacket
 from custom_components.doorstep.media.webrtc import WebRTCSession
 from reference_doorbell.audio import (

@@ -29,7 +29,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 import av
 from av.rational import AVRational
 
-from .exceptions import MediaError, SubscriptionClosed
+from .exceptions import SubscriptionClosed, TalkFloorTaken
 from .packet import AUDIO_CLOCK_RATE, AUDIO_TIME_BASE, AudioFormat, AudioPacket
 
 _LOGGER = logging.getLogger(__name__)
@@ -40,10 +40,6 @@ DEFAULT_MAX_QUEUED: Final = 25
 _OPUS_BITRATE: Final = 32_000
 _OPUS: Final = "opus"
 _RTP_AUDIO_TIME_BASE: Final = AVRational(AUDIO_TIME_BASE.numerator, AUDIO_TIME_BASE.denominator)
-
-
-class TalkFloorTaken(MediaError):
-    """Someone else on this hub is talking through the doorbell."""
 
 
 class TalkSink(Protocol):
