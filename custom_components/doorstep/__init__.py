@@ -31,6 +31,7 @@ from .data import DoorstepConfigEntry, DoorstepData
 from .device import DoorstepError, FingerprintMismatch, InvalidAuth, StreamSpec, create_doorbell
 from .http import async_register_views
 from .ice import async_start_local_stun
+from .live_card import async_register_live_card
 from .live_view import home_network_policy
 from .media import (
     MediaRelay,
@@ -111,6 +112,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     # Last: it waits on the executor, and nothing above should wait for the card (a Home
     # Assistant stopping meanwhile must still find the retention timer's stop listener).
     await async_register_card(hass)
+    await async_register_live_card(hass)
     return True
 
 

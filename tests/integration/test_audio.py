@@ -17,7 +17,7 @@ from homeassistant.core import HomeAssistant
 import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
-from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator, WebSocketGenerator
 
 from reference_doorbell.audio import FRAME_SAMPLES, SAMPLE_RATE, read_wav
 from reference_doorbell.doorbell import Doorbell
@@ -197,3 +197,22 @@ async def test_unknown_session_is_a_clear_error(
     ws = await hass_ws_client(hass)
     refused = await _talk(ws, "no-such-session", True)
     assert refused["error"]["translation_key"] == "unknown_webrtc_session"
+
+
+async def test_live_card_module_is_served(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    doorbell: Doorbell,
+    loaded_entry: MockConfigEntry,
+) -> None:
+    """The live player card is served, and its peer connection has no ICE servers."""
+    client = await hass_client()
+    response = await client.get("/doorstep/frontend/doorstep-live-card.js")
+    assert response.status == 200
+    source = await response.text()
+    assert 'const CARD_TYPE = "doorstep-live-card";' in source
+    assert "const configuration = { iceServers: [] };" in source
+    assert "new RTCPeerConnection(configuration)" in source
+    assert source.count("new RTCPeerConnection(") == 1
+    assert '"camera/webrtc/offer"' in source
+    assert '"doorstep/live/talk"' in source
