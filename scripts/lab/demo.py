@@ -170,6 +170,9 @@ class LabDemo:
                 ns=host.ns,
                 state_dir=self.run_dir / _slug(name),
                 log_path=self.run_dir / f"{_slug(name)}.log",
+                # What you say through the live card lands here, and the doorbell's log
+                # says it heard you ("Talk-back started/ended ... played N frames").
+                speaker_file=self.run_dir / f"{_slug(name)}-speaker.wav",
                 ring_every=self.options.ring_every,
                 profile="high" if self.options.high_profile and last else "baseline",
             )
