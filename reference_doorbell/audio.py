@@ -181,6 +181,9 @@ class WavFileSink:
         self._path = path
         self._parts: list[Pcm] = []
         self.samples_written = 0
+        # (first sample's index, wall-clock time it reached the speaker) per write, so a
+        # benchmark can tell when each sound was played.
+        self.write_times: list[tuple[int, float]] = []
 
     @property
     def path(self) -> Path:
@@ -189,6 +192,7 @@ class WavFileSink:
 
     def write(self, pcm: Pcm) -> None:
         """Keep the samples."""
+        self.write_times.append((self.samples_written, time.time()))
         self._parts.append(pcm)
         self.samples_written += pcm.size
 
