@@ -3,6 +3,10 @@
 Custom integrations are loaded from translations/*.json as they are, so the
 ``[%key:...%]`` references to Home Assistant's common strings must be resolved here.
 Run: .venv/bin/python scripts/translations.py  (tests fail when en.json is stale).
+
+The sharing card takes its texts from the "common" section (keys ``card_*``), loaded
+with Home Assistant's ``frontend/get_translations``; --check also compares the keys the
+card's JavaScript asks for with the keys strings.json has, both ways.
 """
 
 from __future__ import annotations
@@ -17,6 +21,9 @@ import homeassistant
 
 INTEGRATION = Path(__file__).resolve().parent.parent / "custom_components" / "doorstep"
 REFERENCE = re.compile(r"\[%key:([a-z0-9_:]+)%\]")
+CARD = INTEGRATION / "frontend" / "doorstep-sharing-card.js"
+# The card asks for each of its texts as this._t("card_...") with the key spelled out.
+CARD_KEY = re.compile(r'_t\(\s*"(card_[a-z0-9_]+)"')
 
 
 def _lookup(tree: dict[str, Any], dotted: str) -> str:
@@ -53,15 +60,29 @@ def build() -> str:
     return json.dumps(resolve(own, core, own), indent=2, ensure_ascii=False) + "\n"
 
 
+def card_key_problems() -> list[str]:
+    """Keys the card uses that strings.json lacks, and card keys no code uses."""
+    own = json.loads((INTEGRATION / "strings.json").read_text())
+    have = {key for key in own.get("common", {}) if key.startswith("card_")}
+    used = set(CARD_KEY.findall(CARD.read_text()))
+    missing = [f"the card uses common.{key}, which strings.json lacks" for key in used - have]
+    unused = [f"strings.json has common.{key}, which the card never uses" for key in have - used]
+    return sorted(missing) + sorted(unused)
+
+
 def main() -> int:
     """Write en.json, or with --check report whether it is current."""
     target = INTEGRATION / "translations" / "en.json"
     text = build()
     if "--check" in sys.argv:
+        problems = card_key_problems()
         if target.read_text() != text:
-            print("translations/en.json is stale: run .venv/bin/python scripts/translations.py")
-            return 1
-        return 0
+            problems.append(
+                "translations/en.json is stale: run .venv/bin/python scripts/translations.py"
+            )
+        for problem in problems:
+            print(problem)
+        return 1 if problems else 0
     target.write_text(text)
     return 0
 

@@ -373,7 +373,12 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Point an existing doorbell at a new address, or re-pair it after a reset."""
         entry = self._get_reconfigure_entry()
-        if driver_of(entry.data) != DRIVER_DOORSTEP:
+        driver = driver_of(entry.data)
+        if driver == DRIVER_RTSP:
+            return await self.async_step_reconfigure_rtsp()
+        if driver == DRIVER_DOORBIRD:
+            return await self.async_step_reconfigure_doorbird()
+        if driver != DRIVER_DOORSTEP:
             return self.async_abort(reason="reconfigure_not_supported")
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -397,6 +402,86 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(
                 _host_schema(), user_input or dict(entry.data)
+            ),
+            errors=errors,
+            description_placeholders={"name": entry.title},
+        )
+
+    async def async_step_reconfigure_rtsp(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A new URL or password for an RTSP camera; checked like a new one, same device."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            camera, error_field, error = await _async_check_rtsp_camera(user_input)
+            if camera is not None:
+                url, username, password = camera
+                return self.async_update_reload_and_abort(
+                    entry,
+                    data_updates={
+                        CONF_URL: url,
+                        CONF_USERNAME: username or "",
+                        CONF_PASSWORD: password or "",
+                    },
+                )
+            errors[error_field] = error
+        suggested = {
+            CONF_URL: (user_input or entry.data)[CONF_URL],
+            CONF_USERNAME: (user_input or entry.data).get(CONF_USERNAME, ""),
+        }
+        return self.async_show_form(
+            step_id="reconfigure_rtsp",
+            data_schema=self.add_suggested_values_to_schema(RTSP_RECONFIGURE_SCHEMA, suggested),
+            errors=errors,
+            description_placeholders={"name": entry.title},
+        )
+
+    async def async_step_reconfigure_doorbird(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """A DoorBird's new address or user; it must still be the same station (MAC)."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            host = user_input[CONF_HOST].strip()
+            client = DoorBirdClient(
+                async_get_clientsession(self.hass),
+                host,
+                user_input[CONF_USERNAME].strip(),
+                user_input[CONF_PASSWORD],
+                port=user_input[CONF_PORT],
+            )
+            try:
+                info = await client.info()
+            except InvalidAuth:
+                errors["base"] = "invalid_auth"
+            except DoorstepError as err:
+                _LOGGER.debug("DoorBird at %s: %s", host, err)
+                errors["base"] = "cannot_connect"
+            else:
+                if info.mac != entry.unique_id:
+                    errors["base"] = "wrong_device"
+                else:
+                    return self.async_update_reload_and_abort(
+                        entry,
+                        data_updates={
+                            CONF_HOST: host,
+                            CONF_PORT: user_input[CONF_PORT],
+                            CONF_USERNAME: user_input[CONF_USERNAME].strip(),
+                            CONF_PASSWORD: user_input[CONF_PASSWORD],
+                        },
+                    )
+        current = user_input or entry.data
+        return self.async_show_form(
+            step_id="reconfigure_doorbird",
+            data_schema=self.add_suggested_values_to_schema(
+                DOORBIRD_RECONFIGURE_SCHEMA,
+                {
+                    CONF_HOST: current[CONF_HOST],
+                    CONF_PORT: current.get(CONF_PORT, DOORBIRD_HTTP_PORT),
+                    CONF_USERNAME: current[CONF_USERNAME],
+                },
             ),
             errors=errors,
             description_placeholders={"name": entry.title},
@@ -706,6 +791,10 @@ DOORBIRD_CREDENTIALS_SCHEMA = probatio.Schema(
     }
 )
 
+DOORBIRD_RECONFIGURE_SCHEMA = _host_schema(port=DOORBIRD_HTTP_PORT).extend(
+    DOORBIRD_CREDENTIALS_SCHEMA.schema
+)
+
 RTSP_SCHEMA = probatio.Schema(
     {
         probatio.Required(CONF_NAME, default=""): str,
@@ -717,6 +806,12 @@ RTSP_SCHEMA = probatio.Schema(
             selector.TextSelectorConfig(type=selector.TextSelectorType.PASSWORD)
         ),
     }
+)
+
+
+# The same fields without the name: the entry keeps its title.
+RTSP_RECONFIGURE_SCHEMA = probatio.Schema(
+    {key: value for key, value in RTSP_SCHEMA.schema.items() if str(key) != CONF_NAME}
 )
 
 

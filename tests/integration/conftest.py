@@ -16,9 +16,7 @@ from ipaddress import ip_address
 import json
 from pathlib import Path
 import struct
-import sys
 import time
-import types
 from typing import Any
 from unittest.mock import patch
 
@@ -264,29 +262,6 @@ def totp_code(secret: str, at: float | None = None) -> str:
     offset = digest[-1] & 0x0F
     value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
     return f"{value % 1_000_000:06d}"
-
-
-class _Totp:
-    """The part of pyotp's TOTP that Home Assistant's totp module calls."""
-
-    def __init__(self, secret: str) -> None:
-        self.secret = secret
-
-    def verify(self, code: str, valid_window: int = 0) -> bool:
-        now = time.time()
-        return any(
-            hmac.compare_digest(totp_code(self.secret, now + 30 * step), code)
-            for step in range(-valid_window, valid_window + 1)
-        )
-
-
-@pytest.fixture
-def pyotp_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    """pyotp is a requirement Home Assistant installs when the totp module is set up; the
-    shared test venv does not have it, so the module gets this RFC 6238 stand-in."""
-    module = types.ModuleType("pyotp")
-    module.TOTP = _Totp  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "pyotp", module)
 
 
 async def enable_totp(hass: HomeAssistant, user_id: str) -> None:

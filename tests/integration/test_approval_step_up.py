@@ -56,7 +56,7 @@ async def _approve(ws: MockHAClientWebSocket, request_id: str, **proof: Any) -> 
 
 
 @pytest.fixture
-async def totp_user(hass: HomeAssistant, hass_admin_user: MockUser, pyotp_module: None) -> str:
+async def totp_user(hass: HomeAssistant, hass_admin_user: MockUser) -> str:
     """The admin, with Home Assistant's TOTP two-factor login set up."""
     await enable_totp(hass, hass_admin_user.id)
     return hass_admin_user.id

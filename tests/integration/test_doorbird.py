@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from ipaddress import ip_address
 import json
+from unittest.mock import patch
 
 import aiohttp
 from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
@@ -315,3 +316,31 @@ async def test_an_event_flood_rings_once_within_the_cooldown(
     assert len(rings) == 1
     await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+async def test_reconfigure_follows_the_same_station_only(
+    hass: HomeAssistant, station: DoorBirdEmulator
+) -> None:
+    """The station moved (here: another port); a different station there is refused."""
+    entry = _entry(station, port=station.port + 1)
+    entry.add_to_hass(hass)
+    other = DoorBirdEmulator(username=USERNAME, password=PASSWORD, mac="1CCAE3FFFFFF")
+    await other.start()
+    try:
+        result = await entry.start_reconfigure_flow(hass)
+        assert result["step_id"] == "reconfigure_doorbird"
+        fields = {CONF_HOST: "127.0.0.1", CONF_USERNAME: USERNAME, CONF_PASSWORD: PASSWORD}
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {**fields, CONF_PORT: other.port}
+        )
+        assert result["errors"] == {"base": "wrong_device"}
+        with patch("custom_components.doorstep.async_setup_entry", return_value=True):
+            result = await hass.config_entries.flow.async_configure(
+                result["flow_id"], {**fields, CONF_PORT: station.port}
+            )
+            await hass.async_block_till_done()
+    finally:
+        await other.stop()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_PORT] == station.port

@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.doorstep.const import DOMAIN
 from custom_components.doorstep.sharing import Actor, RequesterKind
 from custom_components.doorstep.sharing_hub import DATA_SHARING
+from tests.approval import approve_seen
 
 from .conftest import (
     API,
@@ -254,8 +255,8 @@ async def test_websocket_matrix(
     client = await hass_client_no_auth()
     request_id = await _file_request(client, headers)
     if command == "revoke":
-        await hub.gate.approve(
-            request_id, Actor(user_id="owner", is_admin=True, verified_by="password")
+        await approve_seen(
+            hub.gate, request_id, Actor(user_id="owner", is_admin=True, verified_by="password")
         )
     target, _token = hub.gate.create_requester("Target", RequesterKind.NEIGHBOUR)
     confirm = (await hub.gate.preview(request_id)).confirm if command == "approve" else ""
@@ -359,8 +360,8 @@ async def test_decision_matrix(
     switch = registry.async_get_entity_id("switch", DOMAIN, f"share_request_{request_id}")
     button = registry.async_get_entity_id("button", DOMAIN, f"decline_request_{request_id}")
     if decision == "switch off":
-        await hub.gate.approve(
-            request_id, Actor(user_id="owner", is_admin=True, verified_by="password")
+        await approve_seen(
+            hub.gate, request_id, Actor(user_id="owner", is_admin=True, verified_by="password")
         )
     domain, service, data = {
         "switch on": ("switch", "turn_on", {"entity_id": switch}),
@@ -434,7 +435,6 @@ async def test_approve_proof_matrix(
     hass_admin_user: MockUser,
     hass_ws_client: WebSocketGenerator,
     headers: dict[str, dict[str, str]],
-    pyotp_module: None,
     proof: str,
 ) -> None:
     """A normal admin session through the card: only the full proof approves; every

@@ -367,3 +367,33 @@ async def test_continuous_recording_of_an_rtsp_camera(
     assert len(segments) == 1
     assert segments[0].doorbell_id == rtsp_device_id(rtsp_camera.url)
     assert segments[0].duration.total_seconds() > 0
+
+
+async def test_reconfigure_checks_the_new_password_and_keeps_the_device(
+    hass: HomeAssistant, rtsp_camera: RtspCameraProcess, camera_entry: MockConfigEntry
+) -> None:
+    """The camera's password changed: a wrong one is refused, the right one is stored,
+    and the entry (so its entities and clips) stays the same device."""
+    hass.config_entries.async_update_entry(
+        camera_entry, data={**camera_entry.data, CONF_PASSWORD: "old"}
+    )
+    result = await camera_entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure_rtsp"
+    assert _suggested(result)[CONF_URL] == rtsp_camera.url
+    assert CONF_PASSWORD not in _suggested(result)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_URL: rtsp_camera.url, CONF_USERNAME: USERNAME, CONF_PASSWORD: "still wrong"},
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    # The reload that follows runs under the patch too, so nothing is left running.
+    with patch("custom_components.doorstep.async_setup_entry", return_value=True):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {CONF_URL: rtsp_camera.url, CONF_USERNAME: USERNAME, CONF_PASSWORD: PASSWORD},
+        )
+        await hass.async_block_till_done()
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert camera_entry.data[CONF_PASSWORD] == PASSWORD
+    assert camera_entry.data[CONF_DEVICE_ID] == rtsp_device_id(rtsp_camera.url)

@@ -48,6 +48,7 @@ from custom_components.doorstep.recording import DATA_CLIPS
 from custom_components.doorstep.sharing import Actor, state_to_dict
 from reference_doorbell.doorbell import Doorbell
 from reference_doorbell.release_check import verify_archive
+from tests.approval import approve_seen
 
 from .conftest import (
     API,
@@ -367,8 +368,8 @@ async def test_version_1_store_is_migrated_to_hashed_pickup_tokens(
     """A store saved before pickup tokens were hashed (Store version 1, clear token) is
     migrated on load and rewritten at once; the requester's old link still works."""
     hub = hub_of(sharing_entry)
-    await hub.gate.approve(
-        pending_request, Actor(user_id="owner", is_admin=True, verified_by="password")
+    await approve_seen(
+        hub.gate, pending_request, Actor(user_id="owner", is_admin=True, verified_by="password")
     )
     token = hub.gate.pickup_token(pending_request)
     assert token is not None

@@ -31,6 +31,7 @@ from custom_components.doorstep.sharing import (
     HubKey,
     RequesterKind,
 )
+from tests.approval import approve_seen
 
 from .test_sharing_fixtures import FakeClock, request_fields
 
@@ -330,8 +331,8 @@ async def test_gate_holds_freezes_and_releases_recorded_clips(tmp_path: Path) ->
     assert [c.id for c in deleted] == [outside.id]
     assert [c.id for c in store.list_clips()] == [inside.id]
 
-    approved = await gate.approve(
-        request.id, Actor("admin-1", is_admin=True, verified_by="password")
+    approved = await approve_seen(
+        gate, request.id, Actor("admin-1", is_admin=True, verified_by="password")
     )
     assert [c.id for c in approved.frozen_clips] == [inside.id]
     with store.open_clip(inside.id) as handle:

@@ -33,6 +33,7 @@ from reference_doorbell.requester import (
     EXIT_VERIFY_FAILED,
     run,
 )
+from tests.approval import approve_seen
 
 from .test_requester_hub import ContractHub, free_port, make_loopback_tls, serve
 from .test_sharing_fixtures import START, Hub, make_hub, request_fields
@@ -133,7 +134,7 @@ async def test_full_pickup_flow(
     )
     await asyncio.sleep(0.05)
     assert not waiting.done()
-    await hub.gate.approve(request_id, ADMIN)
+    await approve_seen(hub.gate, request_id, ADMIN)
     assert await asyncio.wait_for(waiting, 5) == EXIT_OK
     status = json.loads(capsys.readouterr().out)
     assert status["status"] == "fulfilled"
@@ -162,7 +163,7 @@ async def test_fetch_with_pinned_key(
 ) -> None:
     hub = contract.hub
     request_id = await file_request(contract, tls, capsys)
-    await hub.gate.approve(request_id, ADMIN)
+    await approve_seen(hub.gate, request_id, ADMIN)
     pinned = base64.b64encode(hub.key.public_bytes()).decode()
     args = ["fetch", request_id, *hub_args(contract, tls), "--out", str(out)]
     assert await run([*args, "--public-key", pinned]) == EXIT_OK
@@ -180,7 +181,7 @@ async def test_tampered_clip_fails_verification(
     contract: ContractHub, tls: CertFiles, out: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     request_id = await file_request(contract, tls, capsys)
-    await contract.hub.gate.approve(request_id, ADMIN)
+    await approve_seen(contract.hub.gate, request_id, ADMIN)
     contract.tamper_pickup = True
 
     code = await run(["fetch", request_id, *hub_args(contract, tls), "--out", str(out)])
@@ -200,7 +201,7 @@ async def test_clip_changed_on_the_hub_breaks_off_the_download(
     """The gate itself stops a clip that changed since approval; the requester says so."""
     hub = contract.hub
     request_id = await file_request(contract, tls, capsys)
-    await hub.gate.approve(request_id, ADMIN)
+    await approve_seen(hub.gate, request_id, ADMIN)
     first = sorted(hub.clips.index)[0]
     path = hub.clips.root / f"{first}.mp4"
     path.write_bytes(b"\x00" + path.read_bytes()[1:])
@@ -359,7 +360,7 @@ async def test_upload_delivery_received_and_verified(
             ]
         )
     )
-    await hub.gate.approve(request_id, ADMIN)
+    await approve_seen(hub.gate, request_id, ADMIN)
     status = await _upload_when_listening(contract, request_id, tls, receiving)
     assert status == 200
     assert await asyncio.wait_for(receiving, 10) == EXIT_OK
@@ -400,7 +401,7 @@ async def test_upload_with_the_wrong_key_is_rejected(
             ]
         )
     )
-    await contract.hub.gate.approve(request_id, ADMIN)
+    await approve_seen(contract.hub.gate, request_id, ADMIN)
     assert await _upload_when_listening(contract, request_id, tls, receiving) == 422
     assert await asyncio.wait_for(receiving, 10) == EXIT_VERIFY_FAILED
     assert "VERIFICATION FAILED" in capsys.readouterr().out
@@ -471,7 +472,7 @@ async def test_a_standalone_install_verifies_an_archive(hub: Hub, tmp_path: Path
     isolated interpreter where the integration cannot be imported, checks a real
     archive from the hub, and notices a flipped byte."""
     request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
-    request = await hub.gate.approve(request.id, ADMIN)
+    request = await approve_seen(hub.gate, request.id, ADMIN)
     assert request.pickup is not None
     token = hub.gate.pickup_token(request.id)
     assert token is not None

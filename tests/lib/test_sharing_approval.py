@@ -33,6 +33,7 @@ from custom_components.doorstep.sharing import (
 )
 from custom_components.doorstep.sharing.history import outcome, request_histories
 from reference_doorbell.release_check import verify_archive
+from tests.approval import approve_seen
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 
@@ -61,7 +62,7 @@ async def read_all(release: Any) -> bytes:
 
 async def approved_pickup(hub: Hub) -> str:
     request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
-    await hub.gate.approve(request.id, ADMIN)
+    await approve_seen(hub.gate, request.id, ADMIN)
     return request.id
 
 
@@ -268,3 +269,28 @@ def test_upload_history_details_are_tokens() -> None:
         ("upload_failed", "no_response"),
         ("uploaded", "evidence.example"),
     ]
+
+
+@pytest.mark.parametrize("close", ["decline", "revoke"])
+async def test_last_announcement_of_a_close_carries_its_history_step(hub: Hub, close: str) -> None:
+    """Whoever listens for changes (the card's list) hears about a close again once its
+    audit entry is written, so the history it reads last ends with the closing step."""
+    if close == "revoke":
+        request_id = await approved_pickup(hub)
+    else:
+        request_id = (
+            await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
+        ).id
+    last_seen: list[list[str]] = []
+
+    def listener() -> None:
+        requests = {r.id: r for r in hub.gate.requests()}
+        history = request_histories(hub.audit.entries_blocking(), requests)[request_id]
+        last_seen.append([event["event"] for event in history])
+
+    hub.gate.add_listener(listener)
+    if close == "revoke":
+        await hub.gate.revoke(request_id, ADMIN)
+    else:
+        await hub.gate.decline(request_id, ADMIN)
+    assert last_seen[-1][-1] == ("revoked" if close == "revoke" else "declined")

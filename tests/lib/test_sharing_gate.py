@@ -31,6 +31,7 @@ from custom_components.doorstep.sharing import (
     state_to_dict,
 )
 from reference_doorbell.release_check import verify_archive
+from tests.approval import approve_seen
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 
@@ -68,7 +69,7 @@ def token_of(hub: Hub, request_id: str) -> str:
 
 
 async def approved_token(hub: Hub, request_id: str) -> str:
-    await hub.gate.approve(request_id, ADMIN)
+    await approve_seen(hub.gate, request_id, ADMIN)
     return token_of(hub, request_id)
 
 
@@ -85,7 +86,7 @@ async def test_pickup_end_to_end(hub: Hub) -> None:
         "id": request_id,
         "status": "pending",
     }
-    approved = await hub.gate.approve(request_id, ADMIN)
+    approved = await approve_seen(hub.gate, request_id, ADMIN)
     assert approved.state is RequestState.APPROVED
     assert len(approved.frozen_clips) == 2
     view = hub.gate.requester_view(hub.requester_id, request_id)
@@ -120,7 +121,7 @@ async def test_pickup_end_to_end(hub: Hub) -> None:
 async def test_only_a_person_admin_may_approve(hub: Hub, actor: Actor, reason: str) -> None:
     request_id = await file(hub)
     with pytest.raises(ApprovalRefused, match=reason):
-        await hub.gate.approve(request_id, actor)
+        await approve_seen(hub.gate, request_id, actor)
     assert hub.gate.get(request_id).state is RequestState.PENDING
     entries = hub.audit.entries_blocking()
     assert entries[-1]["kind"] == "refused"
@@ -131,7 +132,9 @@ async def test_only_a_person_admin_may_approve(hub: Hub, actor: Actor, reason: s
 
 async def test_approval_records_how_the_person_was_verified(hub: Hub) -> None:
     request_id = await file(hub)
-    await hub.gate.approve(request_id, Actor("admin-1", is_admin=True, verified_by="password+totp"))
+    await approve_seen(
+        hub.gate, request_id, Actor("admin-1", is_admin=True, verified_by="password+totp")
+    )
     approved = hub.audit.entries_blocking()[-1]
     assert approved["kind"] == "approved"
     assert approved["details"]["verified_by"] == "password+totp"
@@ -175,17 +178,17 @@ async def test_preview_of_an_upload_names_the_host(hub: Hub) -> None:
 
 async def test_refusal_is_logged_even_for_an_approved_request(hub: Hub) -> None:
     request_id = await file(hub)
-    await hub.gate.approve(request_id, ADMIN)
+    await approve_seen(hub.gate, request_id, ADMIN)
     with pytest.raises(ApprovalRefused):
-        await hub.gate.approve(request_id, AUTOMATION)
+        await approve_seen(hub.gate, request_id, AUTOMATION)
     assert audit_kinds(hub) == ["filed", "approved", "refused"]
 
 
 async def test_replayed_approval_gives_one_entry_and_one_release(hub: Hub) -> None:
     request_id = await file(hub)
-    results = await asyncio.gather(*(hub.gate.approve(request_id, ADMIN) for _ in range(500)))
+    results = await asyncio.gather(*(approve_seen(hub.gate, request_id, ADMIN) for _ in range(500)))
     for _ in range(500):
-        results.append(await hub.gate.approve(request_id, OTHER_ADMIN))
+        results.append(await approve_seen(hub.gate, request_id, OTHER_ADMIN))
     assert len(results) == 1000
     assert audit_kinds(hub).count("approved") == 1
     # One release: every replay hands back the same link, not a new one.
@@ -224,14 +227,14 @@ async def test_decline_and_expiry_read_the_same_to_the_requester(hub: Hub) -> No
     assert timeline_point(declined) == timeline_point(expired) == {"id": None, "status": "closed"}
     for request_id in (declined, expired):
         with pytest.raises(RequestClosed):
-            await hub.gate.approve(request_id, ADMIN)
+            await approve_seen(hub.gate, request_id, ADMIN)
 
 
 async def test_approval_after_wanted_by_expires_instead(hub: Hub) -> None:
     request_id = await file(hub)
     hub.clock.advance(hub.gate.get(request_id).wanted_by - hub.clock.now)
     with pytest.raises(RequestClosed):
-        await hub.gate.approve(request_id, ADMIN)
+        await approve_seen(hub.gate, request_id, ADMIN)
     assert hub.gate.get(request_id).state is RequestState.EXPIRED
     assert "approved" not in audit_kinds(hub)
 
@@ -268,7 +271,7 @@ async def test_pending_cap(hub: Hub) -> None:
     with pytest.raises(TooManyPending):
         await file(hub)
     # Approving one does (the requester is told it is fulfilled anyway).
-    await hub.gate.approve(ids[1], ADMIN)
+    await approve_seen(hub.gate, ids[1], ADMIN)
     await file(hub)
 
 
@@ -298,7 +301,7 @@ async def test_revoke_stops_a_stream_midway(hub: Hub) -> None:
 
 async def test_expiry_stops_releases(hub: Hub) -> None:
     request_id = await file(hub)
-    request = await hub.gate.approve(request_id, ADMIN)
+    request = await approve_seen(hub.gate, request_id, ADMIN)
     assert request.pickup is not None
     release = await hub.gate.open_pickup(token_of(hub, request.id))
     chunks = aiter(release)
@@ -344,14 +347,14 @@ async def test_disk_full_during_approval_leaves_it_pending(
     before = hub.audit_path.read_bytes()
     calls = _fail_audit_writes(monkeypatch)
     with pytest.raises(AuditWriteError):
-        await hub.gate.approve(request_id, ADMIN)
+        await approve_seen(hub.gate, request_id, ADMIN)
     assert calls
     assert hub.audit_path.read_bytes() == before  # no partial line
     request = hub.gate.get(request_id)
     assert request.state is RequestState.PENDING
     assert request.pickup is None
     monkeypatch.undo()
-    await hub.gate.approve(request_id, ADMIN)
+    await approve_seen(hub.gate, request_id, ADMIN)
     assert await hub.audit.verify() is None
 
 
@@ -370,7 +373,7 @@ async def test_disk_full_during_download_releases_nothing(
 
 async def test_changed_clip_is_not_sent_whole(hub: Hub) -> None:
     request_id = await file(hub)
-    request = await hub.gate.approve(request_id, ADMIN)
+    request = await approve_seen(hub.gate, request_id, ADMIN)
     clip = request.frozen_clips[0]
     path = hub.clips.root / f"{clip.id}.mp4"
     path.write_bytes(b"\xff" * clip.size)
@@ -382,7 +385,7 @@ async def test_upload_release(hub: Hub) -> None:
     request_id = await file(hub, delivery={"method": "upload", "url": "https://portal.example/u"})
     with pytest.raises(NotReleasable):
         await hub.gate.open_release(request_id)  # pending
-    approved = await hub.gate.approve(request_id, ADMIN)
+    approved = await approve_seen(hub.gate, request_id, ADMIN)
     assert approved.pickup is None
     data = await read_all(await hub.gate.open_release(request_id))
     verify_archive(data, hub.key.public_bytes())
@@ -403,7 +406,7 @@ async def test_legal_hold(hub: Hub) -> None:
 async def test_unknown_doorbell_is_indistinguishable(hub: Hub) -> None:
     """Naming a doorbell that does not exist is not an error: it just matches nothing."""
     request_id = await file(hub, doorbells=["no-such-bell"])
-    request = await hub.gate.approve(request_id, ADMIN)
+    request = await approve_seen(hub.gate, request_id, ADMIN)
     assert request.frozen_clips == ()
 
 
@@ -442,7 +445,7 @@ async def test_restart_keeps_pending_and_approved(hub: Hub, tmp_path: Path) -> N
 )
 async def test_corrupt_state_is_refused(hub: Hub, damage: Any) -> None:
     await file(hub)
-    await hub.gate.approve(await file(hub), ADMIN)
+    await approve_seen(hub.gate, await file(hub), ADMIN)
     data = json.loads(json.dumps(state_to_dict(hub.gate.state)))
     data["requests"].sort(key=lambda r: r["state"] != "pending")
     damage(data)
@@ -454,3 +457,20 @@ async def test_corrupt_state_is_refused(hub: Hub, damage: Any) -> None:
 def test_corrupt_state_shapes(data: Any) -> None:
     with pytest.raises(CorruptStateError):
         state_from_dict(data)
+
+
+@pytest.mark.parametrize("confirm", ["", "0" * 64, "not a digest", "é"])
+async def test_approval_without_a_preview_is_refused(hub: Hub, confirm: str) -> None:
+    """No caller can skip showing what would leave: a digest that no preview produced
+    is refused, audited, and the request stays pending with nothing frozen."""
+    request_id = await file(hub)
+    with pytest.raises(PreviewStale):
+        await hub.gate.approve(request_id, ADMIN, confirm=confirm)
+    request = hub.gate.get(request_id)
+    assert request.state is RequestState.PENDING
+    assert request.frozen_clips == ()
+    assert hub.gate.pickup_token(request_id) is None
+    assert hub.audit.entries_blocking()[-1]["details"] == {
+        "action": "approve",
+        "reason": "preview_stale",
+    }

@@ -27,6 +27,7 @@ from custom_components.doorstep.sharing import (
     new_requester_token,
     tokens as tokens_module,
 )
+from tests.approval import approve_seen
 
 from .test_sharing_fixtures import START, Hub, make_hub
 
@@ -165,7 +166,7 @@ async def test_fuzz_gate_never_opens_outside_clips(
     attempts: list[Callable[[], Awaitable[object]]] = [
         lambda: hub.gate.open_pickup(value),
         lambda: hub.gate.open_release(value),
-        lambda: hub.gate.approve(value, admin),
+        lambda: approve_seen(hub.gate, value, admin),
         lambda: hub.gate.decline(value, admin),
         lambda: hub.gate.revoke(value, admin),
     ]
@@ -188,7 +189,7 @@ async def test_spy_sees_legitimate_clip_reads(hub: Hub, opened_paths: list[str])
 
     admin = Actor("admin", is_admin=True, verified_by="password")
     request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
-    approved = await hub.gate.approve(request.id, admin)
+    approved = await approve_seen(hub.gate, request.id, admin)
     assert approved.pickup is not None
     async for _ in await hub.gate.open_pickup(hub.gate.pickup_token(approved.id) or ""):
         pass

@@ -21,6 +21,7 @@ from custom_components.doorstep.sharing import (
 from custom_components.doorstep.sharing.manifest import sign_manifest
 from reference_doorbell import release_check
 from reference_doorbell.release_check import ReleaseInvalid, verify_archive, verify_manifest
+from tests.approval import approve_seen
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 
@@ -29,8 +30,8 @@ from .test_sharing_fixtures import Hub, make_hub, request_fields
 async def approved(tmp_path: Path) -> tuple[Hub, bytes]:
     hub = make_hub(tmp_path)
     request = await hub.gate.file_request(hub.requester_id, request_fields(hub.clock.now))
-    request = await hub.gate.approve(
-        request.id, Actor("admin", is_admin=True, verified_by="password")
+    request = await approve_seen(
+        hub.gate, request.id, Actor("admin", is_admin=True, verified_by="password")
     )
     return hub, build_manifest(request, request.frozen_clips, hub.key.key_id)
 

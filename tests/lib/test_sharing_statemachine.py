@@ -48,6 +48,7 @@ from custom_components.doorstep.sharing import (
 )
 from custom_components.doorstep.sharing.tokens import new_token
 from reference_doorbell.release_check import verify_archive
+from tests.approval import approve_seen
 
 from .test_sharing_fixtures import Hub, make_hub, request_fields
 
@@ -191,7 +192,13 @@ class SharingMachine(RuleBasedStateMachine):
         fields = request_fields(
             now, delivery=body_delivery, wanted_by=(now + timedelta(days=days)).isoformat()
         )
-        pending = sum(1 for m in self.model.values() if m.state == "pending")
+        # A declined request holds its slot until its deadline, as the requester still
+        # reads it as pending until then.
+        pending = sum(
+            1
+            for m in self.model.values()
+            if m.state == "pending" or (m.state == "declined" and now < m.wanted_by)
+        )
         try:
             request = self.run(self.gate.file_request(self.hub.requester_id, fields))
         except TooManyPending:
@@ -228,7 +235,13 @@ class SharingMachine(RuleBasedStateMachine):
         before = sum(e["kind"] == "approved" for e in self.audit_entries())
         became_approved = False
         try:
-            self.run(self.gate.approve(request_id, actor))
+            if allowed:
+                # A person approves what the card showed them.
+                self.run(approve_seen(self.gate, request_id, actor))
+            else:
+                # The rest are refused before any digest is looked at; a made-up one
+                # must not matter.
+                self.run(self.gate.approve(request_id, actor, confirm="0" * 64))
         except ApprovalRefused:
             assert not allowed
             assert not self.disk_full

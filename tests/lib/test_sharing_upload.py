@@ -25,6 +25,7 @@ from custom_components.doorstep.sharing import (
 from reference_doorbell.certs import CertFiles
 from reference_doorbell.release_check import verify_archive
 from scripts.lab.certs import TestCa
+from tests.approval import approve_seen
 
 from .test_sharing_fixtures import START, Hub, make_hub, request_fields
 
@@ -120,7 +121,7 @@ async def approved_upload(hub: Hub, url: str) -> str:
         hub.requester_id,
         request_fields(hub.clock.now, delivery={"method": "upload", "url": url}),
     )
-    await hub.gate.approve(request.id, ADMIN)
+    await approve_seen(hub.gate, request.id, ADMIN)
     return request.id
 
 

@@ -384,14 +384,13 @@ class EgressGate:
             confirm=preview_digest(frozen, method, url),
         )
 
-    async def approve(
-        self, request_id: str, actor: Actor, *, confirm: str | None = None
-    ) -> ShareRequest:
+    async def approve(self, request_id: str, actor: Actor, *, confirm: str) -> ShareRequest:
         """Approve for a person who is an admin and proved it now; refuse (and log) the rest.
 
-        With ``confirm`` (from :meth:`preview`), the approval stands only if the clips
-        frozen now are exactly those previewed. Idempotent: approving an approved request
-        changes nothing and logs nothing.
+        ``confirm`` is the digest from :meth:`preview`: the approval stands only if the
+        clips frozen now, and where they go, are exactly what the person was shown, so no
+        route can approve without first showing what would leave. Idempotent: approving an
+        approved request changes nothing and logs nothing.
         """
         async with self._lock:
             request = self.get(request_id)
@@ -405,7 +404,7 @@ class EgressGate:
                 raise RequestClosed(request_id, request.state.value)
             frozen = await asyncio.to_thread(self._freeze, request)
             now = self._clock()
-            if confirm is not None and self._preview(request, frozen, now).confirm != confirm:
+            if self._preview(request, frozen, now).confirm != confirm:
                 await self._refuse(request_id, actor, Refusal.PREVIEW_STALE)
             ref = await self._audit.append(
                 AuditKind.APPROVED,
@@ -535,6 +534,9 @@ class EgressGate:
             # still hears about the failure so the householder gets a repair issue.
             _LOGGER.exception("request %s closed, but its audit entry failed", request.id)
             raise
+        # The close was announced before its audit entry existed (closing must not wait
+        # for the disk); announce again so listeners see the history's closing step.
+        self._changed()
         return closed
 
     # -- legal hold ----------------------------------------------------------------------
