@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import logging
+import math
 import time
 from typing import Final
 
 from aiohttp import WSMsgType, web
+import numpy as np
 
 from .audio import MAX_OPUS_PACKET, SAMPLE_RATE, BadOpusFrame, OpusPlayer, Pcm, SpeakerSink
 
@@ -67,7 +69,17 @@ class TalkFloor:
         self._holder = token_hash
         ws = web.WebSocketResponse(max_msg_size=_WS_MAX_MESSAGE)
         self._sockets.add(ws)
-        player = OpusPlayer(self.sink, self._heard)
+        loudest = 0.0
+        samples = 0
+
+        def heard(pcm: Pcm) -> None:
+            nonlocal loudest, samples
+            samples += pcm.size
+            if pcm.size:
+                loudest = max(loudest, float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))))
+            self._heard(pcm)
+
+        player = OpusPlayer(self.sink, heard)
         self.talks += 1
         try:
             await ws.prepare(request)
@@ -78,7 +90,14 @@ class TalkFloor:
             self._holder = None
             self._sockets.discard(ws)
             player.close()
-            _LOGGER.info("Talk-back ended; the speaker played %d frames", player.frames)
+            # The demo's proof that the doorbell heard you: how much, and how loud.
+            _LOGGER.info(
+                "Talk-back ended: the speaker played %.1f s of sound in %d frames, "
+                "loudest 20 ms at %.0f dBFS",
+                samples / SAMPLE_RATE,
+                player.frames,
+                20 * math.log10(max(loudest, 1.0) / 32768),
+            )
         return ws
 
     async def _listen(self, ws: web.WebSocketResponse, player: OpusPlayer) -> None:
