@@ -337,6 +337,12 @@ class LabDemo:
                 "  Fetch and verify again by hand as the requester would:",
                 f"    DOORSTEP_REQUESTER_TOKEN=$(cat {token}) {fetch}",
             ]
+        lines += [
+            "  Answer the door: the dashboard's 'Answer' view plays the front door's picture",
+            "  and its tone sequence; hold 'Hold to talk' and speak. Each doorbell's log says",
+            "  what it heard ('Talk-back ended: the speaker played ... s of sound').",
+            *(f"    {bell.log_path}" for bell in self.doorbells),
+        ]
         if self.options.ring_every:
             lines.append(f"  The doorbells also ring every {self.options.ring_every:g} s.")
         if self.options.high_profile:
