@@ -230,6 +230,9 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
             hass, device.device_id, config, source_relay, events=records_events(entry.options)
         )
         entry.runtime_data.recorder = recorder
+        if audio is not None:
+            # Only kept when the owner turned on "Record audio".
+            recorder.attach_audio(audio)
         entry.async_on_unload(coordinator.add_event_hook(trigger))
 
     async def _stop_media() -> None:

@@ -19,6 +19,8 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator, WebSocketGenerator
 
+from custom_components.doorstep.const import CONF_POST_ROLL, CONF_PRE_ROLL, CONF_RECORD_AUDIO
+from custom_components.doorstep.recording import DATA_CLIPS
 from reference_doorbell.audio import FRAME_SAMPLES, SAMPLE_RATE, read_wav
 from reference_doorbell.doorbell import Doorbell
 
@@ -216,3 +218,35 @@ async def test_live_card_module_is_served(
     assert source.count("new RTCPeerConnection(") == 1
     assert '"camera/webrtc/offer"' in source
     assert '"doorstep/live/talk"' in source
+
+
+@pytest.mark.parametrize("record_audio", [False, True])
+async def test_clips_carry_sound_only_when_record_audio_is_on(
+    hass: HomeAssistant, doorbell: Doorbell, paired_entry: MockConfigEntry, record_audio: bool
+) -> None:
+    """Record audio is off unless the owner turns it on; then clips have the tones."""
+    options: dict[str, Any] = {CONF_PRE_ROLL: 1, CONF_POST_ROLL: 2}
+    if record_audio:
+        options[CONF_RECORD_AUDIO] = True
+    hass.config_entries.async_update_entry(paired_entry, options=options)
+    assert await hass.config_entries.async_setup(paired_entry.entry_id)
+    await hass.async_block_till_done()
+    await wait_for(hass, lambda: paired_entry.runtime_data.coordinator.data.connected)
+    recorder = paired_entry.runtime_data.recorder
+    assert recorder is not None
+    assert recorder.config.audio is record_audio
+    store = hass.data[DATA_CLIPS]
+    await wait_for(hass, lambda: recorder.stats.packets > 20, within=10)
+    await doorbell.ring()
+    await wait_for(hass, lambda: len(store.list_clips()) == 1, within=15)
+    clip = store.list_clips()[0]
+    with av.open(str(store.root / f"{clip.id}.mp4")) as container:
+        kinds = sorted(s.type for s in container.streams)
+        frames = (
+            sum(1 for _ in container.decode(container.streams.audio[0]))
+            if container.streams.audio
+            else 0
+        )
+    assert kinds == (["audio", "video"] if record_audio else ["video"])
+    assert (frames > 50) is record_audio
+    assert await hass.config_entries.async_unload(paired_entry.entry_id)

@@ -449,3 +449,69 @@ def _frame(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> av.AudioFrame:
     frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
     frame.sample_rate = SAMPLE_RATE
     return frame
+
+
+async def _record_one_clip(
+    bell: Doorbell, session: aiohttp.ClientSession, tmp_path: Path, *, audio: bool
+) -> Path:
+    from datetime import UTC, datetime
+
+    from custom_components.doorstep.media import ClipStore, Recorder, RecorderConfig
+
+    doorbell = await _driver(bell, session)
+    sound = AudioRelay("front")
+    source = StreamSource.from_doorbell(
+        doorbell.client, backoff=FAST_BACKOFF, on_audio=sound.publish
+    )
+    relay = MediaRelay(source.packets, grace_period=0)
+    store = ClipStore(tmp_path / f"clips-{audio}")
+    saved: asyncio.Queue[Any] = asyncio.Queue()
+    recorder = Recorder(
+        store,
+        "front",
+        RecorderConfig(pre_roll=1.0, post_roll=1.5, audio=audio),
+        on_clip=saved.put_nowait,
+    )
+    try:
+        recorder.attach(relay)
+        recorder.attach_audio(sound)
+        await until(lambda: recorder.stats.packets > 20)
+        recorder.trigger(datetime.now(UTC), "ring")
+        async with asyncio.timeout(10):
+            record = await saved.get()
+    finally:
+        await recorder.close()
+        await relay.close()
+        sound.close()
+    return store.root / f"{record.id}.mp4"
+
+
+async def test_clips_carry_sound_only_with_record_audio(
+    bell: Doorbell, session: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    silent = await _record_one_clip(bell, session, tmp_path, audio=False)
+    with av.open(str(silent)) as container:
+        assert [s.type for s in container.streams] == ["video"]
+    with_sound = await _record_one_clip(bell, session, tmp_path, audio=True)
+    with av.open(str(with_sound)) as container:
+        assert sorted(s.type for s in container.streams) == ["audio", "video"]
+        stream = container.streams.audio[0]
+        assert stream.codec_context.name == "opus"
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+        pcm = np.concatenate(
+            [
+                out.to_ndarray().reshape(-1)
+                for frame in container.decode(stream)
+                for out in resampler.resample(frame)
+            ]
+        ).astype(np.int16)
+        video_seconds = float(container.streams.video[0].duration or 0) * float(
+            container.streams.video[0].time_base or 0
+        )
+    # The doorbell's tones, in order, across the clip's pre-roll and post-roll.
+    heard = _tones_in_order(pcm)
+    assert len(heard) >= 4, heard
+    for a, b in itertools.pairwise(heard):
+        assert b == (a + 1) % len(TONE_FREQUENCIES), heard
+    assert pcm.size / SAMPLE_RATE > 1.5
+    assert abs(pcm.size / SAMPLE_RATE - video_seconds) < 1.0, (pcm.size, video_seconds)
