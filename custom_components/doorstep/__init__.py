@@ -29,6 +29,7 @@ from .const import (
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
 from .device import DoorstepError, FingerprintMismatch, InvalidAuth, StreamSpec, create_doorbell
+from .feed_polling import FeedPoller
 from .http import async_register_views
 from .ice import async_start_local_stun
 from .live_card import async_register_live_card
@@ -139,6 +140,7 @@ async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -
     await hass.config_entries.async_forward_entry_setups(entry, SHARING_PLATFORMS)
     # After the platforms, so a resumed upload's status lands on an existing switch.
     await UploadDeliveries(hass, entry, hub).async_start()
+    await FeedPoller(hass, entry, hub).async_start()
     # Requests that ran out while Home Assistant was off close now, the rest on time.
     await hub.async_expire_due()
     entry.async_on_unload(

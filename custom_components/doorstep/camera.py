@@ -24,7 +24,7 @@ from .data import DoorstepConfigEntry, DoorstepData
 from .device import DoorstepError
 from .entity import DoorstepEntity
 from .errors import translated_error
-from .live_view import may_watch, requester_address
+from .live_view import browser_may_watch
 from .media import LocalCandidate, MediaError, WebRTCError as MediaWebRTCError, still_from_relay
 
 _LOGGER = logging.getLogger(__name__)
@@ -62,11 +62,8 @@ class DoorstepCamera(DoorstepEntity, Camera):
         self, width: int | None = None, height: int | None = None
     ) -> bytes | None:
         """A JPEG from the doorbell, for browsers on the home network only."""
-        address = requester_address()
-        if not may_watch(self._options, address):
-            _LOGGER.info(
-                "Refused a snapshot of %s to %s: outside the home network", self.name, address
-            )
+        if not browser_may_watch(self.hass, self._options):
+            _LOGGER.info("Refused a snapshot of %s: outside the home network", self.name)
             raise web.HTTPForbidden(text="Doorstep: snapshots are only served on the home network")
         try:
             if not self._data.doorbell.capabilities.has_snapshot:
@@ -84,11 +81,8 @@ class DoorstepCamera(DoorstepEntity, Camera):
         self, offer_sdp: str, session_id: str, send_message: WebRTCSendMessage
     ) -> None:
         """Answer a browser's offer with an aiortc session fed by the relay."""
-        address = requester_address()
-        if not may_watch(self._options, address):
-            _LOGGER.info(
-                "Refused live view of %s to %s: outside the home network", self.name, address
-            )
+        if not browser_may_watch(self.hass, self._options):
+            _LOGGER.info("Refused live view of %s: outside the home network", self.name)
             send_message(
                 WebRTCError(
                     "doorstep_outside_home_network",

@@ -32,12 +32,17 @@ from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
+from homeassistant.util import dt as dt_util
 import probatio
 
 from .const import (
     CONF_ALLOW_REMOTE_LIVE_VIEW,
     CONF_CODE,
     CONF_DEVICE_ID,
+    CONF_FEED_FINGERPRINT,
+    CONF_FEED_PROXY,
+    CONF_FEED_URL,
+    CONF_FEEDS,
     CONF_FINGERPRINT,
     CONF_HOME_NETWORKS,
     CONF_KIND,
@@ -89,10 +94,14 @@ from .device import (
     with_credentials,
 )
 from .device.doorbird import DEFAULT_HTTP_PORT as DOORBIRD_HTTP_PORT
+from .feed_polling import DATA_FEEDS, subscriptions
 from .live_view import parse_home_networks
 from .media import NotAStream, NoVideo, StreamError, StreamNotFound, StreamRefused, probe_stream
 from .repairs import async_create_identity_issue, async_delete_identity_issue
 from .sharing import RequesterKind
+from .sharing.exceptions import FeedRejected
+from .sharing.feeds import display_fingerprint, key_fingerprints, normalize_fingerprint, verify_feed
+from .sharing.schema import https_url
 from .sharing_hub import SharingHub
 
 _LOGGER = logging.getLogger(__name__)
@@ -648,6 +657,8 @@ class RequestersOptionsFlow(OptionsFlow):
     def __init__(self) -> None:
         """Nothing created yet."""
         self._created: tuple[str, str] | None = None
+        # The feed being subscribed: URL, typed fingerprint, agency, signing fingerprint.
+        self._feed: tuple[str, str, str, str] | None = None
 
     def _hub(self) -> SharingHub | None:
         hub = getattr(self.config_entry, "runtime_data", None)
@@ -658,7 +669,14 @@ class RequestersOptionsFlow(OptionsFlow):
         if self._hub() is None:
             return self.async_abort(reason="sharing_unavailable")
         return self.async_show_menu(
-            step_id="init", menu_options=["add_requester", "revoke_requester"]
+            step_id="init",
+            menu_options=[
+                "add_requester",
+                "revoke_requester",
+                "subscribe_feed",
+                "unsubscribe_feed",
+                "feed_proxy",
+            ],
         )
 
     async def async_step_add_requester(
@@ -742,6 +760,131 @@ class RequestersOptionsFlow(OptionsFlow):
                     )
                 }
             ),
+        )
+
+    # -- area feeds (docs/feeds.md) ------------------------------------------------------
+
+    async def async_step_subscribe_feed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """An agency's feed URL and the key fingerprint it published elsewhere."""
+        poller = self.hass.data.get(DATA_FEEDS)
+        if self._hub() is None or poller is None:
+            return self.async_abort(reason="sharing_unavailable")
+        errors: dict[str, str] = {}
+        placeholders = {"seen": "-"}
+        if user_input is not None:
+            url = str(user_input[CONF_FEED_URL]).strip()
+            fingerprint = normalize_fingerprint(str(user_input[CONF_FEED_FINGERPRINT]))
+            try:
+                https_url(url)
+            except probatio.Invalid:
+                errors[CONF_FEED_URL] = "feed_url_invalid"
+            if fingerprint is None:
+                errors[CONF_FEED_FINGERPRINT] = "fingerprint_invalid"
+            if url in subscriptions(self.config_entry.options):
+                errors["base"] = "feed_already_subscribed"
+            if not errors and fingerprint is not None:
+                try:
+                    body = await poller.async_probe(url)
+                    offered = key_fingerprints(body)
+                    if fingerprint not in offered:
+                        # Show what the host offered, so a typo and a wrong feed differ.
+                        placeholders["seen"] = display_fingerprint(offered[-1])
+                        errors[CONF_FEED_FINGERPRINT] = "fingerprint_mismatch"
+                    else:
+                        feed = verify_feed(body, fingerprint, now=dt_util.utcnow())
+                        self._feed = (url, fingerprint, feed.agency, feed.signer)
+                        return await self.async_step_confirm_feed()
+                except FeedRejected as err:
+                    errors["base"] = f"feed_{err.reason}"
+        return self.async_show_form(
+            step_id="subscribe_feed",
+            data_schema=self.add_suggested_values_to_schema(
+                probatio.Schema(
+                    {
+                        probatio.Required(CONF_FEED_URL): selector.TextSelector(
+                            selector.TextSelectorConfig(type=selector.TextSelectorType.URL)
+                        ),
+                        probatio.Required(CONF_FEED_FINGERPRINT): selector.TextSelector(),
+                    }
+                ),
+                user_input or {},
+            ),
+            errors=errors,
+            description_placeholders=placeholders,
+        )
+
+    async def async_step_confirm_feed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the agency's name and the fingerprint the hub saw, as pairing does."""
+        if self._feed is None:
+            return self.async_abort(reason="sharing_unavailable")
+        url, fingerprint, agency, signer = self._feed
+        if user_input is not None:
+            options = dict(self.config_entry.options)
+            options[CONF_FEEDS] = [
+                *options.get(CONF_FEEDS, []),
+                {CONF_FEED_URL: url, CONF_FEED_FINGERPRINT: fingerprint},
+            ]
+            return self.async_create_entry(data=options)
+        return self.async_show_form(
+            step_id="confirm_feed",
+            description_placeholders={
+                "agency": agency,
+                "url": url,
+                "fingerprint": display_fingerprint(signer),
+            },
+        )
+
+    async def async_step_unsubscribe_feed(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Stop polling a feed; its pending requests are withdrawn."""
+        subscribed = subscriptions(self.config_entry.options)
+        if not subscribed:
+            return self.async_abort(reason="no_feeds")
+        if user_input is not None:
+            options = dict(self.config_entry.options)
+            options[CONF_FEEDS] = [
+                item
+                for item in options.get(CONF_FEEDS, [])
+                if item[CONF_FEED_URL] != user_input[CONF_FEED_URL]
+            ]
+            return self.async_create_entry(data=options)
+        return self.async_show_form(
+            step_id="unsubscribe_feed",
+            data_schema=probatio.Schema(
+                {
+                    probatio.Required(CONF_FEED_URL): selector.SelectSelector(
+                        selector.SelectSelectorConfig(options=list(subscribed))
+                    )
+                }
+            ),
+        )
+
+    async def async_step_feed_proxy(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """An HTTP proxy for feed fetches, for households hiding their address."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            proxy = str(user_input.get(CONF_FEED_PROXY) or "").strip()
+            parts = urlsplit(proxy) if proxy else None
+            if parts is not None and (parts.scheme != "http" or not parts.hostname):
+                errors[CONF_FEED_PROXY] = "proxy_invalid"
+            else:
+                options = dict(self.config_entry.options)
+                options[CONF_FEED_PROXY] = proxy or None
+                return self.async_create_entry(data=options)
+        return self.async_show_form(
+            step_id="feed_proxy",
+            data_schema=self.add_suggested_values_to_schema(
+                probatio.Schema({probatio.Optional(CONF_FEED_PROXY): selector.TextSelector()}),
+                {CONF_FEED_PROXY: self.config_entry.options.get(CONF_FEED_PROXY) or ""},
+            ),
+            errors=errors,
         )
 
 

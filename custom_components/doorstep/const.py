@@ -71,3 +71,15 @@ RETENTION_MAX_AGE: Final = timedelta(days=30)
 RETENTION_MAX_BYTES: Final = 10 * 1024**3
 # Sent (with the doorbell id, or None for all) when clips are saved or deleted.
 SIGNAL_CLIPS_CHANGED: Final = "doorstep_clips_changed"
+
+# Area feeds (docs/feeds.md), in the sharing entry's options.
+CONF_FEEDS: Final = "feeds"
+CONF_FEED_URL: Final = "url"
+CONF_FEED_FINGERPRINT: Final = "fingerprint"
+CONF_FEED_PROXY: Final = "feed_proxy"
+FEEDS_STORE_KEY: Final = "doorstep.feeds"
+FEEDS_STORE_VERSION: Final = 1
+# Suffixed with the subscription's id; the translation key is feed_<reason>.
+ISSUE_FEED_FAILING: Final = "feed_failing"
+# A feed that fails this many polls in a row (about an hour and a half) gets a repair.
+FEED_FAILURES_BEFORE_ISSUE: Final = 3

@@ -12,6 +12,7 @@ from homeassistant.core import HomeAssistant
 
 from .const import CONF_FINGERPRINT, CONF_KIND, CONF_PUSH_SECRET, CONF_TOKEN, KIND_SHARING
 from .data import DoorstepConfigEntry
+from .feed_polling import DATA_FEEDS, feed_diagnostics
 from .sharing import RequestState
 from .sharing_hub import SharingConfigEntry, SharingHub
 
@@ -35,7 +36,7 @@ async def async_get_config_entry_diagnostics(
 ) -> dict[str, Any]:
     """A doorbell's identity and connection, or the sharing gate's counts and states."""
     if entry.data.get(CONF_KIND) == KIND_SHARING:
-        return await _sharing_diagnostics(cast(SharingConfigEntry, entry))
+        return await _sharing_diagnostics(hass, cast(SharingConfigEntry, entry))
     return _doorbell_diagnostics(cast(DoorstepConfigEntry, entry))
 
 
@@ -67,7 +68,7 @@ def _doorbell_diagnostics(entry: DoorstepConfigEntry) -> dict[str, Any]:
     }
 
 
-async def _sharing_diagnostics(entry: SharingConfigEntry) -> dict[str, Any]:
+async def _sharing_diagnostics(hass: HomeAssistant, entry: SharingConfigEntry) -> dict[str, Any]:
     """How many requests stand where, and whether the audit chain holds.
 
     Counts and states only: no token or token hash, no requester or case names, no
@@ -95,6 +96,8 @@ async def _sharing_diagnostics(entry: SharingConfigEntry) -> dict[str, Any]:
             "by_kind": dict(Counter(r.kind.value for r in requesters)),
         },
         "clips": {"count": len(clips), "bytes": hub.clips.total_bytes()},
+        # Per feed: polls, 304s, refusals by reason, matched and dropped entries.
+        "feeds": feed_diagnostics(hass.data.get(DATA_FEEDS)),
         "audit_log": {
             "entries": entries,
             "first_broken_entry": await hub.audit.verify(),

@@ -28,6 +28,7 @@ from .sharing import (
     AuditWriteError,
     ClipIntegrityError,
     CorruptStateError,
+    FeedRejected,
     InvalidId,
     InvalidRequest,
     InvalidToken,
@@ -76,6 +77,7 @@ _TRANSLATIONS: dict[type[Exception], _Translation] = {
     AuditWriteError: _Translation(key="audit_write_failed"),
     ClipIntegrityError: _Translation(key="clip_changed"),
     CorruptStateError: _Translation(key="sharing_state_corrupt"),
+    FeedRejected: _Translation(key="feed_rejected"),
     InvalidId: _Translation(key="invalid_id", error_type=ServiceValidationError),
     InvalidRequest: _Translation(
         key="invalid_request",

@@ -25,7 +25,7 @@ from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
-from .live_view import home_network_policy
+from .live_view import browser_may_watch
 from .media import REASON_CONTINUOUS
 from .media.clips import ClipRecord, ClipStore
 from .recording import DATA_CLIPS
@@ -217,8 +217,9 @@ class ClipView(HomeAssistantView):
     async def get(self, request: web.Request, clip_id: str) -> web.StreamResponse:
         """Serve the MP4 to logged-in users on the home network only."""
         hass: HomeAssistant = request.app[KEY_HASS]
-        remote = request.remote
-        if remote is None or not home_network_policy({}).allows(remote):
+        # Clips follow the home-network rule whatever the live-view option says: footage
+        # leaves the house only through the sharing gate.
+        if not browser_may_watch(hass, {}):
             return web.Response(status=HTTPStatus.FORBIDDEN, text="Clips are only shown at home")
         store = hass.data.get(DATA_CLIPS)
         if store is None or not is_valid_id(clip_id) or store.get(clip_id) is None:

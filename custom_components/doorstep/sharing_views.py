@@ -16,7 +16,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import KEY_HASS, HomeAssistantView
 from homeassistant.util import dt as dt_util
 
-from .live_view import home_network_policy
+from .live_view import browser_may_watch
 from .media.thumbnail import ThumbnailError, keyframe_jpeg
 from .recording import DATA_CLIPS
 from .sharing import is_valid_id
@@ -26,9 +26,10 @@ THUMBNAIL_URL = "/api/doorstep/v1/clips/{clip_id}/thumbnail"
 AUDIT_URL = "/api/doorstep/v1/audit"
 
 
-def from_home_network(address: str | None) -> bool:
-    """Whether footage may go to this browser address: the rule live view and clips use."""
-    return address is not None and home_network_policy({}).allows(address)
+def from_home_network(hass: HomeAssistant) -> bool:
+    """Whether footage may go to the browser behind this call: the rule live view and
+    clips use, which also counts Home Assistant Cloud and reverse proxies as outside."""
+    return browser_may_watch(hass, {})
 
 
 def _outside() -> web.Response:
@@ -45,7 +46,7 @@ class ClipThumbnailView(HomeAssistantView):
     async def get(self, request: web.Request, clip_id: str) -> web.Response:
         """Decode the first keyframe, for logged-in users on the home network only."""
         hass: HomeAssistant = request.app[KEY_HASS]
-        if not from_home_network(request.remote):
+        if not from_home_network(hass):
             return _outside()
         store = hass.data.get(DATA_CLIPS)
         if store is None or not is_valid_id(clip_id) or store.get(clip_id) is None:
@@ -72,7 +73,7 @@ class AuditExportView(HomeAssistantView):
         user = request[KEY_HASS_USER]
         if not user.is_admin or user.system_generated:
             return web.Response(status=HTTPStatus.FORBIDDEN, text="Administrators only")
-        if not from_home_network(request.remote):
+        if not from_home_network(hass):
             return _outside()
         hub = hass.data.get(DATA_SHARING)
         if hub is None:

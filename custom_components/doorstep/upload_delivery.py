@@ -110,6 +110,7 @@ class UploadDeliveries:
                 async_get_clientsession(self._hass),
                 context,
                 on_status=self._set_status,
+                hub_public_key=self._hub.key.public_bytes(),
             )
             result = await uploader.deliver(request_id)
             if result.status is UploadStatus.FAILED:

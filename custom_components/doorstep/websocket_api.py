@@ -41,7 +41,6 @@ import probatio
 
 from .const import DOMAIN, SIGNAL_SHARING_CHANGED
 from .errors import translated_error
-from .live_view import requester_address
 from .media.thumbnail import ThumbnailError, clip_has_audio
 from .media_source import CLIP_URL
 from .sharing import (
@@ -417,7 +416,7 @@ async def ws_preview(
         await async_audit_refusal(hub, request.id, actor, "preview", Refusal.NEEDS_ADMIN.value)
         _send_translated(connection, msg["id"], ERR_UNAUTHORIZED, Refusal.NEEDS_ADMIN.value)
         return
-    if not from_home_network(requester_address()):
+    if not from_home_network(hass):
         await async_audit_refusal(hub, request.id, actor, "preview", "outside_home_network")
         _send_translated(connection, msg["id"], ERR_UNAUTHORIZED, "preview_needs_home_network")
         return

@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Sequence
 import contextlib
 from dataclasses import dataclass
+from datetime import UTC, datetime
 import os
 from pathlib import Path
 import shutil
@@ -25,6 +26,7 @@ import time
 
 import aiohttp
 
+from .agency import AGENCY_NAME, LabAgency, area_requests, subscribe
 from .doorbell import Doorbell
 from .forward import TcpForwarder
 from .hass import (
@@ -154,6 +156,9 @@ class LabDemo:
         self.url = ""
         self.request_id: str | None = None
         self.requester_task: asyncio.Task[None] | None = None
+        self.agency: LabAgency | None = None
+        self.area_request_id: str | None = None
+        self.agency_task: asyncio.Task[None] | None = None
 
     def start_processes(self) -> None:
         """Network and processes, from the main thread (see procs.py on why)."""
@@ -196,6 +201,9 @@ class LabDemo:
         )
         self.doorbird.start()
         config_dir = prepare_config_dir(self.run_dir / "config")
+        self.agency = LabAgency(topology=topo, run_dir=self.run_dir)
+        self.agency.start(config_dir)
+        say(f"reference agency serving its signed area feed from {self.agency.outside_ns}")
         self.hass = hass_process(config_dir, self.run_dir / "home-assistant.log", topo.hub_ns)
         self.hass.start()
         say(f"Home Assistant starting in {topo.hub_ns} (log: {self.hass.log_path})")
@@ -243,7 +251,42 @@ class LabDemo:
             await ws.close()
         await self._start_forwarder()
         await self._ask_for_footage(session, client)
+        await self._subscribe_to_agency(client)
         return client
+
+    async def _subscribe_to_agency(self, client: HassClient) -> None:
+        """The household subscribes to the agency's feed; only the entry around the
+        home becomes a request, and the agency learns nothing until one is approved."""
+        agency = self.agency
+        assert agency is not None
+        await agency.wait_serving()
+        # The feed asks for the last hour, which now holds the front door's ring.
+        await asyncio.to_thread(agency.publish, datetime.now(UTC))
+        confirm = await subscribe(client, agency.url, agency.fingerprint)
+        seen = confirm["description_placeholders"]["fingerprint"]
+        say(f"subscribed to {AGENCY_NAME}'s area feed {agency.url} (key {seen})")
+        async with within(60, "the area request around the home appears"):
+            while True:
+                if "RPD-2026-0412" in (found := await area_requests(client)):
+                    break
+                await asyncio.sleep(0.5)
+        self.area_request_id = found["RPD-2026-0412"]
+        say(f"area request RPD-2026-0412 (around this home) is pending: {self.area_request_id}")
+        if "RPD-2026-0413" in found:
+            raise RuntimeError("the area request 60 km away became a request here")
+        say("area request RPD-2026-0413 (60 km away) did not match and left no request")
+        if not self.options.smoke:
+            self.agency_task = asyncio.create_task(
+                self.agency_waits(REQUESTER_PATIENCE), name="demo agency"
+            )
+
+    async def agency_waits(self, patience: float) -> None:
+        """Print the agency's verdict once the household has approved its area request."""
+        assert self.agency is not None
+        log = await self.agency.wait_verified("rpd-near", patience)
+        for line in log.splitlines():
+            if "upload for entry" in line or line.startswith("  "):
+                say(f"agency: {line.strip()}")
 
     async def _sign_in_doorbird(self, client: HassClient, ws: HassWebSocket) -> None:
         """The emulated DoorBird: discovered by mDNS, signed in with its API user."""
@@ -354,6 +397,10 @@ class LabDemo:
         return "\n".join(lines)
 
     async def close(self) -> None:
+        if self.agency_task is not None:
+            self.agency_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.agency_task
         if self.requester_task is not None:
             self.requester_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -364,6 +411,8 @@ class LabDemo:
             self.hass.stop()
         for bell in self.doorbells:
             bell.stop()
+        if self.agency is not None:
+            self.agency.stop()
         if self.doorbird is not None:
             self.doorbird.stop(grace=5)
         if self.topology is not None:
@@ -412,11 +461,10 @@ async def smoke_check(demo: LabDemo, client: HassClient, session: aiohttp.Client
         say(f"smoke: the DoorBird's pushed ring reached {bird} "
             f"{1000 * (time.monotonic() - pressed):.0f} ms after the press")  # fmt: skip
         pending = await client.get("/api/states/sensor.doorstep_sharing_pending_requests")
-        if pending["state"] != "1":
-            raise RuntimeError(
-                f"the requester's request is not pending in Home Assistant: {pending}"
-            )
-        say("smoke: the footage request waits, off, for a person")
+        # The requester's request and the agency's area request around the home.
+        if pending["state"] != "2":
+            raise RuntimeError(f"not both requests are pending in Home Assistant: {pending}")
+        say("smoke: the footage requests wait, off, for a person")
         await smoke_approve_and_deliver(demo, session)
     finally:
         await ws.close()
@@ -447,6 +495,24 @@ async def smoke_approve_and_deliver(demo: LabDemo, session: aiohttp.ClientSessio
     if not verified:
         raise RuntimeError("the requester could not verify the approved footage")
     say("smoke: the requester received and verified the approved footage")
+    assert demo.agency is not None
+    assert demo.area_request_id is not None
+    token = await login(session, demo.hass_direct_url, OWNER)
+    person = await HassWebSocket.connect(session, demo.hass_direct_url, token)
+    try:
+        approved = await approve_as_owner(person, demo.area_request_id, OWNER)
+    finally:
+        await person.close()
+    if approved.get("state") != "approved":
+        raise RuntimeError(f"approving the area request did not approve: {approved}")
+    say(f"smoke: the owner approved the area request {demo.area_request_id}")
+    log = await demo.agency.wait_verified("rpd-near", 60)
+    for line in log.splitlines():
+        if "upload for entry" in line or line.startswith("  "):
+            say(f"agency: {line.strip()}")
+    if "upload for entry rpd-near: VERIFIED" not in log:
+        raise RuntimeError("the agency could not verify the area request's upload")
+    say("smoke: the agency received and verified the area request's upload")
 
 
 async def _wait_entity_state(client: HassClient, entity_id: str, want: str) -> None:

@@ -30,7 +30,7 @@ _LOGGER = logging.getLogger(__name__)
 # Every namespace and root-side interface this module creates starts with this prefix,
 # so a later run can find and remove what a crashed run left behind.
 PREFIX = "ds"
-_NS_RE = re.compile(rf"^{PREFIX}(\d+)(hub|b\d+|out)$")
+_NS_RE = re.compile(rf"^{PREFIX}(\d+)(hub|b\d+|out|atk)$")
 _ROOT_LINK_RE = re.compile(rf"^{PREFIX}(\d+)up$")
 LAN_NET = "10.231.{slot}.0/24"
 UPLINK_NET = "10.232.{slot}.0/30"

@@ -17,27 +17,43 @@ import ipaddress
 from .netns import PREFIX, Topology, _isolate_ns, _run, remove_namespace
 
 OUTSIDE_NET = "10.233.{slot}.0/30"
+# A stranger on the internet, for tests of who gets footage: an address from the
+# documentation range (RFC 5737), which exists only inside the lab's namespaces.
+STRANGER_NET = "203.0.113.0/30"
 
 
 @dataclass(kw_only=True)
 class OutsideHost:
-    """The outside namespace and the link that joins it to the hub."""
+    """The outside namespace and the link that joins it to the hub.
+
+    ``tag`` names the namespace and ``link_tag`` the hub's end of the link, so a run can
+    have several outside hosts; ``subnet`` is the /30 between them (the hub takes the
+    first address), by default one from the lab's own range.
+    """
 
     topology: Topology
+    tag: str = "out"
+    link_tag: str = "wan"
+    subnet: str = OUTSIDE_NET
     _built: bool = False
+
+    @classmethod
+    def stranger(cls, topology: Topology) -> OutsideHost:
+        """A host with a public-looking address, such as an attacker's."""
+        return cls(topology=topology, tag="atk", link_tag="atk", subnet=STRANGER_NET)
 
     @property
     def ns(self) -> str:
-        return f"{PREFIX}{self.topology.owner_pid}out"
+        return f"{PREFIX}{self.topology.owner_pid}{self.tag}"
 
     @property
     def hub_link(self) -> str:
         """The hub namespace's end of the link: every packet to the outside leaves here."""
-        return f"{PREFIX}{self.topology.owner_pid}wan"
+        return f"{PREFIX}{self.topology.owner_pid}{self.link_tag}"
 
     @property
     def network(self) -> ipaddress.IPv4Network:
-        return ipaddress.IPv4Network(OUTSIDE_NET.format(slot=self.topology.slot))
+        return ipaddress.IPv4Network(self.subnet.format(slot=self.topology.slot))
 
     @property
     def hub_address(self) -> str:

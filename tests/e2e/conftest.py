@@ -41,6 +41,7 @@ from scripts.lab.hass import (
 from scripts.lab.netns import Topology, create_topology, lab_unavailable_reason
 from scripts.lab.pairing import discover_and_pair
 from scripts.lab.procs import ManagedProcess, within
+from scripts.lab.proxy import trust_lab_proxy
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -182,6 +183,9 @@ def topology() -> Iterator[Topology]:
 @pytest.fixture(scope="package")
 def hass_instance(topology: Topology, lab_dir: Path) -> Iterator[HassInstance]:
     config_dir = prepare_config_dir(lab_dir / "config")
+    # Loopback is a trusted proxy here, as on a hub with nginx in front of Home
+    # Assistant (test_remote_access.py); nothing else in the lab connects from it.
+    trust_lab_proxy(config_dir)
     proc = hass_process(config_dir, lab_dir / "hass.log", topology.hub_ns)
     proc.start()
     base_url = f"http://{topology.hub_uplink_address}:{HASS_PORT}"

@@ -2,7 +2,9 @@
 two reference doorbells, the DoorBird emulator and Home Assistant, pairs all three by
 real mDNS discovery, rings the front door and the DoorBird, checks the UI answers on the
 printed URL, approves the outside requester's request as the owner and sees the
-requester verify the footage, and tears everything down."""
+requester verify the footage; subscribes to the reference agency's area feed, sees only
+the request around the home appear, approves it and sees the agency verify the upload;
+and tears everything down."""
 
 from __future__ import annotations
 
@@ -42,6 +44,12 @@ def test_demo_smoke(tmp_path: Path) -> None:
     assert "smoke: OK" in proc.stdout
     # Turning the request on delivered: the requester verified the clips.
     assert "smoke: the requester received and verified the approved footage" in proc.stdout
+    # The household subscribed to the reference agency: the area request around the home
+    # appeared, the one 60 km away did not, and approving it uploaded verified footage.
+    assert "area request RPD-2026-0412 (around this home) is pending" in proc.stdout
+    assert "area request RPD-2026-0413 (60 km away) did not match" in proc.stdout
+    assert "agency: upload for entry rpd-near: VERIFIED" in proc.stdout
+    assert "smoke: the agency received and verified the area request's upload" in proc.stdout
     assert "paired 'Front door'" in proc.stdout
     assert "paired 'Back door'" in proc.stdout
     assert "signed in to 'Side gate'" in proc.stdout

@@ -19,7 +19,7 @@ from pytest_homeassistant_custom_component.typing import (
 )
 
 from custom_components.doorstep.const import CONF_ALLOW_REMOTE_LIVE_VIEW, CONF_HOME_NETWORKS, DOMAIN
-from custom_components.doorstep.live_view import may_watch
+from custom_components.doorstep.live_view import Whereabouts, home_network_policy
 from custom_components.doorstep.media import ProfileDecision
 from custom_components.doorstep.repairs import async_update_profile_issue, profile_issue_id
 from reference_doorbell.blockcode import decode_blockcode
@@ -40,8 +40,11 @@ def _loopback_ice() -> Iterator[None]:
 
 
 def _outside_browser() -> Any:
-    """Pretend the request comes from a public address (the one thing a test can't make)."""
-    return patch("custom_components.doorstep.camera.requester_address", return_value=OUTSIDE)
+    """Judge the browser outside; how that judgement is made is test_remote_access.py's."""
+    return patch(
+        "custom_components.doorstep.live_view.client_whereabouts",
+        return_value=Whereabouts.OUTSIDE_ADDRESS,
+    )
 
 
 async def _offer(pc: RTCPeerConnection) -> str:
@@ -66,12 +69,11 @@ async def _send_offer(ws: Any, sdp: str) -> list[dict[str, Any]]:
 
 def test_home_network_rule() -> None:
     """Private, link-local and added networks may watch; others only when allowed."""
-    assert may_watch({}, "192.168.1.20")
-    assert may_watch({}, "fe80::1")
-    assert may_watch({}, None)  # Home Assistant itself, not a browser
-    assert not may_watch({}, OUTSIDE)
-    assert may_watch({CONF_HOME_NETWORKS: ["203.0.113.0/24"]}, OUTSIDE)
-    assert may_watch({CONF_ALLOW_REMOTE_LIVE_VIEW: True}, OUTSIDE)
+    assert home_network_policy({}).allows("192.168.1.20")
+    assert home_network_policy({}).allows("fe80::1")
+    assert not home_network_policy({}).allows(OUTSIDE)
+    assert home_network_policy({CONF_HOME_NETWORKS: ["203.0.113.0/24"]}).allows(OUTSIDE)
+    assert home_network_policy({CONF_ALLOW_REMOTE_LIVE_VIEW: True}).allows(OUTSIDE)
 
 
 async def test_snapshot_on_home_network(

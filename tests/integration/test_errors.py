@@ -48,6 +48,7 @@ _ARGUMENTS: dict[str, tuple[Any, ...]] = {
     "PairingLocked": (30.0, "locked"),
     "FingerprintMismatch": ("aa", "bb", "certificate changed"),
     "InvalidTrustFile": ("/config/trusted.pem", "not PEM"),
+    "FeedRejected": ("bad_signature", "the payload's signature does not verify"),
 }
 # What each placeholder-carrying class must show; every other class shows none, except
 # the rooms' catch-all keys, which name the error class.

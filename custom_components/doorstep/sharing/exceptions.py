@@ -129,3 +129,28 @@ class InvalidTrustFile(SharingError):
         super().__init__(f"cannot use {path}: {message}")
         self.path = str(path)
         self.message = message
+
+
+class FeedRejected(SharingError):
+    """An agency's feed was refused as a whole; nothing in it is applied.
+
+    ``reason`` is one of :data:`FEED_REJECTION_REASONS`, a token the Home Assistant glue
+    turns into the repair issue's text; ``detail`` is English, for the debug log only.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# Why a feed can be refused, from the cheapest check to the last.
+FEED_REJECTION_REASONS = (
+    "unreachable",
+    "too_large",
+    "malformed",
+    "unknown_key",
+    "bad_signature",
+    "replayed",
+    "stale",
+)

@@ -491,6 +491,16 @@ class EgressGate:
                 return request  # switching off what is already off
             return await self._close(request, RequestState.REVOKED, AuditKind.REVOKED, actor.label)
 
+    async def withdraw(self, request_id: str, by: str) -> ShareRequest:
+        """Close a pending request its asker no longer wants (a feed entry withdrawn, or
+        the household unsubscribed). Approved requests are the household's decision and
+        stay as they are. ``by`` names the cause in the audit log."""
+        async with self._lock:
+            request = self.get(request_id)
+            if request.state is not RequestState.PENDING:
+                return request
+            return await self._close(request, RequestState.EXPIRED, AuditKind.EXPIRED, by)
+
     async def expire_due(self) -> list[str]:
         """Expire every open request past its wanted-by time; returns their ids."""
         async with self._lock:

@@ -18,6 +18,7 @@ signature, then the clips. Rules that keep footage where the householder sent it
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -48,6 +49,8 @@ _LOGGER = logging.getLogger(__name__)
 # The file, in Doorstep's folder under the Home Assistant config dir, where the owner puts
 # extra CA certificates to trust for requesters' servers (PEM, any number).
 TRUSTED_REQUESTERS_FILE = "trusted_requesters.pem"
+# The hub's raw Ed25519 public key, base64, on every upload.
+HUB_KEY_HEADER = "Doorstep-Hub-Key"
 
 RETRYABLE_STATUSES = frozenset({408, 429})
 
@@ -155,8 +158,14 @@ class Uploader:
         connect_timeout: float = 30.0,
         response_timeout: float = 120.0,
         on_status: Callable[[str, UploadStatus], None] | None = None,
+        hub_public_key: bytes | None = None,
     ) -> None:
         self._gate = gate
+        # Sent with the archive so a receiver that never met this hub (an agency whose
+        # area feed asked) can check the manifest's signature; see docs/feeds.md.
+        self._key_header = (
+            base64.b64encode(hub_public_key).decode("ascii") if hub_public_key else None
+        )
         self._session = session
         self._ssl = ssl_context
         self._policy = policy or RetryPolicy()
@@ -257,11 +266,14 @@ class Uploader:
                 stopped = err
                 raise
 
+        headers = {"Content-Type": CONTENT_TYPE, "Content-Length": str(release.size)}
+        if self._key_header is not None:
+            headers[HUB_KEY_HEADER] = self._key_header
         try:
             async with self._session.post(
                 url,
                 data=body(),
-                headers={"Content-Type": CONTENT_TYPE, "Content-Length": str(release.size)},
+                headers=headers,
                 ssl=self._ssl,
                 allow_redirects=False,
                 timeout=self._timeout,
