@@ -22,7 +22,7 @@ from .const import DOMAIN
 from .data import DoorstepConfigEntry
 from .device import DoorstepError
 from .errors import translated_error
-from .live_view import may_watch, requester_address
+from .live_view import browser_may_watch
 from .media import MediaError
 
 COMMAND_TALK = "doorstep/live/talk"
@@ -79,7 +79,7 @@ async def ws_talk(hass: HomeAssistant, connection: ActiveConnection, msg: dict[s
         return
     data = entry.runtime_data
     # I3: talk-back, like the sound and picture it answers, stays on the home network.
-    if not may_watch(entry.options, requester_address()):
+    if not browser_may_watch(hass, entry.options):
         _send(connection, msg["id"], "home_network_only", _error("talk_outside_home_network"))
         return
     session = data.sessions.get(msg["session_id"])

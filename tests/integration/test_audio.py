@@ -25,7 +25,7 @@ from reference_doorbell.audio import FRAME_SAMPLES, SAMPLE_RATE, read_wav
 from reference_doorbell.doorbell import Doorbell
 
 from .conftest import wait_for
-from .test_camera import CAMERA, OUTSIDE, VIEWERS
+from .test_camera import CAMERA, VIEWERS, _outside_browser
 
 TALKING = "binary_sensor.front_door_talking"
 
@@ -178,7 +178,7 @@ async def test_talk_refused_outside_home_network(
     try:
         session_id, _ = await _open_live_view(ws, pc)
         await wait_for(hass, lambda: pc.connectionState == "connected", within=15)
-        with patch("custom_components.doorstep.talk_api.requester_address", return_value=OUTSIDE):
+        with _outside_browser():
             refused = await _talk(ws, session_id, True)
         assert not refused["success"]
         assert refused["error"]["code"] == "home_network_only"
