@@ -31,7 +31,7 @@ import pytest
 
 from reference_doorbell.audio import TONE_FREQUENCIES, read_wav, tone_index_at
 from scripts.lab.forward import TcpForwarder
-from scripts.lab.hass import HASS_PORT, Owner
+from scripts.lab.hass import HASS_PORT, REPO, HassWebSocket, Owner
 from scripts.lab.netns import Topology
 
 from .conftest import HassInstance, Paired
@@ -40,6 +40,7 @@ from .test_live_view import CHROMIUM_ARGS, RECORD_PEERS, PacketCounters, egress_
 pytestmark = pytest.mark.e2e
 
 ANSWER_PATH = "/lovelace/answer"
+SCREENSHOT = REPO / "artifacts" / "e2e" / "audio.png"
 SAMPLE_RATE = 48_000
 SWEEP_SECONDS = 1.0
 TALK_SECONDS = 4.0
@@ -164,7 +165,17 @@ async def test_answer_the_door_hear_and_talk_back(
     packet_counters: PacketCounters,
     chromium_in_group: Path,
     lab_dir: Path,
+    hass_ws: HassWebSocket,
 ) -> None:
+    # The dashboard page lists the card modules Doorstep registered when it was set up;
+    # pairing returns before that setup ends, so wait for the entry's entities.
+    for _ in range(150):
+        states = await hass_ws.call("get_states")
+        if any(state["entity_id"] == "binary_sensor.front_door_talking" for state in states):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("Doorstep's front door never finished setting up")
     talk_file = lab_dir / "fake-microphone.wav"
     template = sweep()
     write_wav(talk_file, np.tile(template, 6))
@@ -206,7 +217,15 @@ async def test_answer_the_door_hear_and_talk_back(
                 await page.keyboard.press("Enter")
                 await page.wait_for_url(f"**{ANSWER_PATH}", timeout=20_000)
                 # The first dashboard load of a fresh Home Assistant can take a while.
-                await page.wait_for_function("window.__doorstepFindCard() !== null", timeout=45_000)
+                try:
+                    await page.wait_for_function(
+                        "window.__doorstepFindCard() !== null", timeout=45_000
+                    )
+                except Exception:
+                    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                    await page.screenshot(path=str(SCREENSHOT))
+                    print(f"\nno live card on {page.url}; console {console}; see {SCREENSHOT}")
+                    raise
                 await page.evaluate(
                     "window.__doorstepFindCard().shadowRoot.querySelector('button.start').click()"
                 )
