@@ -1,5 +1,6 @@
 """Write ``docs/benchmarks.md`` and the plot from ``docs/benchmarks/live_view.json``, with
-a "Recording" section from ``docs/benchmarks/recorder.json`` when that exists."""
+a "Recording" section from ``docs/benchmarks/recorder.json`` when that exists, and a
+"Sound" section from ``docs/benchmarks/audio.json``."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import time
 from typing import Any
 
 from .analyze import analyze_encoder, analyze_run
+from .audio_report import section as audio_section
 from .common import REPO
 from .plot import Series, bar_panel, grid, line_panel
 from .recorder_report import plot as plot_recorder, section as recorder_section
@@ -689,6 +691,9 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
         plot_recorder(recorder_data, recorder_png)
         png = recorder_png.relative_to(md_path.parent)
         parts += ["", recorder_section(recorder_data, str(png))]
+    audio_raw = raw_path.parent / "audio.json"
+    if audio_raw.exists():
+        parts += ["", audio_section(json.loads(audio_raw.read_text()))]
     md_path.write_text("\n".join(parts) + "\n")
 
 

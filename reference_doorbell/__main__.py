@@ -74,6 +74,26 @@ def build_parser() -> argparse.ArgumentParser:
         default="baseline",
         help="H.264 profile of the stream; high (with B-frames) makes the hub transcode",
     )
+    sound = parser.add_argument_group("sound (protocol v1.1)")
+    mic = sound.add_mutually_exclusive_group()
+    mic.add_argument(
+        "--audio-file", type=Path, metavar="PATH", help="microphone: loop this sound file"
+    )
+    mic.add_argument(
+        "--alsa-mic", metavar="DEVICE", help="microphone: this ALSA device, e.g. plughw:1,0"
+    )
+    mic.add_argument(
+        "--tone-mic",
+        action="store_true",
+        help="microphone: the synthetic tone sequence (without any: a v1.0 video-only stream)",
+    )
+    spk = sound.add_mutually_exclusive_group()
+    spk.add_argument(
+        "--speaker-file", type=Path, metavar="PATH", help="speaker: write talk-back to this WAV"
+    )
+    spk.add_argument(
+        "--alsa-speaker", metavar="DEVICE", help="speaker: this ALSA device, e.g. plughw:1,0"
+    )
     events = parser.add_argument_group("events")
     events.add_argument(
         "--no-http-button", action="store_true", help="turn off /v1/button/* endpoints"
@@ -107,9 +127,24 @@ def config_from_args(args: argparse.Namespace) -> DoorbellConfig:
         fps=args.fps,
         blockcode=args.blockcode,
         stream_profile=args.profile,
+        microphone=_microphone_kind(args),
+        audio_file=args.audio_file,
+        alsa_capture=args.alsa_mic or "default",
+        speaker_file=args.speaker_file,
+        speaker_alsa=args.alsa_speaker,
         ring_every=args.ring_every,
         motion_every=args.motion_every,
     )
+
+
+def _microphone_kind(args: argparse.Namespace) -> str | None:
+    if args.tone_mic:
+        return "tone"
+    if args.audio_file is not None:
+        return "file"
+    if args.alsa_mic is not None:
+        return "alsa"
+    return None
 
 
 def _say(text: str) -> None:

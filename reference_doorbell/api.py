@@ -13,11 +13,14 @@ from aiohttp import hdrs, web
 from .events import EventHub
 from .identity import Identity
 from .pairing import Locked, PairingGuard, RightCode, WrongCode
+from .talk import Busy, TalkFloor
 from .video import VideoPipeline
 
 _LOGGER = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
+# v1.1 adds sound (docs/protocol.md section 7); a v1.0 hub ignores the new fields.
+PROTOCOL_MINOR = 1
 MAX_BODY = 1024
 MAX_CLIENT_NAME = 64
 # ASCII digits only: str.isdigit and \d would also accept other scripts' digits.
@@ -123,9 +126,12 @@ class ServedDoorbell(Protocol):
     guard: PairingGuard
     events: EventHub
     video: VideoPipeline
+    talk: TalkFloor | None
 
     @property
     def config(self) -> ServedSettings: ...
+    @property
+    def audio_info(self) -> dict[str, Any] | None: ...
     @property
     def device_id(self) -> str: ...
 
@@ -150,6 +156,7 @@ class DoorbellApi:
         app.router.add_get("/v1/events", self.events)
         app.router.add_get("/v1/snapshot.jpg", self.snapshot)
         app.router.add_get("/v1/stream.ts", self.stream)
+        app.router.add_get("/v1/talk", self.talk)
         if self._bell.config.http_button:
             app.router.add_post("/v1/button/ring", self.button_ring)
             app.router.add_post("/v1/button/motion", self.button_motion)
@@ -173,15 +180,17 @@ class DoorbellApi:
     async def info(self, request: web.Request) -> web.Response:
         """``GET /v1/info``: who the doorbell is (no authentication)."""
         bell = self._bell
-        return web.json_response(
-            {
-                "id": bell.device_id,
-                "name": bell.name,
-                "model": bell.config.model,
-                "fw": bell.config.firmware,
-                "v": PROTOCOL_VERSION,
-            }
-        )
+        info: dict[str, Any] = {
+            "id": bell.device_id,
+            "name": bell.name,
+            "model": bell.config.model,
+            "fw": bell.config.firmware,
+            "v": PROTOCOL_VERSION,
+        }
+        if (audio := bell.audio_info) is not None:
+            info["minor"] = PROTOCOL_MINOR
+            info["audio"] = audio
+        return web.json_response(info)
 
     async def pair(self, request: web.Request) -> web.Response:
         """``POST /v1/pair``: trade the pairing code for a token."""
@@ -250,6 +259,17 @@ class DoorbellApi:
         finally:
             video.remove_viewer(viewer)
         return response
+
+    async def talk(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/talk``: the talk-back WebSocket (v1.1), one talker at a time."""
+        token_hash = self._authorize(request)
+        floor = self._bell.talk
+        if floor is None:
+            raise ApiError(404, "no_speaker", "This doorbell has no speaker")
+        try:
+            return await floor.serve(request, token_hash)
+        except Busy:
+            raise ApiError(409, "busy", "Someone else is talking through the doorbell") from None
 
     async def button_ring(self, request: web.Request) -> web.Response:
         """``POST /v1/button/ring``: press the button."""

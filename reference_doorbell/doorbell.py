@@ -15,17 +15,20 @@ import os
 from pathlib import Path
 import re
 import time
+from typing import Any
 
 from aiohttp import web
 
 from . import __version__
 from .api import DoorbellApi
+from .audio import AlsaSink, AlsaSource, AudioSource, SoundFileSource, ToneSequence, WavFileSink
 from .encoding import EncoderSettings, StreamProfile
 from .events import MOTION_START, MOTION_STOP, RING, EventHub
 from .identity import Identity
 from .mdns import MAX_INSTANCE_BYTES, Advertiser, choose_addresses, is_unspecified
 from .pairing import PairingGuard
 from .sources import FileSource, FrameSource, SyntheticCamera, V4L2Source
+from .talk import TalkFloor
 from .video import VideoPipeline
 
 _LOGGER = logging.getLogger(__name__)
@@ -80,6 +83,14 @@ class DoorbellConfig:
     blockcode: bool | None = None
     # "high" sends High profile with B-frames, which the hub has to transcode.
     stream_profile: StreamProfile = "baseline"
+    # Sound (protocol v1.1). microphone: "tone" (the synthetic tone sequence), "file"
+    # (audio_file, looped), "alsa" (alsa_capture) or None for a v1.0, video-only doorbell.
+    microphone: str | None = None
+    audio_file: Path | None = None
+    alsa_capture: str = "default"
+    # speaker: a WAV file the talk-back is written to, "alsa" (alsa_playback), or None.
+    speaker_file: Path | None = None
+    speaker_alsa: str | None = None
     # Automatic presses, for demos and soak tests.
     ring_every: float | None = None
     motion_every: float | None = None
@@ -98,6 +109,12 @@ class DoorbellConfig:
             raise ValueError("fps must be 1-60")
         if self.heartbeat_interval <= 0:
             raise ValueError("heartbeat_interval must be positive")
+        if self.microphone not in (None, "tone", "file", "alsa"):
+            raise ValueError("microphone must be tone, file or alsa")
+        if self.microphone == "file" and self.audio_file is None:
+            raise ValueError("a file microphone needs an audio file")
+        if self.speaker_file is not None and self.speaker_alsa is not None:
+            raise ValueError("choose either a speaker file or an ALSA speaker, not both")
 
 
 class Doorbell:
@@ -122,7 +139,9 @@ class Doorbell:
             blockcode=config.blockcode
             if config.blockcode is not None
             else (config.video_file is None and config.v4l2_device is None),
+            microphone=self._make_microphone(),
         )
+        self.talk = self._make_talk_floor()
         self._runner: web.AppRunner | None = None
         self._port = config.port
         self._advertiser: Advertiser | None = None
@@ -139,7 +158,37 @@ class Doorbell:
             return V4L2Source(cfg.v4l2_device, cfg.width, cfg.height, cfg.fps)
         return SyntheticCamera(cfg.name, cfg.width, cfg.height)
 
+    def _make_microphone(self) -> AudioSource | None:
+        cfg = self.config
+        match cfg.microphone:
+            case "tone":
+                return ToneSequence()
+            case "file":
+                assert cfg.audio_file is not None
+                return SoundFileSource(cfg.audio_file)
+            case "alsa":
+                return AlsaSource(cfg.alsa_capture)
+        return None
+
+    def _make_talk_floor(self) -> TalkFloor | None:
+        cfg = self.config
+        if cfg.speaker_file is not None:
+            return TalkFloor(WavFileSink(cfg.speaker_file))
+        if cfg.speaker_alsa is not None:
+            return TalkFloor(AlsaSink(cfg.speaker_alsa))
+        return None
+
     # ----- what the doorbell is
+
+    @property
+    def audio_info(self) -> dict[str, Any] | None:
+        """``/v1/info``'s ``audio`` (v1.1), or None for a video-only doorbell."""
+        if self.video.microphone is None and self.talk is None:
+            return None
+        return {
+            "microphone": "opus" if self.video.microphone is not None else None,
+            "speaker": self.talk is not None,
+        }
 
     @property
     def port(self) -> int:
@@ -188,14 +237,22 @@ class Doorbell:
         return self.events.motion
 
     def txt_record(self) -> dict[str, str]:
-        """The mDNS TXT record of protocol section 1."""
-        return {
+        """The mDNS TXT record of protocol section 1 (and ``audio`` of section 7)."""
+        txt = {
             "id": self.device_id,
             "v": "1",
             "model": self.config.model,
             "fw": self.config.firmware,
             "fp": self.fingerprint,
         }
+        audio = self.audio_info
+        if audio is not None:
+            txt["audio"] = ",".join(
+                part
+                for part, present in (("mic", audio["microphone"]), ("spk", audio["speaker"]))
+                if present
+            )
+        return txt
 
     def add_code_listener(self, listener: Callable[[str], None]) -> Callable[[], None]:
         """Call ``listener(code)`` whenever the pairing code changes; returns an undo."""
@@ -245,6 +302,8 @@ class Doorbell:
         if self._advertiser is not None:
             await self._advertiser.stop()
             self._advertiser = None
+        if self.talk is not None:
+            await self.talk.close_all()
         await self._stop_http()
         await self.video.stop()
         self._started = False

@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 import math
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import av
 from av.video.frame import PictureType
 
+from .audio import FRAME_SAMPLES, SAMPLE_RATE, Pcm
 from .blockcode import RGBFrame
 
 type StreamProfile = Literal["baseline", "high"]
@@ -81,11 +82,16 @@ class TsEncoder:
     Not thread-safe: one thread at a time (the doorbell's video worker) may use it.
     """
 
-    def __init__(self, settings: EncoderSettings) -> None:
+    def __init__(self, settings: EncoderSettings, *, audio: bool = False) -> None:
         self._settings = settings
         self._out = _Collector()
+        # pes_payload_size=0: each Opus packet gets its own PES instead of waiting to fill
+        # one of 2930 bytes (about a second of speech), which would be a second of delay.
         self._container = av.open(
-            self._out, mode="w", format="mpegts", container_options={"flush_packets": "1"}
+            self._out,
+            mode="w",
+            format="mpegts",
+            container_options={"flush_packets": "1", "pes_payload_size": "0"},
         )
         self._stream = self._container.add_stream(
             "libx264",
@@ -97,9 +103,24 @@ class TsEncoder:
         self._stream.height = settings.height
         self._stream.pix_fmt = "yuv420p"
         self._pts = 0
+        # Protocol v1.1: the microphone as a second elementary stream, Opus, mono, 48 kHz.
+        self._audio: Any = None
+        self._audio_pts = 0
+        if audio:
+            self._audio = self._container.add_stream("libopus", rate=SAMPLE_RATE)
+            self._audio.layout = "mono"
+            self._audio.bit_rate = 32_000
 
-    def encode(self, frame: RGBFrame, force_keyframe: bool = False) -> list[Chunk]:
-        """Encode one frame; returns the chunks it produced (one, with zerolatency)."""
+    def encode(
+        self, frame: RGBFrame, force_keyframe: bool = False, pcm: Pcm | None = None
+    ) -> list[Chunk]:
+        """Encode one frame and the sound captured with it; returns the chunks produced.
+
+        ``pcm`` is a whole number of 20 ms frames. The muxer interleaves by time, so the
+        sound comes out together with the video frame that follows it.
+        """
+        if pcm is not None and self._audio is not None:
+            self._mux_audio(pcm)
         video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
         video_frame.pts = self._pts
         self._pts += 1
@@ -110,6 +131,16 @@ class TsEncoder:
             self._container.mux(packet)
             chunks.append(Chunk(self._out.take(), packet.is_keyframe))
         return chunks
+
+    def _mux_audio(self, pcm: Pcm) -> None:
+        for start in range(0, pcm.size - FRAME_SAMPLES + 1, FRAME_SAMPLES):
+            piece = pcm[start : start + FRAME_SAMPLES].reshape(1, -1)
+            audio_frame = av.AudioFrame.from_ndarray(piece, format="s16", layout="mono")
+            audio_frame.sample_rate = SAMPLE_RATE
+            audio_frame.pts = self._audio_pts
+            self._audio_pts += FRAME_SAMPLES
+            for packet in self._audio.encode(audio_frame):
+                self._container.mux(packet)
 
     def close(self) -> None:
         """Release the encoder; frames still inside it are dropped."""

@@ -16,7 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import contextlib
 import logging
 import time
+from typing import Any
 
+from .audio import FRAME_SAMPLES, SAMPLE_RATE, AudioSource
 from .blockcode import RGBFrame, encode_blockcode
 from .encoding import Chunk, EncoderSettings, TsEncoder, encode_jpeg
 from .sources import FrameSource
@@ -82,9 +84,13 @@ class VideoPipeline:
         source: FrameSource,
         settings: EncoderSettings,
         blockcode: bool,
-        encoder_factory: Callable[[EncoderSettings], TsEncoder] = TsEncoder,
+        encoder_factory: Callable[..., TsEncoder] = TsEncoder,
+        microphone: AudioSource | None = None,
     ) -> None:
         self._source = source
+        self._microphone = microphone
+        self._audio_start = 0.0
+        self._audio_sent = 0
         self._settings = settings
         self._blockcode = blockcode
         self._encoder_factory = encoder_factory
@@ -98,6 +104,11 @@ class VideoPipeline:
         self._counter = 0
         # Three seconds of video per viewer before it is skipped ahead.
         self._max_chunks = max(8, settings.fps * 3)
+
+    @property
+    def microphone(self) -> AudioSource | None:
+        """The microphone muxed into the stream (protocol v1.1), if the doorbell has one."""
+        return self._microphone
 
     @property
     def viewer_count(self) -> int:
@@ -179,7 +190,33 @@ class VideoPipeline:
         """Worker thread: read, stamp and encode one frame."""
         frame = self._stamp(self._source.read(), self._counter)
         self._counter = (self._counter + 1) % 2**32
-        return frame, encoder.encode(frame, force_keyframe)
+        return frame, encoder.encode(frame, force_keyframe, self._due_sound())
+
+    def _due_sound(self) -> Any:
+        """Worker thread: the microphone's 20 ms frames captured since the last call."""
+        if self._microphone is None:
+            return None
+        elapsed = time.monotonic() - self._audio_start
+        due = int(elapsed * SAMPLE_RATE) // FRAME_SAMPLES * FRAME_SAMPLES - self._audio_sent
+        if due > SAMPLE_RATE:
+            # The worker stalled for over a second: skip ahead rather than burst.
+            self._audio_sent += due - SAMPLE_RATE
+            self._microphone.read(due - SAMPLE_RATE)
+            due = SAMPLE_RATE
+        self._audio_sent += due
+        return self._microphone.read(due) if due > 0 else None
+
+    def _open_sources(self) -> None:
+        self._source.open()
+        if self._microphone is not None:
+            self._microphone.open()
+            self._audio_start = time.monotonic()
+            self._audio_sent = 0
+
+    def _close_sources(self) -> None:
+        self._source.close()
+        if self._microphone is not None:
+            self._microphone.close()
 
     async def _run(self) -> None:
         # A viewer may join while a session winds down; it must not be left waiting.
@@ -191,8 +228,8 @@ class VideoPipeline:
         encoder: TsEncoder | None = None
         self._frame_ready.clear()
         try:
-            await self._call(self._source.open)
-            encoder = await self._call(self._encoder_factory, self._settings)
+            await self._call(self._open_sources)
+            encoder = await self._call(self._make_encoder)
             period = 1.0 / self._settings.fps
             due = loop.time()
             while self._viewers:
@@ -216,7 +253,12 @@ class VideoPipeline:
             self._latest = None
             if encoder is not None:
                 await self._call(encoder.close)
-            await self._call(self._source.close)
+            await self._call(self._close_sources)
+
+    def _make_encoder(self) -> TsEncoder:
+        if self._microphone is None:
+            return self._encoder_factory(self._settings)
+        return self._encoder_factory(self._settings, audio=True)
 
     def _take_keyframe_request(self) -> bool:
         if not self._keyframe_wanted:

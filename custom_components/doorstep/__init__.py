@@ -32,6 +32,7 @@ from .device import DoorstepError, FingerprintMismatch, InvalidAuth, StreamSpec,
 from .feed_polling import FeedPoller
 from .http import async_register_views
 from .ice import async_start_local_stun
+from .live_card import async_register_live_card
 from .live_view import home_network_policy
 from .media import (
     MediaRelay,
@@ -40,6 +41,8 @@ from .media import (
     StreamSource,
     live_view_source,
 )
+from .media.audio import AudioRelay, TalkFloor
+from .media.packet import AudioPacket
 from .push import async_register_push_view, hub_url
 from .recording import (
     DATA_CLIPS,
@@ -56,6 +59,7 @@ from .repairs import (
 from .services import async_setup_services
 from .sharing import state_to_dict
 from .sharing_hub import DATA_SHARING, SharingConfigEntry, async_create_sharing_hub
+from .talk_api import async_register_talk_commands
 from .upload_delivery import UploadDeliveries
 from .websocket_api import async_register_commands
 
@@ -87,6 +91,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_register_views(hass)
     async_register_push_view(hass)
     async_register_commands(hass)
+    async_register_talk_commands(hass)
     await async_start_local_stun(hass)
     stop_retention = await async_setup_recording(hass)
 
@@ -108,6 +113,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     # Last: it waits on the executor, and nothing above should wait for the card (a Home
     # Assistant stopping meanwhile must still find the retention timer's stop listener).
     await async_register_card(hass)
+    await async_register_live_card(hass)
     return True
 
 
@@ -192,14 +198,32 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
     # so they keep the camera's original picture, and recording alone never costs a
     # transcode), and live view, which re-encodes only while someone watches a stream
     # that browsers cannot play as it is.
+    capabilities = doorbell.capabilities
+    audio = AudioRelay(device.name) if capabilities.microphone else None
+    talk = (
+        TalkFloor(lambda session_id: doorbell.open_talk(name=f"{device.name} {session_id}"))
+        if capabilities.has_talk_back
+        else None
+    )
     stream = doorbell.stream()
     source_relay = MediaRelay(
-        lambda: _stream_source(stream, name=device.name, on_profile=_profile_seen).packets(),
+        lambda: _stream_source(
+            stream,
+            name=device.name,
+            on_profile=_profile_seen,
+            on_audio=audio.publish if audio is not None else None,
+        ).packets(),
         name=f"{device.name} source",
     )
     relay = MediaRelay(live_view_source(source_relay, name=device.name), name=device.name)
     entry.runtime_data = DoorstepData(
-        doorbell=doorbell, device=device, coordinator=coordinator, relay=relay, sessions=sessions
+        doorbell=doorbell,
+        device=device,
+        coordinator=coordinator,
+        relay=relay,
+        sessions=sessions,
+        audio=audio,
+        talk=talk,
     )
 
     recorder = None
@@ -208,6 +232,9 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
             hass, device.device_id, config, source_relay, events=records_events(entry.options)
         )
         entry.runtime_data.recorder = recorder
+        if audio is not None:
+            # Only kept when the owner turned on "Record audio".
+            recorder.attach_audio(audio)
         entry.async_on_unload(coordinator.add_event_hook(trigger))
 
     async def _stop_media() -> None:
@@ -218,6 +245,8 @@ async def _async_setup_doorbell(hass: HomeAssistant, entry: DoorstepConfigEntry)
             await recorder.close()
         await relay.close()
         await source_relay.close()
+        if audio is not None:
+            audio.close()
 
     entry.async_on_unload(_stop_media)
 
@@ -270,12 +299,18 @@ async def async_remove_entry(hass: HomeAssistant, entry: DoorstepConfigEntry) ->
 
 
 def _stream_source(
-    stream: StreamSpec, *, name: str, on_profile: Callable[[ProfileDecision], None]
+    stream: StreamSpec,
+    *,
+    name: str,
+    on_profile: Callable[[ProfileDecision], None],
+    on_audio: Callable[[AudioPacket], None] | None = None,
 ) -> StreamSource:
-    """The media source for where the driver says live video comes from."""
+    """The media source for where the driver says live video (and sound) comes from."""
     if stream.endpoint is not None:
-        return StreamSource.from_doorbell(stream.endpoint, name=name, on_profile=on_profile)
+        return StreamSource.from_doorbell(
+            stream.endpoint, name=name, on_profile=on_profile, on_audio=on_audio
+        )
     assert stream.url is not None
     return StreamSource.from_url(
-        stream.url, name=name, options=stream.options, on_profile=on_profile
+        stream.url, name=name, options=stream.options, on_profile=on_profile, on_audio=on_audio
     )

@@ -14,10 +14,11 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import DoorbellState
+from .coordinator import DoorbellState, DoorstepCoordinator
 from .data import DoorstepConfigEntry
 from .device import Capabilities
 from .entity import DoorstepEntity
+from .media.audio import TalkFloor
 
 PARALLEL_UPDATES = 0
 
@@ -57,11 +58,41 @@ async def async_setup_entry(
     """Add the binary sensors of one doorbell."""
     coordinator = entry.runtime_data.coordinator
     capabilities = entry.runtime_data.doorbell.capabilities
-    async_add_entities(
+    entities: list[BinarySensorEntity] = [
         DoorstepBinarySensorEntity(coordinator, description)
         for description in BINARY_SENSOR_DESCRIPTIONS
         if description.supported_fn(capabilities)
-    )
+    ]
+    if (talk := entry.runtime_data.talk) is not None:
+        entities.append(DoorstepTalkingSensor(coordinator, talk))
+    async_add_entities(entities)
+
+
+TALKING = BinarySensorEntityDescription(key="talking", translation_key="talking")
+
+
+class DoorstepTalkingSensor(DoorstepEntity, BinarySensorEntity):
+    """On while someone talks through the doorbell's speaker from this hub."""
+
+    def __init__(self, coordinator: DoorstepCoordinator, talk: TalkFloor) -> None:
+        """Follows the doorbell's talk floor."""
+        super().__init__(coordinator, TALKING)
+        self._talk = talk
+
+    async def async_added_to_hass(self) -> None:
+        """Write the state whenever someone starts or stops talking."""
+        await super().async_added_to_hass()
+        self.async_on_remove(self._talk.add_listener(self.async_write_ha_state))
+
+    @property
+    def available(self) -> bool:
+        """Known on the hub whether or not the doorbell is online."""
+        return True
+
+    @property
+    def is_on(self) -> bool:
+        """Someone holds the floor."""
+        return self._talk.holder is not None
 
 
 class DoorstepBinarySensorEntity(DoorstepEntity, BinarySensorEntity):

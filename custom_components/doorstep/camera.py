@@ -106,7 +106,11 @@ class DoorstepCamera(DoorstepEntity, Camera):
 
         try:
             session = self._data.sessions.create(
-                self._data.relay, session_id=session_id, on_local_candidate=send_candidate
+                self._data.relay,
+                session_id=session_id,
+                on_local_candidate=send_candidate,
+                audio=self._data.audio,
+                talk=self._data.talk,
             )
             answer = await session.handle_offer(offer_sdp)
         except MediaWebRTCError as err:

@@ -49,6 +49,7 @@ from .const import (
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
     CONF_PUSH_SECRET,
+    CONF_RECORD_AUDIO,
     CONF_RECORD_CLIPS,
     CONF_RECORD_CONTINUOUS,
     CONF_RING_COOLDOWN,
@@ -628,6 +629,7 @@ class DoorstepOptionsFlow(OptionsFlowWithReload):
                         CONF_POST_ROLL: int(user_input[CONF_POST_ROLL]),
                         CONF_RECORD_CONTINUOUS: user_input[CONF_RECORD_CONTINUOUS],
                         CONF_SEGMENT_LENGTH: int(user_input[CONF_SEGMENT_LENGTH]),
+                        CONF_RECORD_AUDIO: user_input.get(CONF_RECORD_AUDIO, False),
                     }
                 )
         options = self.config_entry.options
@@ -640,6 +642,7 @@ class DoorstepOptionsFlow(OptionsFlowWithReload):
             CONF_POST_ROLL: options.get(CONF_POST_ROLL, DEFAULT_POST_ROLL),
             CONF_RECORD_CONTINUOUS: options.get(CONF_RECORD_CONTINUOUS, False),
             CONF_SEGMENT_LENGTH: options.get(CONF_SEGMENT_LENGTH, DEFAULT_SEGMENT_LENGTH),
+            CONF_RECORD_AUDIO: options.get(CONF_RECORD_AUDIO, False),
         }
         return self.async_show_form(
             step_id="init",
@@ -921,6 +924,7 @@ OPTIONS_SCHEMA = probatio.Schema(
         probatio.Required(CONF_SEGMENT_LENGTH, default=DEFAULT_SEGMENT_LENGTH): _seconds_selector(
             MAX_SEGMENT_LENGTH, MIN_SEGMENT_LENGTH
         ),
+        probatio.Optional(CONF_RECORD_AUDIO, default=False): selector.BooleanSelector(),
     }
 )
 

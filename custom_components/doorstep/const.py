@@ -61,6 +61,8 @@ DEFAULT_POST_ROLL: Final = 10
 MAX_ROLL: Final = 60
 # Continuous recording: off by default; the day is cut into segments of this many seconds.
 CONF_RECORD_CONTINUOUS: Final = "record_continuous"
+# Off by default: recording sound on a public street is restricted in many places.
+CONF_RECORD_AUDIO: Final = "record_audio"
 CONF_SEGMENT_LENGTH: Final = "segment_length"
 DEFAULT_SEGMENT_LENGTH: Final = 600
 MIN_SEGMENT_LENGTH: Final = 10

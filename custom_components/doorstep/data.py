@@ -9,6 +9,7 @@ from homeassistant.config_entries import ConfigEntry
 from .coordinator import DoorstepCoordinator
 from .device import DeviceIdentity, Doorbell
 from .media import MediaRelay, Recorder, SessionManager
+from .media.audio import AudioRelay, TalkFloor
 
 
 @dataclass(slots=True)
@@ -25,6 +26,10 @@ class DoorstepData:
     sessions: SessionManager
     # Clips and continuous segments; None when the doorbell records nothing.
     recorder: Recorder | None = None
+    # The doorbell's sound to every listener; None when its stream has none.
+    audio: AudioRelay | None = None
+    # Who talks through the doorbell's speaker; None when it has no speaker.
+    talk: TalkFloor | None = None
 
 
 type DoorstepConfigEntry = ConfigEntry[DoorstepData]

@@ -13,12 +13,13 @@ from typing import Any
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
 from .const import DOMAIN
-from .device import DoorstepError
+from .device import DoorstepError, TalkBackError, TalkBackUnsupported, TalkBusy
 from .media import (
     InvalidCandidate,
     InvalidOffer,
     MediaError,
     SessionClosed,
+    TalkFloorTaken,
     TooManySessions,
     WebRTCError,
 )
@@ -98,6 +99,10 @@ _TRANSLATIONS: dict[type[Exception], _Translation] = {
         placeholders=lambda err: {"requester_id": err.requester_id},
     ),
     SharingError: _Translation(key="sharing_failed", placeholders=_error_class),
+    TalkFloorTaken: _Translation(key="someone_else_talking", error_type=ServiceValidationError),
+    TalkBusy: _Translation(key="doorbell_busy_talking", error_type=ServiceValidationError),
+    TalkBackUnsupported: _Translation(key="no_speaker", error_type=ServiceValidationError),
+    TalkBackError: _Translation(key="talk_failed"),
     InvalidCandidate: _Translation(key="invalid_candidate"),
     InvalidOffer: _Translation(key="invalid_offer"),
     SessionClosed: _Translation(key="unknown_webrtc_session"),

@@ -19,6 +19,7 @@ from homeassistant.util.hass_dict import HassKey
 from .const import (
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
+    CONF_RECORD_AUDIO,
     CONF_RECORD_CLIPS,
     CONF_RECORD_CONTINUOUS,
     CONF_SEGMENT_LENGTH,
@@ -111,6 +112,7 @@ def recorder_config(options: Mapping[str, Any]) -> RecorderConfig | None:
         post_roll=float(options.get(CONF_POST_ROLL, DEFAULT_POST_ROLL)),
         continuous=continuous,
         segment=float(segment_length(options)),
+        audio=bool(options.get(CONF_RECORD_AUDIO, False)),
     )
 
 

@@ -57,10 +57,25 @@ class DoorstepSensorEntityDescription(SensorEntityDescription):
 
     value_fn: Callable[[DoorbellSensorSource], int]
     subscribe_fn: Callable[[DoorbellSensorSource, Callable[[], None]], Unsubscribe]
+    attributes_fn: Callable[[DoorbellSensorSource], dict[str, object]] | None = None
 
 
 def _on_viewers_changed(source: DoorbellSensorSource, update: Callable[[], None]) -> Unsubscribe:
-    return source.data.relay.add_viewer_listener(lambda _count: update())
+    unsubscribes = [source.data.relay.add_viewer_listener(lambda _count: update())]
+    if source.data.talk is not None:
+        unsubscribes.append(source.data.talk.add_listener(update))
+
+    def unsubscribe() -> None:
+        for undo in unsubscribes:
+            undo()
+
+    return unsubscribe
+
+
+def _viewer_attributes(source: DoorbellSensorSource) -> dict[str, object]:
+    # Whether one of the viewers is talking through the doorbell right now.
+    talk = source.data.talk
+    return {"talking": talk is not None and talk.holder is not None}
 
 
 def _on_clips_changed(source: DoorbellSensorSource, update: Callable[[], None]) -> Unsubscribe:
@@ -81,6 +96,7 @@ SENSOR_DESCRIPTIONS: tuple[DoorstepSensorEntityDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda source: source.data.relay.viewer_count,
         subscribe_fn=_on_viewers_changed,
+        attributes_fn=_viewer_attributes,
     ),
     # Disk used by this doorbell's clips and continuous segments, held ones included,
     # so an automation can warn before retention starts removing the oldest footage.
@@ -154,6 +170,12 @@ class DoorstepSensorEntity(DoorstepEntity, SensorEntity):
     def native_value(self) -> int:
         """The description's reading of the source."""
         return self.entity_description.value_fn(self._source)
+
+    @property
+    def extra_state_attributes(self) -> dict[str, object] | None:
+        """What the description adds to the value (live viewers: ``talking``)."""
+        attributes_fn = self.entity_description.attributes_fn
+        return attributes_fn(self._source) if attributes_fn is not None else None
 
 
 class PendingRequestsSensor(SensorEntity):

@@ -175,6 +175,9 @@ class LabDemo:
                 ns=host.ns,
                 state_dir=self.run_dir / _slug(name),
                 log_path=self.run_dir / f"{_slug(name)}.log",
+                # What you say through the live card lands here, and the doorbell's log
+                # says it heard you ("Talk-back started/ended ... played N frames").
+                speaker_file=self.run_dir / f"{_slug(name)}-speaker.wav",
                 ring_every=self.options.ring_every,
                 profile="high" if self.options.high_profile and last else "baseline",
             )
@@ -377,6 +380,12 @@ class LabDemo:
                 "  Fetch and verify again by hand as the requester would:",
                 f"    DOORSTEP_REQUESTER_TOKEN=$(cat {token}) {fetch}",
             ]
+        lines += [
+            "  Answer the door: the dashboard's 'Answer' view plays the front door's picture",
+            "  and its tone sequence; hold 'Hold to talk' and speak. Each doorbell's log says",
+            "  what it heard ('Talk-back ended: the speaker played ... s of sound').",
+            *(f"    {bell.log_path}" for bell in self.doorbells),
+        ]
         if self.options.ring_every:
             lines.append(f"  The doorbells also ring every {self.options.ring_every:g} s.")
         if self.options.high_profile:

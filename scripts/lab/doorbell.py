@@ -33,6 +33,9 @@ class Doorbell:
     ring_every: float | None = None
     # "high" sends High profile with B-frames, which the hub has to transcode.
     profile: str = "baseline"
+    # Sound (protocol v1.1): the synthetic tone microphone, and a WAV file as speaker.
+    tone_microphone: bool = True
+    speaker_file: Path | None = None
     process: ManagedProcess | None = field(default=None, repr=False)
 
     @property
@@ -52,6 +55,10 @@ class Doorbell:
             argv += ["--ring-every", str(self.ring_every)]
         if self.profile != "baseline":
             argv += ["--profile", self.profile]
+        if self.tone_microphone:
+            argv.append("--tone-mic")
+        if self.speaker_file is not None:
+            argv += ["--speaker-file", str(self.speaker_file)]
         if self.ns is not None:
             argv = ["ip", "netns", "exec", self.ns, *argv]
         return argv

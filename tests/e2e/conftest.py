@@ -216,6 +216,7 @@ def front_door(topology: Topology, lab_dir: Path) -> Iterator[Doorbell]:
         ns=host.ns,
         state_dir=lab_dir / "front-door",
         log_path=lab_dir / "front-door.log",
+        speaker_file=lab_dir / "front-door-speaker.wav",
     )
     bell.start()
     try:

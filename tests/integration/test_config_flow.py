@@ -20,6 +20,7 @@ from custom_components.doorstep.const import (
     CONF_HOME_NETWORKS,
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
+    CONF_RECORD_AUDIO,
     CONF_RECORD_CLIPS,
     CONF_RECORD_CONTINUOUS,
     CONF_RING_COOLDOWN,
@@ -479,4 +480,6 @@ async def test_options(hass: HomeAssistant, paired_entry: MockConfigEntry) -> No
         # Not in the form's input: continuous recording stays off by default.
         CONF_RECORD_CONTINUOUS: False,
         CONF_SEGMENT_LENGTH: DEFAULT_SEGMENT_LENGTH,
+        # Nor does recording sound.
+        CONF_RECORD_AUDIO: False,
     }

@@ -70,6 +70,10 @@ _CALLER_MISTAKES = {
     TooManyPending,
     UnknownRequest,
     UnknownRequester,
+    # Talking again once the other person lets go works.
+    media.TalkFloorTaken,
+    device.TalkBusy,
+    device.TalkBackUnsupported,
 }
 
 

@@ -33,6 +33,9 @@ from .exceptions import (
     InvalidCode,
     PairingLocked,
     ProtocolError,
+    TalkBackError,
+    TalkBackUnsupported,
+    TalkBusy,
 )
 from .interface import (
     Capabilities,
@@ -52,6 +55,7 @@ from .rtsp import (
     rtsp_device_id,
     with_credentials,
 )
+from .talk import TalkChannel
 
 __all__ = [
     "DEFAULT_PORT",
@@ -86,6 +90,10 @@ __all__ = [
     "ProtocolError",
     "RtspCamera",
     "StreamSpec",
+    "TalkBackError",
+    "TalkBackUnsupported",
+    "TalkBusy",
+    "TalkChannel",
     "check_rtsp",
     "create_doorbell",
     "driver_of",

@@ -27,6 +27,7 @@ from .exceptions import (
     ProtocolError,
 )
 from .models import DeviceInfo
+from .talk import WebSocketTalkChannel, open_websocket_talk
 from .validation import (
     is_finite_number,
     is_strict_int,
@@ -193,12 +194,26 @@ class DoorstepClient:
             raise ProtocolError(f"info has a bad firmware: {firmware!r}")
         if not (is_strict_int(version) and 0 < version < 1000):
             raise ProtocolError(f"info has a bad protocol version: {version!r}")
+        microphone, speaker = _audio_fields(data.get("audio"))
         return DeviceInfo(
             device_id=device_id,
             name=name,
             model=model,
             firmware=firmware,
             protocol_version=version,
+            microphone=microphone,
+            speaker=speaker,
+        )
+
+    async def open_talk(self, *, name: str) -> WebSocketTalkChannel:
+        """``GET /v1/talk`` (v1.1): take the speaker's floor, over the pinned TLS."""
+        return await open_websocket_talk(
+            self._session,
+            f"{self.base_url}/v1/talk",
+            self.auth_headers(),
+            self.ssl_pin(),
+            name=name,
+            connect_timeout=self.request_timeout,
         )
 
     async def pair(self, code: str, client_name: str) -> str:
@@ -353,6 +368,18 @@ async def _read_bounded(response: aiohttp.ClientResponse, max_bytes: int) -> byt
             raise ProtocolError(f"answer is larger than {max_bytes} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _audio_fields(audio: object) -> tuple[str | None, bool]:
+    """``info["audio"]`` of v1.1; anything malformed counts as no sound (v1.0)."""
+    if not isinstance(audio, dict):
+        return None, False
+    microphone = audio.get("microphone")
+    speaker = audio.get("speaker")
+    return (
+        microphone if isinstance(microphone, str) and 0 < len(microphone) <= 16 else None,
+        speaker is True,
+    )
 
 
 def _json_object(body: bytes) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Final
 
 import aiohttp
@@ -10,6 +11,7 @@ import aiohttp
 from .client import DoorstepClient
 from .events import EventStream
 from .interface import Capabilities, DeviceIdentity, Doorbell, EventSink, StreamSpec
+from .talk import TalkChannel
 
 DRIVER_DOORSTEP: Final = "doorstep"
 
@@ -27,6 +29,7 @@ class DoorstepDoorbell(Doorbell):
 
     def __init__(self, client: DoorstepClient) -> None:
         self._client = client
+        self._capabilities = _CAPABILITIES
 
     @classmethod
     def from_config(
@@ -64,12 +67,15 @@ class DoorstepDoorbell(Doorbell):
 
     @property
     def capabilities(self) -> Capabilities:
-        """A button, motion and snapshots."""
-        return _CAPABILITIES
+        """A button, motion and snapshots; sound as ``/v1/info`` announced it (v1.1)."""
+        return self._capabilities
 
     async def connect(self) -> DeviceIdentity:
         """``GET /v1/info`` over the pinned certificate."""
         info = await self._client.get_info()
+        self._capabilities = replace(
+            _CAPABILITIES, has_talk_back=info.speaker, microphone=info.microphone
+        )
         return DeviceIdentity(
             device_id=info.device_id, name=info.name, model=info.model, firmware=info.firmware
         )
@@ -92,6 +98,10 @@ class DoorstepDoorbell(Doorbell):
             on_fingerprint_mismatch=sink.handle_fingerprint_mismatch,
         )
         await stream.run()
+
+    async def open_talk(self, *, name: str) -> TalkChannel:
+        """``/v1/talk`` over the pinned certificate (protocol v1.1)."""
+        return await self._client.open_talk(name=name)
 
     async def forget(self) -> None:
         """``DELETE /v1/pair``: the doorbell drops this hub's token."""

@@ -50,3 +50,19 @@ class FingerprintMismatch(DoorstepError):
 
 class ProtocolError(DoorstepError):
     """The device answered something the protocol does not allow."""
+
+
+class TalkBackUnsupported(DoorstepError):
+    """The device has no speaker the hub can talk through."""
+
+
+class TalkBusy(DoorstepError):
+    """Someone else is talking through the device right now."""
+
+
+class TalkBackError(DoorstepError):
+    """The device ended or refused talk-back (``code`` is the protocol's error code)."""
+
+    def __init__(self, code: str, message: str = "") -> None:
+        super().__init__(message or code)
+        self.code = code

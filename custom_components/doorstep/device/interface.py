@@ -14,8 +14,9 @@ from typing import Protocol
 
 import aiohttp
 
-from .exceptions import FingerprintMismatch
+from .exceptions import FingerprintMismatch, TalkBackUnsupported
 from .models import DoorbellEvent
+from .talk import TalkChannel
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,10 @@ class Capabilities:
     has_button: bool
     has_motion: bool
     has_snapshot: bool
+    # A speaker the hub can talk through (:meth:`Doorbell.open_talk`).
     has_talk_back: bool = False
+    # Sound in the live stream; the codec's name (``opus``), or None for video only.
+    microphone: str | None = None
 
 
 class HttpStreamEndpoint(Protocol):
@@ -137,6 +141,14 @@ class Doorbell(ABC):
         Only devices that call the hub (rather than the hub calling them) get these.
         """
         return False
+
+    async def open_talk(self, *, name: str) -> TalkChannel:
+        """Take the speaker's floor for one talk (only when ``has_talk_back``).
+
+        Raises :class:`TalkBusy` when someone else talks through the device, and
+        :class:`TalkBackUnsupported` when it has no speaker.
+        """
+        raise TalkBackUnsupported(f"{self.host} has no speaker the hub can talk through")
 
     async def outside_services(self) -> tuple[str, ...]:
         """Names of services the device itself sends data to outside the house."""

@@ -27,6 +27,9 @@ class DeviceInfo:
     model: str
     firmware: str
     protocol_version: int
+    # Protocol v1.1 (section 7): the stream's sound codec, and whether talk-back works.
+    microphone: str | None = None
+    speaker: bool = False
 
 
 class EventType(StrEnum):

@@ -99,3 +99,7 @@ class InvalidClipId(MediaError):
 
 class ClipHeld(MediaError):
     """The clip is under legal hold (an open sharing request) and cannot be deleted."""
+
+
+class TalkFloorTaken(MediaError):
+    """Someone else on this hub is talking through the doorbell."""

@@ -33,3 +33,38 @@ class VideoPacket:
     def size(self) -> int:
         """Payload length in bytes."""
         return len(self.payload)
+
+
+# Opus (and WebRTC's audio) runs on a 48 kHz clock; audio packets are stamped in it.
+AUDIO_CLOCK_RATE: Final = 48_000
+AUDIO_TIME_BASE: Final = Fraction(1, AUDIO_CLOCK_RATE)
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    """What a source's sound is, as the demuxer saw it (enough to decode it)."""
+
+    codec: str
+    sample_rate: int
+    channels: int
+    extradata: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AudioPacket:
+    """One encoded piece of the doorbell's sound (one Opus packet, or another codec's).
+
+    ``pts`` is on the same timeline as the video packets' (scaled to 48 kHz), so a
+    recorder can put both in one file.
+    """
+
+    payload: bytes
+    pts: int | None
+    format: AudioFormat
+    duration: int | None = None
+    time_base: Fraction = AUDIO_TIME_BASE
+
+    @property
+    def size(self) -> int:
+        """Payload length in bytes."""
+        return len(self.payload)

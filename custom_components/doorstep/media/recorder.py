@@ -21,6 +21,7 @@ clip: the next event tries again. A failed continuous segment is retried at a ke
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -29,11 +30,13 @@ import functools
 import logging
 from typing import Any, Final
 
+from .audio import AudioRelay, AudioSubscription
+
 # ClipStore is re-exported: the sharing glue imports it from here.
 from .clips import ClipRecord, ClipStore as ClipStore
-from .exceptions import RecordingError
+from .exceptions import RecordingError, SubscriptionClosed
 from .h264 import annexb_join, parameter_sets
-from .packet import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, VideoPacket
+from .packet import AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, AudioPacket, VideoPacket
 from .recorder_preroll import PreRollBuffer, preroll_byte_budget
 from .recorder_writer import ClipWriter, recording_error
 from .relay import MediaRelay, Subscription
@@ -87,6 +90,9 @@ class RecorderConfig:
     segment_retry: float = 10.0
     # How long a stalled stream may keep a clip open past its post-roll.
     stall_grace: float = 0.5
+    # "Record audio": clips and segments carry the doorbell's sound. Off by default,
+    # because recording sound on a public street is restricted in many places.
+    audio: bool = False
     # Packets handed to the worker thread but not yet written; beyond this the disk is
     # too slow and the clip is given up rather than growing memory.
     max_pending_bytes: int = 64 * 1024 * 1024
@@ -141,6 +147,7 @@ class _Recording:
     last_dts: int | None = None
     last_duration: int = _FALLBACK_FRAME_TICKS
     triggers: int = 1
+    last_audio_pts: int | None = None
     failed: bool = False
     # The stream time when writing failed (segments retry from there).
     failed_dts: int | None = None
@@ -191,6 +198,10 @@ class Recorder:
         self._inflight: set[asyncio.Future[Any]] = set()
         self._subscription: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
+        # Sound of the last pre-roll (plus a margin), for a clip that opens now.
+        self._audio_ring: deque[AudioPacket] = deque()
+        self._audio_subscription: AudioSubscription | None = None
+        self._audio_task: asyncio.Task[None] | None = None
         self._closed = False
         self.stats = RecorderStats()
 
@@ -236,11 +247,73 @@ class Recorder:
             self._consume(subscription), name=f"doorstep recorder {self._doorbell_id}"
         )
 
+    def attach_audio(self, relay: AudioRelay) -> None:
+        """Record ``relay``'s sound with the video (only when ``config.audio``)."""
+        if not self._config.audio or self._audio_task is not None or self._closed:
+            return
+        subscription = relay.subscribe(f"recorder {self._doorbell_id}")
+        self._audio_subscription = subscription
+        self._audio_task = asyncio.get_running_loop().create_task(
+            self._consume_audio(subscription), name=f"doorstep recorder sound {self._doorbell_id}"
+        )
+
+    async def _consume_audio(self, subscription: AudioSubscription) -> None:
+        while True:
+            try:
+                packet = await subscription.get()
+            except SubscriptionClosed:
+                return
+            try:
+                self.feed_audio(packet)
+            except Exception:
+                _LOGGER.exception("%s: recording sound failed", self._doorbell_id)
+
+    def feed_audio(self, packet: AudioPacket) -> None:
+        """Take the next Opus packet of the doorbell's sound (only kept with ``audio``)."""
+        if self._closed or not self._config.audio or packet.pts is None:
+            return
+        self._audio_ring.append(packet)
+        keep = (self._config.pre_roll + 2.0) * AUDIO_CLOCK_RATE
+        while self._audio_ring and packet.pts - (self._audio_ring[0].pts or 0) > keep:
+            self._audio_ring.popleft()
+        for recording in (self._clip, self._segment):
+            if recording is not None:
+                self._submit_audio(recording, [packet])
+
+    def _submit_audio(self, recording: _Recording, packets: Sequence[AudioPacket]) -> None:
+        """Sound from the recording's first picture to its end, in order, once."""
+        if recording.failed or recording.start_dts is None:
+            return
+        start = recording.start_dts * AUDIO_CLOCK_RATE // VIDEO_CLOCK_RATE
+        end = (
+            None
+            if recording.end_dts is None
+            else recording.end_dts * AUDIO_CLOCK_RATE // VIDEO_CLOCK_RATE
+        )
+        accepted = [
+            p
+            for p in packets
+            if p.pts is not None
+            and p.pts >= start
+            and (end is None or p.pts < end)
+            and (recording.last_audio_pts is None or p.pts > recording.last_audio_pts)
+        ]
+        if not accepted:
+            return
+        recording.last_audio_pts = accepted[-1].pts
+        future = self._run(recording.writer.write_audio, accepted)
+        future.add_done_callback(functools.partial(self._write_done, recording, 0))
+
     async def close(self) -> None:
         """Stop recording; open clips are saved with what they have."""
         if self._closed:
             return
         self._closed = True
+        if self._audio_task is not None:
+            self._audio_task.cancel()
+            await asyncio.wait([self._audio_task])
+        if self._audio_subscription is not None:
+            self._audio_subscription.close()
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task])
@@ -312,6 +385,7 @@ class Recorder:
             clip.end_dts = event_dts + _ticks(config.post_roll)
             end_dts = clip.end_dts
             self._submit(clip, [p for p in preroll if p.dts is not None and p.dts < end_dts])
+            self._submit_audio(clip, list(self._audio_ring))
         self._clip = clip
         _LOGGER.debug(
             "%s: %s at %s, recording clip %s", self._doorbell_id, reason, event_time, clip.id
@@ -419,7 +493,7 @@ class Recorder:
         self, reason: str, start_wall: datetime, *, continuous: bool = False
     ) -> _Recording:
         clip_id = self._store.new_clip_id(start_wall)
-        writer = ClipWriter(self._store.temp_path(clip_id))
+        writer = ClipWriter(self._store.temp_path(clip_id), audio=self._config.audio)
         return _Recording(clip_id, reason, writer, continuous)
 
     def _submit(self, recording: _Recording, packets: Sequence[VideoPacket]) -> None:

@@ -24,7 +24,14 @@ import av
 
 from .exceptions import BitstreamError, InvalidSps, RecordingError, StorageFull
 from .h264 import parameter_sets, parse_sps
-from .packet import VIDEO_CLOCK_RATE, VIDEO_TIME_BASE, VideoPacket
+from .packet import (
+    AUDIO_CLOCK_RATE,
+    AUDIO_TIME_BASE,
+    VIDEO_CLOCK_RATE,
+    VIDEO_TIME_BASE,
+    AudioPacket,
+    VideoPacket,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,6 +39,7 @@ _LOGGER = logging.getLogger(__name__)
 _FALLBACK_FRAME_TICKS: Final = VIDEO_CLOCK_RATE // 15
 _FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 _CONTAINER_OPTIONS: Final = {"movflags": "+faststart"}
+_OPUS_FRAME: Final = AUDIO_CLOCK_RATE // 50
 
 
 def recording_error(err: BaseException, what: str) -> RecordingError:
@@ -52,8 +60,13 @@ class ClipWriter:
     removes its file and ignores further writes; :meth:`finish` raises that error.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, audio: bool = False) -> None:
         self.path = path
+        # "Record audio" (off by default): the file gets an Opus track next to the video.
+        self._with_audio = audio
+        self._audio_stream: Any = None
+        self._last_audio_pts: int | None = None
+        self.audio_packets_written = 0
         self._container: Any = None
         self._stream: Any = None
         self._held: VideoPacket | None = None
@@ -82,6 +95,30 @@ class ClipWriter:
             for packet in packets:
                 self._write_one(packet)
         except (OSError, av.FFmpegError, BitstreamError, ValueError) as err:
+            raise self._fail(err) from err
+
+    def write_audio(self, packets: list[AudioPacket] | tuple[AudioPacket, ...]) -> None:
+        """Append Opus packets (only to a file opened with ``audio=True``, once its first
+        keyframe has opened it); sound from before the first picture is dropped."""
+        if self._error is not None or self._done or self._audio_stream is None:
+            return
+        base = self._base_dts * AUDIO_CLOCK_RATE // VIDEO_CLOCK_RATE
+        try:
+            for packet in packets:
+                if packet.pts is None or packet.format.codec != "opus":
+                    continue
+                pts = packet.pts - base
+                if pts < 0 or (self._last_audio_pts is not None and pts <= self._last_audio_pts):
+                    continue
+                out = av.Packet(packet.payload)
+                out.stream = self._audio_stream
+                out.time_base = AUDIO_TIME_BASE
+                out.pts = out.dts = pts
+                out.duration = packet.duration or _OPUS_FRAME
+                self._container.mux(out)
+                self._last_audio_pts = pts
+                self.audio_packets_written += 1
+        except (OSError, av.FFmpegError, ValueError) as err:
             raise self._fail(err) from err
 
     def finish(self) -> int:
@@ -150,6 +187,15 @@ class ClipWriter:
         try:
             stream = container.add_mux_stream("h264", width=width, height=height)
             stream.time_base = VIDEO_TIME_BASE
+            if self._with_audio:
+                # An encoder-backed stream, though nothing is encoded: PyAV gives a mux
+                # stream no way to carry Opus's header (OpusHead), and libopus's encoder
+                # writes one when the file starts. The doorbell's packets are muxed as
+                # they are.
+                audio = container.add_stream("libopus", rate=AUDIO_CLOCK_RATE)
+                audio.layout = "mono"
+                audio.time_base = AUDIO_TIME_BASE
+                self._audio_stream = audio
         except BaseException:
             container.close()
             raise

@@ -33,13 +33,14 @@ from .h264 import (
     ProfileMonitor,
     is_annexb,
 )
-from .packet import VIDEO_CLOCK_RATE, VideoPacket
+from .packet import AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE, AudioFormat, AudioPacket, VideoPacket
 from .redact import redact_credentials
 from .thread_bridge import ThreadBridge, describe_error
 
 _LOGGER = logging.getLogger(__name__)
 
 type ProfileListener = Callable[[ProfileDecision], None]
+type AudioListener = Callable[[AudioPacket], None]
 type _OpenContainer = Callable[[], Any]
 
 _PIPE_LIMIT: Final = 1024 * 1024
@@ -92,6 +93,7 @@ class SourceStats:
     failures: int = 0
     packets: int = 0
     bytes: int = 0
+    audio_packets: int = 0
     connected: bool = False
     last_error: str | None = None
 
@@ -114,6 +116,7 @@ class StreamSource:
         open_timeout: float = 10.0,
         read_timeout: float = 10.0,
         on_profile: ProfileListener | None = None,
+        on_audio: AudioListener | None = None,
     ) -> None:
         if (endpoint is None) == (url is None):
             raise ValueError("give exactly one of endpoint and url")
@@ -125,6 +128,9 @@ class StreamSource:
         self._open_timeout = open_timeout
         self._read_timeout = read_timeout
         self._on_profile = on_profile
+        # Sound goes to this listener rather than through the iterator, so everything
+        # that consumes video (relays, recorder, transcoder) stays as it is.
+        self._on_audio = on_audio
         self._monitor = ProfileMonitor()
         self._timeline = _Timeline()
         self.stats = SourceStats()
@@ -209,6 +215,10 @@ class StreamSource:
         seen_keyframe = False
         async with contextlib.aclosing(raw_packets):
             async for raw in raw_packets:
+                if raw.audio is not None:
+                    if seen_keyframe:
+                        self._hand_out_audio(raw, raw.audio)
+                    continue
                 if not seen_keyframe:
                     if not raw.is_keyframe:
                         continue  # undecodable without the keyframe we joined after
@@ -219,6 +229,22 @@ class StreamSource:
                 self.stats.bytes += packet.size
                 self._check_profile(packet)
                 yield packet
+
+    def _hand_out_audio(self, raw: _RawPacket, audio_format: AudioFormat) -> None:
+        if self._on_audio is None:
+            return
+        stamp = self._timeline.peek(raw.pts)
+        packet = AudioPacket(
+            raw.payload,
+            None if stamp is None else stamp * AUDIO_CLOCK_RATE // VIDEO_CLOCK_RATE,
+            audio_format,
+            None if raw.duration is None else raw.duration * AUDIO_CLOCK_RATE // VIDEO_CLOCK_RATE,
+        )
+        self.stats.audio_packets += 1
+        try:
+            self._on_audio(packet)
+        except Exception:
+            _LOGGER.exception("%s: audio listener failed", self._name)
 
     def _check_profile(self, packet: VideoPacket) -> None:
         changed = self._monitor.observe(
@@ -310,6 +336,9 @@ class _RawPacket:
     pts: int | None
     dts: int | None
     is_keyframe: bool
+    # Set for a packet of the sound stream (protocol v1.1), None for video.
+    audio: AudioFormat | None = None
+    duration: int | None = None
 
 
 class _Timeline:
@@ -344,6 +373,12 @@ class _Timeline:
         stamp = raw + offset
         self._remember(stamp, now)
         return (stamp if pts is None else pts + offset), stamp
+
+    def peek(self, pts: int | None) -> int | None:
+        """Where ``pts`` of another stream of this connection lands, without moving on."""
+        if pts is None or self._offset is None:
+            return None
+        return pts + self._offset
 
     def _anchor(self, now: float) -> int:
         if self._last is None:
@@ -467,12 +502,16 @@ def _demux(container: Any, bridge: ThreadBridge[_RawPacket]) -> Iterator[_RawPac
         raise StreamError("the video stream has no time base")
     scale_num = time_base.numerator * VIDEO_CLOCK_RATE
     scale_den = time_base.denominator
+    audio, audio_format = _audio_stream(container)
 
-    for packet in container.demux(video):
+    for packet in container.demux(*((video, audio) if audio is not None else (video,))):
         if bridge.stopping:
             return
         if packet.size == 0:
             continue  # the flush packet at end of stream
+        if packet.stream is audio:
+            yield _audio_packet(packet, audio_format)
+            continue
         data = bytes(packet)
         types = _nal_types(data)
         keyframe = NAL_IDR in types
@@ -486,6 +525,36 @@ def _demux(container: Any, bridge: ThreadBridge[_RawPacket]) -> Iterator[_RawPac
             None if packet.dts is None else packet.dts * scale_num // scale_den,
             keyframe,
         )
+
+
+def _audio_stream(container: Any) -> tuple[Any, AudioFormat | None]:
+    """The first sound stream whose time base is known, and its format."""
+    for stream in container.streams:
+        if stream.type == "audio" and stream.time_base is not None:
+            context = stream.codec_context
+            extradata = context.extradata
+            return stream, AudioFormat(
+                codec=context.name,
+                sample_rate=context.sample_rate or AUDIO_CLOCK_RATE,
+                channels=context.channels or 1,
+                extradata=bytes(extradata) if extradata else None,
+            )
+    return None, None
+
+
+def _audio_packet(packet: Any, audio_format: AudioFormat | None) -> _RawPacket:
+    """A sound packet, its timestamps scaled to 90 kHz like video's."""
+    assert audio_format is not None
+    base = packet.stream.time_base
+    num, den = base.numerator * VIDEO_CLOCK_RATE, base.denominator
+    return _RawPacket(
+        bytes(packet),
+        None if packet.pts is None else packet.pts * num // den,
+        None if packet.dts is None else packet.dts * num // den,
+        False,
+        audio=audio_format,
+        duration=None if not packet.duration else packet.duration * num // den,
+    )
 
 
 def _container_parameter_sets(extradata: bytes | None) -> bytes:

@@ -55,6 +55,7 @@ import av
 from av.rational import AVRational
 
 from .answer import LocalCandidate, check_negotiated, h264_preference_order, local_candidates
+from .audio import AudioRelay, RelayAudioTrack, TalkFloor, TalkForwarder
 from .candidates import (
     DroppedCandidate,
     RemoteCandidate,
@@ -258,8 +259,16 @@ class WebRTCSession:
         on_local_candidate: CandidateListener | None = None,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         disconnect_grace: float = DEFAULT_DISCONNECT_GRACE,
+        audio: AudioRelay | None = None,
+        talk: TalkFloor | None = None,
     ) -> None:
         self._relay = relay
+        # Sound (protocol v1.1): the doorbell's microphone, when it has one, and its
+        # speaker's floor, when it has one. Either may be absent.
+        self._audio = audio
+        self._talk = talk
+        self._audio_track: RelayAudioTrack | None = None
+        self._forwarder: TalkForwarder | None = None
         self.session_id = session_id or uuid.uuid4().hex
         self._policy = policy or NetworkPolicy()
         self._limits = limits
@@ -300,6 +309,40 @@ class WebRTCSession:
     def track(self) -> RelayVideoTrack | None:
         """The video track, once the offer was handled."""
         return self._track
+
+    @property
+    def audio_track(self) -> RelayAudioTrack | None:
+        """The doorbell's sound to this browser, when both sides have sound."""
+        return self._audio_track
+
+    @property
+    def forwarder(self) -> TalkForwarder | None:
+        """This browser's microphone, once its track arrived (sendrecv answers only)."""
+        return self._forwarder
+
+    @property
+    def talking(self) -> bool:
+        """True while this browser's voice goes to the doorbell."""
+        return self._talk is not None and self._talk.holder == self.session_id
+
+    async def start_talking(self) -> None:
+        """Take the doorbell's floor (the talk button is held).
+
+        Raises :class:`TalkFloorTaken` (someone else on this hub talks), the device's
+        own refusal, or :class:`WebRTCError` when this session cannot talk.
+        """
+        if self.closed:
+            raise SessionClosed("this live view session is closed")
+        if self._talk is None:
+            raise WebRTCError("the doorbell has no speaker")
+        if self._forwarder is None:
+            raise WebRTCError("the browser sent no microphone track")
+        await self._talk.take(self.session_id, self._forwarder)
+
+    async def stop_talking(self) -> None:
+        """Let go of the floor (the talk button is released)."""
+        if self._talk is not None:
+            await self._talk.release(self.session_id)
 
     def add_close_listener(self, listener: CloseListener) -> Callable[[], None]:
         """Call ``listener(session)`` once when the session closes; returns a remover."""
@@ -395,8 +438,10 @@ class WebRTCSession:
         transceiver.setCodecPreferences(self._codec_preferences(summary))
         self._guard(pc)
         _hook_picture_loss(transceiver.sender, self._on_picture_loss)
+        self._add_audio(pc, summary)
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=clean_sdp, type="offer"))
+        _refuse_unused_audio(pc, self._audio_track, self._talk is not None)
         # Sections without a track (audio, data) may have brought ICE agents of their own.
         self._guard(pc)
         self._remote_set = True
@@ -419,6 +464,37 @@ class WebRTCSession:
                 # After the caller has sent the answer, which it does on return.
                 asyncio.get_running_loop().call_soon(self._emit_candidate, local)
         return answer
+
+    def _add_audio(self, pc: RTCPeerConnection, summary: OfferSummary) -> None:
+        """Audio in the answer only when the doorbell has sound, and the browser's
+        microphone only when the doorbell can play it."""
+        if not any(m.kind == "audio" and "opus" in m.codecs for m in summary.media):
+            return
+        microphone = self._audio is not None
+        speaker = self._talk is not None
+        if not microphone and not speaker:
+            return
+        if microphone:
+            assert self._audio is not None
+            try:
+                subscription = self._audio.subscribe(f"webrtc {self.session_id}")
+            except SubscriptionClosed:
+                microphone = False
+            else:
+                self._audio_track = RelayAudioTrack(subscription)
+        direction = (
+            "sendrecv" if microphone and speaker else "sendonly" if microphone else "recvonly"
+        )
+        audio = pc.addTransceiver(self._audio_track or "audio", direction=direction)
+        audio.setCodecPreferences(
+            [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.name.lower() == "opus"]
+        )
+        if speaker:
+            pc.on("track", self._on_remote_track)
+
+    def _on_remote_track(self, track: MediaStreamTrack) -> None:
+        if track.kind == "audio" and self._forwarder is None and not self.closed:
+            self._forwarder = TalkForwarder(track, self.session_id)
 
     def _codec_preferences(self, summary: OfferSummary) -> list[Any]:
         capabilities = RTCRtpSender.getCapabilities("video").codecs
@@ -506,8 +582,14 @@ class WebRTCSession:
 
     async def _close(self) -> None:
         self._cancel_timer()
+        # A viewer who leaves while talking lets go of the floor.
+        await self.stop_talking()
+        if self._forwarder is not None:
+            await self._forwarder.close()
         if self._track is not None:
             self._track.stop()
+        if self._audio_track is not None:
+            self._audio_track.stop()
         pc, self._pending = self._pc, []
         if pc is not None:
             try:
@@ -521,6 +603,19 @@ class WebRTCSession:
                 listener(self)
             except Exception:
                 _LOGGER.exception("%s: close listener failed", self.session_id)
+
+
+def _refuse_unused_audio(
+    pc: RTCPeerConnection, track: RelayAudioTrack | None, speaker: bool
+) -> None:
+    """aiortc answers an audio section it has no transceiver for with ``recvonly``,
+    which would accept the browser's microphone for a doorbell that cannot play it."""
+    for transceiver in pc.getTransceivers():
+        if transceiver.kind != "audio":
+            continue
+        ours = track is not None and transceiver.sender.track is track
+        if not ours and not (speaker and transceiver.direction == "recvonly"):
+            transceiver.direction = "inactive"
 
 
 async def _wait_for_leftover_tasks(pc: RTCPeerConnection) -> None:
