@@ -46,6 +46,7 @@ from .const import (
     CONF_FINGERPRINT,
     CONF_HOME_NETWORKS,
     CONF_KIND,
+    CONF_LOCATION,
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
     CONF_PUSH_SECRET,
@@ -618,7 +619,11 @@ class DoorstepOptionsFlow(OptionsFlowWithReload):
                 networks = parse_home_networks(user_input.get(CONF_HOME_NETWORKS, ""))
             except ValueError:
                 errors[CONF_HOME_NETWORKS] = "invalid_network"
-            else:
+            try:
+                location = _location_option(user_input.get(CONF_LOCATION))
+            except ValueError:
+                errors[CONF_LOCATION] = "invalid_location"
+            if not errors:
                 return self.async_create_entry(
                     data={
                         CONF_RING_COOLDOWN: int(user_input[CONF_RING_COOLDOWN]),
@@ -630,6 +635,7 @@ class DoorstepOptionsFlow(OptionsFlowWithReload):
                         CONF_RECORD_CONTINUOUS: user_input[CONF_RECORD_CONTINUOUS],
                         CONF_SEGMENT_LENGTH: int(user_input[CONF_SEGMENT_LENGTH]),
                         CONF_RECORD_AUDIO: user_input.get(CONF_RECORD_AUDIO, False),
+                        **location,
                     }
                 )
         options = self.config_entry.options
@@ -643,6 +649,7 @@ class DoorstepOptionsFlow(OptionsFlowWithReload):
             CONF_RECORD_CONTINUOUS: options.get(CONF_RECORD_CONTINUOUS, False),
             CONF_SEGMENT_LENGTH: options.get(CONF_SEGMENT_LENGTH, DEFAULT_SEGMENT_LENGTH),
             CONF_RECORD_AUDIO: options.get(CONF_RECORD_AUDIO, False),
+            **({CONF_LOCATION: options[CONF_LOCATION]} if CONF_LOCATION in options else {}),
         }
         return self.async_show_form(
             step_id="init",
@@ -925,8 +932,29 @@ OPTIONS_SCHEMA = probatio.Schema(
             MAX_SEGMENT_LENGTH, MIN_SEGMENT_LENGTH
         ),
         probatio.Optional(CONF_RECORD_AUDIO, default=False): selector.BooleanSelector(),
+        probatio.Optional(CONF_LOCATION): selector.LocationSelector(
+            selector.LocationSelectorConfig(radius=False)
+        ),
     }
 )
+
+
+def _location_option(value: Any) -> dict[str, dict[str, float]]:
+    """The doorbell's own place as options data: nothing when the form left it empty.
+
+    Raises ValueError for a place that is not one (missing or out-of-range coordinates).
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError("not a location")
+    try:
+        latitude, longitude = float(value["latitude"]), float(value["longitude"])
+    except (KeyError, TypeError) as err:
+        raise ValueError("not a location") from err
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise ValueError("coordinates out of range")
+    return {CONF_LOCATION: {"latitude": latitude, "longitude": longitude}}
 
 
 DOORBIRD_CREDENTIALS_SCHEMA = probatio.Schema(

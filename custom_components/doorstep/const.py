@@ -63,6 +63,9 @@ MAX_ROLL: Final = 60
 CONF_RECORD_CONTINUOUS: Final = "record_continuous"
 # Off by default: recording sound on a public street is restricted in many places.
 CONF_RECORD_AUDIO: Final = "record_audio"
+# Where this doorbell is, when it is not at Home Assistant's own location; area feeds
+# match their requests against it.
+CONF_LOCATION: Final = "location"
 CONF_SEGMENT_LENGTH: Final = "segment_length"
 DEFAULT_SEGMENT_LENGTH: Final = 600
 MIN_SEGMENT_LENGTH: Final = 10

@@ -34,11 +34,14 @@ from .const import (
     CONF_FEED_PROXY,
     CONF_FEED_URL,
     CONF_FEEDS,
+    CONF_KIND,
+    CONF_LOCATION,
     DOMAIN,
     FEED_FAILURES_BEFORE_ISSUE,
     FEEDS_STORE_KEY,
     FEEDS_STORE_VERSION,
     ISSUE_FEED_FAILING,
+    KIND_SHARING,
     STORAGE_DIR,
 )
 from .sharing import (
@@ -265,8 +268,19 @@ class FeedPoller:
         self._succeeded(url, state)
 
     def _homes(self) -> list[Point]:
+        """Where the footage is: each doorbell's own place when its owner set one in its
+        options, Home Assistant's location for the rest (and when there are none)."""
         config = self._hass.config
-        return [Point(config.latitude, config.longitude)]
+        here = Point(config.latitude, config.longitude)
+        homes: list[Point] = []
+        for entry in self._hass.config_entries.async_entries(DOMAIN):
+            if entry.data.get(CONF_KIND) == KIND_SHARING:
+                continue
+            place = entry.options.get(CONF_LOCATION)
+            point = Point(place["latitude"], place["longitude"]) if place else here
+            if point not in homes:
+                homes.append(point)
+        return homes or [here]
 
     async def _apply(self, url: str, state: FeedState, feed: Feed, counters: FeedCounters) -> None:
         now = dt_util.utcnow()

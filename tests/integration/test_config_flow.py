@@ -18,6 +18,7 @@ from custom_components.doorstep.const import (
     CONF_DEVICE_ID,
     CONF_FINGERPRINT,
     CONF_HOME_NETWORKS,
+    CONF_LOCATION,
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
     CONF_RECORD_AUDIO,
@@ -483,3 +484,36 @@ async def test_options(hass: HomeAssistant, paired_entry: MockConfigEntry) -> No
         # Nor does recording sound.
         CONF_RECORD_AUDIO: False,
     }
+
+
+async def test_options_place_a_doorbell_elsewhere(
+    hass: HomeAssistant, paired_entry: MockConfigEntry
+) -> None:
+    """A doorbell can be placed away from Home Assistant's home (area feeds match
+    against it); a place off the globe is refused with a clear error, and leaving the
+    field empty keeps Home Assistant's location."""
+    base = {
+        CONF_RING_COOLDOWN: 10,
+        CONF_ALLOW_REMOTE_LIVE_VIEW: False,
+        CONF_RECORD_CLIPS: True,
+        CONF_PRE_ROLL: 5,
+        CONF_POST_ROLL: 15,
+    }
+    with patch("custom_components.doorstep.async_setup_entry", return_value=True):
+        result = await hass.config_entries.options.async_init(paired_entry.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {**base, CONF_LOCATION: {"latitude": 95, "longitude": 7.44}}
+        )
+        assert result["type"] is FlowResultType.FORM
+        assert result["errors"] == {CONF_LOCATION: "invalid_location"}
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], {**base, CONF_LOCATION: {"latitude": 46.95, "longitude": 7.44}}
+        )
+        await hass.async_block_till_done()
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert paired_entry.options[CONF_LOCATION] == {"latitude": 46.95, "longitude": 7.44}
+
+        result = await hass.config_entries.options.async_init(paired_entry.entry_id)
+        result = await hass.config_entries.options.async_configure(result["flow_id"], base)
+        await hass.async_block_till_done()
+    assert CONF_LOCATION not in paired_entry.options

@@ -380,3 +380,26 @@ async def test_an_unreadable_trust_file_is_a_clear_form_error(
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "feed_unreachable"}
     assert "feeds" not in sharing_entry.options
+
+
+async def test_a_doorbell_set_elsewhere_is_matched_where_it_is(
+    hass: HomeAssistant, sharing_entry: MockConfigEntry, agency: ThreadedAgency
+) -> None:
+    """A doorbell whose owner placed it in Bern (its options) matches the Bern request,
+    and, as the only doorbell, no longer the one around Home Assistant's location."""
+    MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="bern-door",
+        data={"device_id": "bern-door"},
+        options={"location": {"latitude": 46.95, "longitude": 7.44}},
+    ).add_to_hass(hass)
+    url = feed_url(agency)
+    confirm = await subscribe(hass, sharing_entry, url, KEYS.fingerprint())
+    await hass.config_entries.options.async_configure(confirm["flow_id"], {})
+    await hass.async_block_till_done()
+    await hass.async_add_executor_job(
+        store_clip, hass, dt_util.utcnow() - timedelta(hours=2, minutes=30)
+    )
+    await poller(hass).async_poll(url)
+    await hass.async_block_till_done()
+    assert [r.reference for r in hub_of(sharing_entry).gate.requests()] == ["RPD-FAR"]
