@@ -338,6 +338,34 @@ def verify_feed(
     the newest one a verified rotation led to). ``last_sequence`` is the sequence of the
     last feed applied: an older one is a replay.
     """
+    payload_bytes, signer = _signed_payload(raw, pinned)
+    # Only signed bytes are parsed from here on.
+    payload = _object(
+        _strict_json(payload_bytes, "payload"),
+        "payload",
+        {"agency", "kind", "sequence", "issued_at", "expires_at", "entries"},
+    )
+    sequence = _sequence(payload["sequence"], last_sequence)
+    issued_at, expires_at = _lifetime(payload["issued_at"], payload["expires_at"], now)
+    kind_value = payload["kind"]
+    if kind_value not in {kind.value for kind in RequesterKind}:
+        raise _reject("kind must be one of " + ", ".join(kind.value for kind in RequesterKind))
+    entries, withdrawn = _entries(payload["entries"], now)
+    return Feed(
+        agency=_text(payload["agency"], "agency", MAX_AGENCY_NAME),
+        kind=RequesterKind(kind_value),
+        sequence=sequence,
+        issued_at=issued_at,
+        expires_at=expires_at,
+        entries=entries,
+        withdrawn=withdrawn,
+        signer=signer,
+    )
+
+
+def _signed_payload(raw: bytes, pinned: str) -> tuple[bytes, str]:
+    """The envelope's payload bytes once their signature verifies under a key the pinned
+    fingerprint leads to, with that key's fingerprint."""
     if len(raw) > MAX_FEED_BYTES:
         raise FeedRejected("too_large", f"feed is larger than {MAX_FEED_BYTES} bytes")
     envelope = _object(
@@ -352,29 +380,33 @@ def verify_feed(
         key.verify(signature, PAYLOAD_CONTEXT + payload_bytes)
     except InvalidSignature:
         raise FeedRejected("bad_signature", "the payload's signature does not verify") from None
-    # Only signed bytes are parsed from here on.
-    payload = _object(
-        _strict_json(payload_bytes, "payload"),
-        "payload",
-        {"agency", "kind", "sequence", "issued_at", "expires_at", "entries"},
-    )
-    sequence = payload["sequence"]
-    if isinstance(sequence, bool) or not isinstance(sequence, int) or not 0 <= sequence < 2**53:
+    return payload_bytes, signer
+
+
+def _sequence(value: Any, last_sequence: int | None) -> int:
+    """The feed's sequence, refused when it is not a number or older than the last one."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
         raise _reject("sequence must be a whole number from 0")
-    if last_sequence is not None and sequence < last_sequence:
-        raise FeedRejected("replayed", f"sequence {sequence} is older than {last_sequence}")
-    issued_at = _time(payload["issued_at"], "issued_at")
-    expires_at = _time(payload["expires_at"], "expires_at")
+    if last_sequence is not None and value < last_sequence:
+        raise FeedRejected("replayed", f"sequence {value} is older than {last_sequence}")
+    return value
+
+
+def _lifetime(issued: Any, expires: Any, now: datetime) -> tuple[datetime, datetime]:
+    """When the feed was issued and until when it holds, checked against ``now``."""
+    issued_at = _time(issued, "issued_at")
+    expires_at = _time(expires, "expires_at")
     if issued_at > now + CLOCK_SKEW:
         raise _reject("issued_at must not be in the future")
     if expires_at <= issued_at or expires_at - issued_at > MAX_FEED_LIFETIME:
         raise _reject(f"expires_at must follow issued_at by at most {MAX_FEED_LIFETIME.days} days")
     if now >= expires_at:
         raise FeedRejected("stale", "the feed has expired")
-    kind_value = payload["kind"]
-    if kind_value not in {kind.value for kind in RequesterKind}:
-        raise _reject("kind must be one of " + ", ".join(kind.value for kind in RequesterKind))
-    items = payload["entries"]
+    return issued_at, expires_at
+
+
+def _entries(items: Any, now: datetime) -> tuple[tuple[FeedEntry, ...], frozenset[str]]:
+    """The open entries and the ids of withdrawn ones; an id may appear only once."""
     if not isinstance(items, list) or len(items) > MAX_ENTRIES:
         raise _reject(f"entries must be a list of at most {MAX_ENTRIES}")
     entries: list[FeedEntry] = []
@@ -390,16 +422,7 @@ def verify_feed(
             withdrawn.add(parsed)
         else:
             entries.append(parsed)
-    return Feed(
-        agency=_text(payload["agency"], "agency", MAX_AGENCY_NAME),
-        kind=RequesterKind(kind_value),
-        sequence=sequence,
-        issued_at=issued_at,
-        expires_at=expires_at,
-        entries=tuple(entries),
-        withdrawn=frozenset(withdrawn),
-        signer=signer,
-    )
+    return tuple(entries), frozenset(withdrawn)
 
 
 def key_fingerprints(raw: bytes) -> list[str]:
