@@ -18,10 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
-import json
-import os
 from pathlib import Path
-import subprocess
 
 import aiohttp
 import pytest
@@ -39,7 +36,8 @@ from scripts.lab.hass import (
     prepare_config_dir,
     wait_http_ready,
 )
-from scripts.lab.netns import Topology, ns_argv
+from scripts.lab.netns import Topology
+from scripts.lab.nft import LinkCounters
 from scripts.lab.procs import ManagedProcess, within
 
 from .conftest import HassInstance, Paired, require_tool
@@ -50,58 +48,20 @@ pytestmark = pytest.mark.e2e
 HUB_B_PORT = 8124
 
 
-def _nft(ns: str, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ns_argv(ns, "nft", *args), input=stdin, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"nft {' '.join(args)} in {ns} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-class AgencyLink:
+class AgencyLink(LinkCounters):
     """Counters on the hub namespace's end of the link to the agency."""
 
     def __init__(self, ns: str, link: str) -> None:
-        self._ns = ns
-        self._table = f"ds{os.getpid()}feeds"
-        _nft(
+        feed = f'oifname "{link}" tcp dport {AGENCY_PORT}'
+        super().__init__(
             ns,
-            "-f",
-            "-",
-            stdin=f"""
-table inet {self._table} {{
-  counter out_all {{ }}
-  counter out_feed_port {{ }}
-  counter out_syn {{ }}
-  counter in_all {{ }}
-  chain postrouting {{
-    type filter hook postrouting priority -20; policy accept;
-    oifname "{link}" counter name "out_all"
-    oifname "{link}" tcp dport {AGENCY_PORT} counter name "out_feed_port"
-    oifname "{link}" tcp dport {AGENCY_PORT} tcp flags & (syn | ack) == syn counter name "out_syn"
-  }}
-  chain prerouting {{
-    type filter hook prerouting priority -20; policy accept;
-    iifname "{link}" counter name "in_all"
-  }}
-}}
-""",
-        )
-
-    def read(self) -> dict[str, int]:
-        listing = json.loads(_nft(self._ns, "-j", "list", "counters", "table", "inet", self._table))
-        return {
-            item["counter"]["name"]: int(item["counter"]["packets"])
-            for item in listing["nftables"]
-            if "counter" in item
-        }
-
-    def remove(self) -> None:
-        subprocess.run(
-            ns_argv(self._ns, "nft", "delete", "table", "inet", self._table),
-            capture_output=True,
-            check=False,
+            "feeds",
+            outgoing=[
+                f'oifname "{link}" counter name "out_all"',
+                f'{feed} counter name "out_feed_port"',
+                f'{feed} tcp flags & (syn | ack) == syn counter name "out_syn"',
+            ],
+            incoming=[f'iifname "{link}" counter name "in_all"'],
         )
 
 

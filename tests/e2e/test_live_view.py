@@ -38,6 +38,7 @@ from reference_doorbell.blockcode import code_height, decode_blockcode
 from scripts.lab.forward import TcpForwarder
 from scripts.lab.hass import HASS_PORT, REPO, HassWebSocket, Owner
 from scripts.lab.netns import Topology, ns_argv
+from scripts.lab.nft import nft, read_nft_counters
 
 from .conftest import BROWSER_GID, HassInstance, Paired, require_tool
 
@@ -74,23 +75,6 @@ CHROMIUM_ARGS = [
     "--disable-features=WebRtcHideLocalIpsWithMdns",
 ]
 # --- nftables: counters, and the browser's egress guard ---------------------------
-
-
-def _nft(ns: str | None, *args: str, stdin: str | None = None) -> str:
-    argv = ["nft", *args] if ns is None else ns_argv(ns, "nft", *args)
-    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def _counters(ns: str | None, table: str) -> dict[str, int]:
-    listing = json.loads(_nft(ns, "-j", "list", "counters", "table", "inet", table))
-    return {
-        item["counter"]["name"]: int(item["counter"]["packets"])
-        for item in listing["nftables"]
-        if "counter" in item
-    }
 
 
 def root_ruleset(table: str, lab_nets: str, root_link: str) -> str:
@@ -168,7 +152,7 @@ class PacketCounters:
     def read(self) -> dict[str, int]:
         totals: dict[str, int] = {}
         for ns in self.namespaces:
-            for name, packets in _counters(ns, self.table).items():
+            for name, packets in read_nft_counters(ns, self.table).items():
                 totals[name] = totals.get(name, 0) + packets
         return totals
 
@@ -192,12 +176,12 @@ def egress_guard(topology: Topology, table: str) -> Iterator[PacketCounters]:
     lab_nets = f"{topology.lan}, {topology.uplink}"
     counters = PacketCounters(table=table, namespaces=[None, *topology.namespaces()])
     try:
-        _nft(None, "-f", "-", stdin=root_ruleset(table, lab_nets, topology.root_link))
+        nft(None, "-f", "-", stdin=root_ruleset(table, lab_nets, topology.root_link))
         for ns in topology.namespaces():
             ruleset = lab_ruleset(table, lab_nets)
             if ns == topology.hub_ns:
                 ruleset += hub_to_browser_rule(table, topology.root_address)
-            _nft(ns, "-f", "-", stdin=ruleset)
+            nft(ns, "-f", "-", stdin=ruleset)
         yield counters
     finally:
         counters.remove()

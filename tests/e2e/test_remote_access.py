@@ -19,7 +19,6 @@ import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
 import json
-import os
 from pathlib import Path
 import subprocess
 import sys
@@ -32,13 +31,13 @@ import pytest
 from scripts.lab.doorbell import Doorbell
 from scripts.lab.hass import HASS_PORT, REPO, HassClient, Owner
 from scripts.lab.netns import Topology, ns_argv
+from scripts.lab.nft import LinkCounters
 from scripts.lab.outside import OutsideHost
 from scripts.lab.procs import python_env, within
 from scripts.lab.proxy import NGINX, ReverseProxy
 from scripts.lab.requests import file_request
 
 from .conftest import HassInstance, Paired, require_tool, run_async
-from .test_live_view import _nft
 
 pytestmark = pytest.mark.e2e
 
@@ -46,49 +45,19 @@ CAMERA = "camera.front_door"
 DOORS = ("forwarding", "bare", "untrusted")
 
 
-class StrangerLink:
+class StrangerLink(LinkCounters):
     """Counters on the hub's end of the stranger's link, and on its link home (up0)."""
 
     def __init__(self, hub_ns: str, link: str) -> None:
-        self._ns = hub_ns
-        self._table = f"ds{os.getpid()}stranger"
-        _nft(
+        super().__init__(
             hub_ns,
-            "-f",
-            "-",
-            stdin=f"""
-table inet {self._table} {{
-  counter hub_to_stranger {{ }}
-  counter hub_to_stranger_udp {{ }}
-  counter stranger_to_hub {{ }}
-  counter hub_to_home_udp {{ }}
-  chain postrouting {{
-    type filter hook postrouting priority -20; policy accept;
-    oifname "{link}" meta l4proto udp counter name "hub_to_stranger_udp"
-    oifname "{link}" counter name "hub_to_stranger"
-    oifname "up0" meta l4proto udp counter name "hub_to_home_udp"
-  }}
-  chain prerouting {{
-    type filter hook prerouting priority -20; policy accept;
-    iifname "{link}" counter name "stranger_to_hub"
-  }}
-}}
-""",
-        )
-
-    def read(self) -> dict[str, int]:
-        listing = json.loads(_nft(self._ns, "-j", "list", "counters", "table", "inet", self._table))
-        return {
-            item["counter"]["name"]: int(item["counter"]["packets"])
-            for item in listing["nftables"]
-            if "counter" in item
-        }
-
-    def remove(self) -> None:
-        subprocess.run(
-            ns_argv(self._ns, "nft", "delete", "table", "inet", self._table),
-            capture_output=True,
-            check=False,
+            "stranger",
+            outgoing=[
+                f'oifname "{link}" meta l4proto udp counter name "hub_to_stranger_udp"',
+                f'oifname "{link}" counter name "hub_to_stranger"',
+                'oifname "up0" meta l4proto udp counter name "hub_to_home_udp"',
+            ],
+            incoming=[f'iifname "{link}" counter name "stranger_to_hub"'],
         )
 
 

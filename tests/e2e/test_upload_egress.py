@@ -44,6 +44,7 @@ from scripts.lab.hass import (
     login,
 )
 from scripts.lab.netns import Topology, ns_argv
+from scripts.lab.nft import LinkCounters
 from scripts.lab.outside import OutsideHost
 from scripts.lab.pairing import discover_and_pair
 from scripts.lab.procs import ManagedProcess, python_env, within
@@ -70,15 +71,6 @@ BROWSER_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
 ]
 API = "/api/doorstep/v1"
-
-
-def _nft(ns: str, *args: str, stdin: str | None = None) -> str:
-    proc = subprocess.run(
-        ns_argv(ns, "nft", *args), input=stdin, capture_output=True, text=True, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"nft {' '.join(args)} in {ns} failed: {proc.stderr.strip()}")
-    return proc.stdout
 
 
 @pytest.fixture
@@ -137,45 +129,15 @@ def outside(topology: Topology) -> Iterator[OutsideHost]:
         host.teardown()
 
 
-class RequesterLink:
+class RequesterLink(LinkCounters):
     """Counters on the hub's end of the link to the requester: every IP packet each way."""
 
     def __init__(self, hub_ns: str, link: str) -> None:
-        self._ns = hub_ns
-        self._table = f"ds{os.getpid()}egress"
-        _nft(
+        super().__init__(
             hub_ns,
-            "-f",
-            "-",
-            stdin=f"""
-table inet {self._table} {{
-  counter hub_to_requester {{ }}
-  counter requester_to_hub {{ }}
-  chain postrouting {{
-    type filter hook postrouting priority -20; policy accept;
-    oifname "{link}" counter name "hub_to_requester"
-  }}
-  chain prerouting {{
-    type filter hook prerouting priority -20; policy accept;
-    iifname "{link}" counter name "requester_to_hub"
-  }}
-}}
-""",
-        )
-
-    def read(self) -> dict[str, int]:
-        listing = json.loads(_nft(self._ns, "-j", "list", "counters", "table", "inet", self._table))
-        return {
-            item["counter"]["name"]: int(item["counter"]["packets"])
-            for item in listing["nftables"]
-            if "counter" in item
-        }
-
-    def remove(self) -> None:
-        subprocess.run(
-            ns_argv(self._ns, "nft", "delete", "table", "inet", self._table),
-            capture_output=True,
-            check=False,
+            "egress",
+            outgoing=[f'oifname "{link}" counter name "hub_to_requester"'],
+            incoming=[f'iifname "{link}" counter name "requester_to_hub"'],
         )
 
 
