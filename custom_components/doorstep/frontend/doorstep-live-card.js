@@ -297,8 +297,9 @@ class DoorstepLiveCard extends HTMLElement {
   }
 }
 
-if (!customElements.get(CARD_TYPE)) {
-  customElements.define(CARD_TYPE, DoorstepLiveCard);
+function defineCard() {
+  if (window.customElements.get(CARD_TYPE)) return;
+  window.customElements.define(CARD_TYPE, DoorstepLiveCard);
   window.customCards = window.customCards || [];
   window.customCards.push({
     type: CARD_TYPE,
@@ -306,3 +307,12 @@ if (!customElements.get(CARD_TYPE)) {
     description: "The doorbell's picture and sound, with a push-to-talk button.",
   });
 }
+
+// As in the sharing card: Home Assistant's app bundle swaps window.customElements for a
+// scoped-registry polyfill as it loads. Defined before that swap, the card sits in a
+// registry the dashboard no longer reads and shows as "Configuration error" until a
+// reload, so wait for Home Assistant's root element to be in the registry in use.
+(function defineWhenHomeAssistantIsReady() {
+  if (window.customElements.get("home-assistant")) defineCard();
+  else setTimeout(defineWhenHomeAssistantIsReady, 50);
+})();
