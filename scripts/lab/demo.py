@@ -239,6 +239,7 @@ class LabDemo:
 
         ws = await client.websocket()
         try:
+            await self._open_on_doorstep_dashboard(ws)
             for bell, info in zip(self.doorbells, infos, strict=True):
                 started = time.monotonic()
                 async with within(30, f"Home Assistant discovers {bell.name!r} by mDNS"):
@@ -305,6 +306,16 @@ class LabDemo:
         if result["type"] != "create_entry":
             raise RuntimeError(f"signing in to {DOORBIRD_NAME!r} did not finish: {result}")
         say(f"signed in to {DOORBIRD_NAME!r} (the DoorBird emulator) through the config flow")
+
+    @staticmethod
+    async def _open_on_doorstep_dashboard(ws: HassWebSocket) -> None:
+        """Make the demo's dashboard the one the printed URL opens (Settings >
+        Dashboards > Set as default, for everyone). Home Assistant 2026 otherwise opens
+        its generated home page, which has no doorbell on it."""
+        current = await ws.call("frontend/get_system_data", key="core")
+        core = dict(current.get("value") or {})
+        core["default_panel"] = "lovelace"
+        await ws.call("frontend/set_system_data", key="core", value=core)
 
     async def _ignore_core_doorbird_offer(self, ws: HassWebSocket) -> None:
         """Home Assistant's own DoorBird integration offers the same station (it matches

@@ -74,11 +74,16 @@ class DoorstepLiveCard extends HTMLElement {
   }
 
   set hass(hass) {
-    const first = !this._hass;
+    const before = this._hass;
     this._hass = hass;
-    if (first) {
+    if (!before) {
       this._render();
       this._loadTexts();
+    } else if (hass.localize !== before.localize) {
+      // Texts arrived (or the language changed). Two cards asking at once both wait
+      // on one load, and the one that asked second may hear back before the texts
+      // are in; the next hass object has them either way.
+      this._sayTexts();
     } else {
       this._showName();
     }
