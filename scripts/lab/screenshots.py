@@ -119,11 +119,14 @@ async def shoot(url: str, out: Path, owner: Owner) -> list[Path]:
                 await _wait_for_videos(page, 3)
                 card = page.locator("doorstep-sharing-card")
                 await card.locator(".request").first.wait_for(timeout=WAIT_MS)
+                # The whole view first: shooting the card scrolls the page down to it.
                 for theme in THEMES:
                     await _use_theme(page, theme)
                     path = out / f"dashboard-{theme}-{size_name}.png"
                     await page.screenshot(path=str(path))
                     taken.append(path)
+                for theme in THEMES:
+                    await _use_theme(page, theme)
                     path = out / f"sharing-card-{theme}-{size_name}.png"
                     await card.scroll_into_view_if_needed()
                     await card.screenshot(path=str(path))
