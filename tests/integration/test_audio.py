@@ -21,13 +21,13 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator, WebSocketGenerator
 
+from custom_components.doorstep.card import FRONTEND_DIR
 from custom_components.doorstep.const import (
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
     CONF_RECORD_AUDIO,
     DOMAIN,
 )
-from custom_components.doorstep.live_card import LIVE_CARD_FILE
 from custom_components.doorstep.recording import DATA_CLIPS
 from reference_doorbell.audio import FRAME_SAMPLES, SAMPLE_RATE, read_wav
 from reference_doorbell.doorbell import Doorbell
@@ -239,7 +239,7 @@ async def test_live_card_texts_are_served_translated(
 ) -> None:
     """Every text the live card asks for is in the translations Home Assistant serves
     to the frontend (``frontend/get_translations``, category ``common``)."""
-    source = LIVE_CARD_FILE.read_text()
+    source = (FRONTEND_DIR / "doorstep-live-card.js").read_text()
     asked = set(re.findall(r'_t\(\s*"(card_live_[a-z0-9_]+)"', source))
     assert {"card_live_start", "card_live_talk", "card_live_editor_show_name"} <= asked
     texts = await async_get_translations(hass, "en", "common", [DOMAIN])
