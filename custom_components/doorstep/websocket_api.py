@@ -72,7 +72,14 @@ from .sharing_hub import (
     request_switch_id,
 )
 from .sharing_views import THUMBNAIL_URL, from_home_network
-from .step_up import async_check_proof, async_step_up_facts, has_password, has_totp, session_kind
+from .step_up import (
+    async_check_proof,
+    async_step_up_facts,
+    has_password,
+    has_totp,
+    other_mfa_modules,
+    session_kind,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -329,14 +336,18 @@ REQUEST_ID: dict[str | probatio.Marker, Any] = {probatio.Required("request_id"):
 @async_response
 async def ws_step_up(hass: HomeAssistant, connection: Connection, msg: dict[str, Any]) -> None:
     """What the card's confirm form must ask for: is this a login session, has the person
-    a password, and a TOTP code to give."""
+    a password, and a TOTP code to give. ``mfa_unsupported`` is true when the person's
+    only two-factor login is one the card cannot check (notify codes, say): they cannot
+    approve until they add TOTP, and the card says so."""
     user = connection.user
+    totp = await has_totp(hass, user)
     connection.send_result(
         msg["id"],
         {
             "interactive": session_kind(hass, connection.refresh_token_id) is SessionKind.NORMAL,
             "password": await has_password(hass, user),
-            "totp": await has_totp(hass, user),
+            "totp": totp,
+            "mfa_unsupported": not totp and bool(await other_mfa_modules(hass, user)),
             "is_admin": user.is_admin,
         },
     )
