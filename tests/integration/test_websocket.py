@@ -234,7 +234,14 @@ async def test_malformed_request_ids_change_nothing(
     assert response["error"]["translation_key"] == "invalid_request_id"
     assert "Nothing was changed" in response["error"]["message"]
     assert hub_of(sharing_entry).gate.get(filed).state.value == "pending"
-    assert [entry["kind"] for entry in audit_entries(hass)] == ["filed"]
+    entries = audit_entries(hass)
+    if command == "approve":
+        # Every refused approval is on record, without the id the caller typed.
+        assert [(e["kind"], e["request"], e["details"]) for e in entries[1:]] == [
+            ("refused", None, {"action": "approve", "reason": "invalid_request_id"})
+        ]
+        entries = entries[:1]
+    assert [entry["kind"] for entry in entries] == ["filed"]
 
 
 @pytest.mark.parametrize(
