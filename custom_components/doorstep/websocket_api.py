@@ -576,6 +576,10 @@ async def ws_approve(
         await async_approve(hub, request.id, verified, confirm=msg["confirm"])
     except HomeAssistantError as err:
         key = err.translation_key or ""
+        if not key.startswith(("approval_", "step_up_")) and key != "preview_stale":
+            # The gate records its own refusals; a closed request or a changed clip
+            # stops the approval too, and goes on record here.
+            await async_audit_refusal(hub, request.id, verified, "approve", key or "error")
         if key in ("request_closed", "preview_stale"):
             error_code = ERR_NOT_ALLOWED
         elif key.startswith(("approval_", "step_up_")):

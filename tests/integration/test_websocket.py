@@ -205,12 +205,14 @@ async def test_decline_and_revoke(
     assert revoked["result"] == {"id": approved, "state": "revoked"}
     status = await (await client.get(f"{API}/requests/{approved}", headers=headers)).json()
     assert status == {"id": approved, "status": "closed"}
-    assert [e["kind"] for e in audit_entries(hass)] == [
-        "filed",
-        "filed",
-        "declined",
-        "approved",
-        "revoked",
+    assert [(e["kind"], e["details"].get("reason")) for e in audit_entries(hass)] == [
+        ("filed", None),
+        ("filed", None),
+        ("declined", None),
+        # Approving the declined request is refused, and on record.
+        ("refused", "request_closed"),
+        ("approved", None),
+        ("revoked", None),
     ]
 
 
