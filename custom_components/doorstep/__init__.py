@@ -133,6 +133,7 @@ async def _async_setup_sharing(hass: HomeAssistant, entry: SharingConfigEntry) -
         hass.data.pop(DATA_SHARING, None)
         async_dispatcher_send(hass, SIGNAL_SHARING_CHANGED)
         await hub.store.async_save(state_to_dict(hub.gate.state))
+        await hub.async_write_refusal_summaries(flush=True)
 
     entry.async_on_unload(_stop_sharing)
     await hass.config_entries.async_forward_entry_setups(entry, SHARING_PLATFORMS)

@@ -45,6 +45,7 @@ from .const import (
     CONF_FEEDS,
     CONF_FINGERPRINT,
     CONF_HOME_NETWORKS,
+    CONF_HUB_BROWSERS_AT_HOME,
     CONF_KIND,
     CONF_LOCATION,
     CONF_POST_ROLL,
@@ -683,6 +684,7 @@ class RequestersOptionsFlow(OptionsFlow):
                 "subscribe_feed",
                 "unsubscribe_feed",
                 "feed_proxy",
+                "hub_browsers",
             ],
         )
 
@@ -892,6 +894,26 @@ class RequestersOptionsFlow(OptionsFlow):
                 {CONF_FEED_PROXY: self.config_entry.options.get(CONF_FEED_PROXY) or ""},
             ),
             errors=errors,
+        )
+
+    async def async_step_hub_browsers(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Whether browsers on the hub itself (localhost) count as the home network."""
+        if user_input is not None:
+            options = dict(self.config_entry.options)
+            options[CONF_HUB_BROWSERS_AT_HOME] = bool(user_input[CONF_HUB_BROWSERS_AT_HOME])
+            return self.async_create_entry(data=options)
+        return self.async_show_form(
+            step_id="hub_browsers",
+            data_schema=probatio.Schema(
+                {
+                    probatio.Required(
+                        CONF_HUB_BROWSERS_AT_HOME,
+                        default=bool(self.config_entry.options.get(CONF_HUB_BROWSERS_AT_HOME)),
+                    ): selector.BooleanSelector()
+                }
+            ),
         )
 
 

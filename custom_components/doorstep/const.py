@@ -80,6 +80,9 @@ CONF_FEEDS: Final = "feeds"
 CONF_FEED_URL: Final = "url"
 CONF_FEED_FINGERPRINT: Final = "fingerprint"
 CONF_FEED_PROXY: Final = "feed_proxy"
+# Sharing entry option: browsers connecting from the hub itself (127.0.0.1, ::1) with no
+# proxy header count as home. Off by default: a tunnel ending on the hub looks the same.
+CONF_HUB_BROWSERS_AT_HOME: Final = "hub_browsers_at_home"
 FEEDS_STORE_KEY: Final = "doorstep.feeds"
 FEEDS_STORE_VERSION: Final = 1
 # Suffixed with the subscription's id; the translation key is feed_<reason>.

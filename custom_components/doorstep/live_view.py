@@ -18,7 +18,14 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.http import current_request
 from homeassistant.helpers.network import is_cloud_connection
 
-from .const import CONF_ALLOW_REMOTE_LIVE_VIEW, CONF_HOME_NETWORKS
+from .const import (
+    CONF_ALLOW_REMOTE_LIVE_VIEW,
+    CONF_HOME_NETWORKS,
+    CONF_HUB_BROWSERS_AT_HOME,
+    CONF_KIND,
+    DOMAIN,
+    KIND_SHARING,
+)
 from .media import NetworkPolicy
 from .media.network import IPAddress, IPNetwork, parse_address
 
@@ -73,6 +80,10 @@ class Whereabouts(StrEnum):
     # Forwarding headers Home Assistant did not act on: a proxy it does not trust, or
     # a trusted one that forwards for a proxy it does not trust.
     UNTRUSTED_PROXY = "untrusted_proxy"
+    # A connection from the hub itself (loopback) that names nobody: a browser on the
+    # hub, or a tunnel ending there (ssh -R, cloudflared, ngrok, socat) carrying a
+    # browser from anywhere. Outside unless the owner says browsers on the hub are home.
+    HUB_ITSELF = "hub_itself"
 
 
 # Headers a reverse proxy adds to say whom it forwards for. Home Assistant acts only on
@@ -139,6 +150,15 @@ def _first_untrusted_hop(chain: list[str], trusted: list[IPNetwork]) -> int | No
     return 0
 
 
+def hub_browsers_at_home(hass: HomeAssistant) -> bool:
+    """Whether the owner counts connections from the hub itself as the home network
+    (an option of the sharing entry, off by default)."""
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.data.get(CONF_KIND) == KIND_SHARING:
+            return bool(entry.options.get(CONF_HUB_BROWSERS_AT_HOME, False))
+    return False
+
+
 def client_whereabouts(
     hass: HomeAssistant, request: web.Request, policy: NetworkPolicy
 ) -> Whereabouts:
@@ -158,8 +178,12 @@ def client_whereabouts(
     - other forwarding headers (Forwarded, X-Real-IP, ...) from an untrusted peer go
       unread, and the peer's own, often private, address would pass for the client's.
 
-    A proxy on an untrusted address that sends no forwarding header at all cannot be
-    told from a browser at that address; docs/privacy.md says so.
+    - a connection from loopback that names nobody started on the hub itself, where a
+      TCP tunnel from anywhere (ssh -R, cloudflared, ngrok, socat) ends as readily as a
+      local browser: outside, unless the owner counts browsers on the hub as home.
+
+    A proxy on another untrusted address that sends no forwarding header at all cannot
+    be told from a browser at that address; docs/privacy.md says so.
     """
     if is_cloud_connection(hass):
         return Whereabouts.CLOUD
@@ -173,6 +197,8 @@ def client_whereabouts(
             return Whereabouts.UNTRUSTED_PROXY
     elif any(header in request.headers for header in _PROXY_HEADERS):
         return Whereabouts.UNTRUSTED_PROXY
+    elif peer is not None and peer.is_loopback and not hub_browsers_at_home(hass):
+        return Whereabouts.HUB_ITSELF
     address = request.remote
     if address is None or not policy.allows(address):
         return Whereabouts.OUTSIDE_ADDRESS

@@ -47,6 +47,7 @@ from .sharing import (
     EgressGate,
     FailureLimiter,
     HubKey,
+    RefusalThrottle,
     Requester,
     RequesterKind,
     RequestState,
@@ -99,6 +100,8 @@ class SharingHub:
     step_up_failures: FailureLimiter = field(
         default_factory=lambda: FailureLimiter(clock=dt_util.utcnow)
     )
+    # Refusals written in full per actor before they are only counted (sharing.refusals).
+    refusals: RefusalThrottle = field(default_factory=lambda: RefusalThrottle(clock=dt_util.utcnow))
     _notified: set[str] = field(default_factory=set)
     # Requests whose "footage request" notification is showing, to dismiss once closed.
     _notices: set[str] = field(default_factory=set)
@@ -182,6 +185,19 @@ class SharingHub:
         except AuditWriteError:
             # The requests are closed all the same; the entry is what is missing.
             _LOGGER.exception("expired requests closed, but not all were written to the audit log")
+        await self.async_write_refusal_summaries()
+
+    async def async_write_refusal_summaries(self, *, flush: bool = False) -> None:
+        """Write the counts of refusals held back in windows that have ended (every
+        window with ``flush``, when sharing stops); kept for later if the log fails."""
+        summaries = self.refusals.due(flush=flush)
+        for index, summary in enumerate(summaries):
+            try:
+                await self.audit.append(AuditKind.REFUSED, None, summary.actor, summary.details())
+            except AuditWriteError:
+                _LOGGER.exception("could not record %s held-back refusals", summary.total)
+                self.refusals.restore(summaries[index:])
+                return
 
     def _announce(self, request: ShareRequest) -> None:
         requester = self.gate.requester(request.requester_id)
@@ -267,12 +283,28 @@ def request_switch_id(hass: HomeAssistant, request_id: str) -> str | None:
 
 
 async def async_audit_refusal(
-    hub: SharingHub, request_id: str | None, actor: Actor, action: str, reason: str
+    hub: SharingHub,
+    request_id: str | None,
+    actor: Actor,
+    action: str,
+    reason: str,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Put a refusal the gate did not see on record; if even that fails, it still stands."""
+    """Put a refusal the gate did not see on record; if even that fails, it still stands.
+
+    Past the throttle's cap for this actor, the refusal is only counted, and written
+    later as part of one summary entry (``sharing.refusals``). ``extra`` adds details
+    that hold no secret and nothing the caller typed (the names of rejected fields).
+    """
+    await hub.async_write_refusal_summaries()
+    if not hub.refusals.admit(actor.label, action, reason):
+        return
     try:
         await hub.audit.append(
-            AuditKind.REFUSED, request_id, actor.label, {"action": action, "reason": reason}
+            AuditKind.REFUSED,
+            request_id,
+            actor.label,
+            {"action": action, "reason": reason, **(extra or {})},
         )
     except AuditWriteError:
         # Nothing was allowed, so nothing depends on this entry: refuse all the same.

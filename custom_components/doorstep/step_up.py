@@ -3,6 +3,11 @@
 The rule itself is ``sharing.approval`` (free of Home Assistant); this module only reads
 what it needs from Home Assistant's auth manager and checks a proof with Home Assistant's
 own ``homeassistant`` auth provider and ``totp`` MFA module, never a copy of either.
+
+Other two-factor modules (Home Assistant's ``notify``, which sends a one-time code
+through a notify service, or a custom one) are not run here: a person whose only second
+factor is one of those is refused with ``step_up_mfa_unsupported`` rather than checked
+on the password alone.
 """
 
 from __future__ import annotations
@@ -73,6 +78,12 @@ async def has_totp(hass: HomeAssistant, user: User) -> bool:
     return module is not None and await module.async_is_user_setup(user.id)
 
 
+async def other_mfa_modules(hass: HomeAssistant, user: User) -> list[str]:
+    """Ids of the two-factor modules other than TOTP that the user has set up."""
+    enabled = await hass.auth.async_get_enabled_mfa(user)
+    return sorted(module_id for module_id in enabled if module_id != TOTP_MODULE)
+
+
 async def has_password(hass: HomeAssistant, user: User) -> bool:
     """Whether the user can log in with a Home Assistant password (not, say, trusted networks)."""
     return await _password_login(hass, user) is not None
@@ -96,6 +107,7 @@ async def async_step_up_facts(
         is_read_only=is_read_only,
         has_password=await has_password(hass, user),
         has_totp=await has_totp(hass, user),
+        has_other_mfa=bool(await other_mfa_modules(hass, user)),
         code_given=code_given,
     )
 

@@ -72,7 +72,14 @@ from .sharing_hub import (
     request_switch_id,
 )
 from .sharing_views import THUMBNAIL_URL, from_home_network
-from .step_up import async_check_proof, async_step_up_facts, has_password, has_totp, session_kind
+from .step_up import (
+    async_check_proof,
+    async_step_up_facts,
+    has_password,
+    has_totp,
+    other_mfa_modules,
+    session_kind,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -329,14 +336,18 @@ REQUEST_ID: dict[str | probatio.Marker, Any] = {probatio.Required("request_id"):
 @async_response
 async def ws_step_up(hass: HomeAssistant, connection: Connection, msg: dict[str, Any]) -> None:
     """What the card's confirm form must ask for: is this a login session, has the person
-    a password, and a TOTP code to give."""
+    a password, and a TOTP code to give. ``mfa_unsupported`` is true when the person's
+    only two-factor login is one the card cannot check (notify codes, say): they cannot
+    approve until they add TOTP, and the card says so."""
     user = connection.user
+    totp = await has_totp(hass, user)
     connection.send_result(
         msg["id"],
         {
             "interactive": session_kind(hass, connection.refresh_token_id) is SessionKind.NORMAL,
             "password": await has_password(hass, user),
-            "totp": await has_totp(hass, user),
+            "totp": totp,
+            "mfa_unsupported": not totp and bool(await other_mfa_modules(hass, user)),
             "is_admin": user.is_admin,
         },
     )
@@ -449,16 +460,70 @@ async def _refuse_approval(
     )
 
 
-@websocket_command(
-    {
-        probatio.Required("type"): "doorstep/sharing/approve",
-        **REQUEST_ID,
-        probatio.Required("confirm"): probatio.All(str, probatio.Length(min=1, max=128)),
-        probatio.Required("password"): probatio.All(str, probatio.Length(max=MAX_SECRET)),
-        probatio.Optional("code"): probatio.Any(
-            None, probatio.All(str, probatio.Length(max=MAX_SECRET))
-        ),
+# What an approval must carry. Checked inside the handler rather than by Home Assistant
+# before it, so a malformed approval is audited like any other refused one.
+APPROVE_FIELDS: dict[str | probatio.Marker, Any] = {
+    **REQUEST_ID,
+    probatio.Required("confirm"): probatio.All(str, probatio.Length(min=1, max=128)),
+    probatio.Required("password"): probatio.All(str, probatio.Length(max=MAX_SECRET)),
+    probatio.Optional("code"): probatio.Any(
+        None, probatio.All(str, probatio.Length(max=MAX_SECRET))
+    ),
+}
+_APPROVE_SCHEMA = probatio.Schema(
+    {probatio.Required("id"): int, probatio.Required("type"): str, **APPROVE_FIELDS}
+)
+_APPROVE_FIELD_NAMES = frozenset(str(key) for key in APPROVE_FIELDS)
+
+
+def _rejected_fields(err: probatio.Invalid) -> list[str]:
+    """The approval fields a malformed message got wrong, by name; anything else it sent
+    (an unknown key, whatever its name) is "other", so no caller's text reaches the log."""
+    errors = err.errors if isinstance(err, probatio.MultipleInvalid) else [err]
+    names = {
+        str(error.path[0]) if error.path and str(error.path[0]) in _APPROVE_FIELD_NAMES else "other"
+        for error in errors
     }
+    return sorted(names)
+
+
+def _well_formed_id(value: Any) -> str | None:
+    """The request id as sent, when it is one; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return check_id(value, "request id")
+    except InvalidId:
+        return None
+
+
+async def _refuse_malformed_approval(
+    connection: Connection, msg: dict[str, Any], hub: SharingHub, fields: list[str]
+) -> None:
+    """An approval that could not even be read: audited (who, when, which fields, none
+    of their values), then answered like Home Assistant's own format errors."""
+    request_id = _well_formed_id(msg.get("request_id"))
+    if request_id is not None and request_id not in hub.gate.state.requests:
+        request_id = None
+    actor = actor_for_user(connection.user)
+    await async_audit_refusal(
+        hub, request_id, actor, "approve", "invalid_approval", {"fields": fields}
+    )
+    _send_translated(
+        connection,
+        msg["id"],
+        ERR_INVALID_FORMAT,
+        "invalid_approval",
+        {"fields": ", ".join(fields)},
+    )
+
+
+@websocket_command(
+    probatio.All(
+        probatio.Schema(
+            {probatio.Required("type"): "doorstep/sharing/approve"}, extra=probatio.ALLOW_EXTRA
+        )
+    )
 )
 @async_response
 @_with_hub
@@ -467,7 +532,17 @@ async def ws_approve(
 ) -> None:
     """Approve as the connection's user, after the step-up: a person in a login session,
     an admin, with their password (and TOTP code) checked now, approving the preview
-    they saw (``confirm``). Every refusal is audited with its reason."""
+    they saw (``confirm``). Every refusal is audited with its reason, a malformed or
+    unknown request included."""
+    try:
+        msg = _APPROVE_SCHEMA(msg)
+    except probatio.Invalid as err:
+        await _refuse_malformed_approval(connection, msg, hub, _rejected_fields(err))
+        return
+    if msg["request_id"] not in hub.gate.state.requests:
+        # On record before the answer goes out, like every refusal here.
+        reason = "unknown_request" if _well_formed_id(msg["request_id"]) else "invalid_request_id"
+        await async_audit_refusal(hub, None, actor_for_user(connection.user), "approve", reason)
     if (request := _checked_request(hass, connection, msg, hub)) is None:
         return
     user = connection.user
@@ -501,6 +576,10 @@ async def ws_approve(
         await async_approve(hub, request.id, verified, confirm=msg["confirm"])
     except HomeAssistantError as err:
         key = err.translation_key or ""
+        if not key.startswith(("approval_", "step_up_")) and key != "preview_stale":
+            # The gate records its own refusals; a closed request or a changed clip
+            # stops the approval too, and goes on record here.
+            await async_audit_refusal(hub, request.id, verified, "approve", key or "error")
         if key in ("request_closed", "preview_stale"):
             error_code = ERR_NOT_ALLOWED
         elif key.startswith(("approval_", "step_up_")):

@@ -3,6 +3,7 @@ Assistant inside the hub namespace (browsers treat 127.0.0.1 as a secure context
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 
@@ -11,12 +12,20 @@ class TcpForwarder:
     """Accepts on (listen_host, listen_port) and pipes each connection to the target."""
 
     def __init__(
-        self, listen_host: str, listen_port: int, target_host: str, target_port: int
+        self,
+        listen_host: str,
+        listen_port: int,
+        target_host: str,
+        target_port: int,
+        *,
+        source_host: str | None = None,
     ) -> None:
         self.listen_host = listen_host
         self.listen_port = listen_port
         self.target_host = target_host
         self.target_port = target_port
+        # The address each onward connection comes from (None: the system's choice).
+        self.source_host = source_host
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -41,7 +50,9 @@ class TcpForwarder:
         try:
             try:
                 up_reader, up_writer = await asyncio.open_connection(
-                    self.target_host, self.target_port
+                    self.target_host,
+                    self.target_port,
+                    local_addr=(self.source_host, 0) if self.source_host else None,
                 )
             except OSError:
                 writer.close()
@@ -79,3 +90,48 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
                 writer.write_eof()
             else:
                 writer.close()
+
+
+async def _serve(
+    listen_host: str,
+    listen_port: int,
+    target_host: str,
+    target_port: int,
+    source_host: str | None,
+) -> None:
+    forwarder = TcpForwarder(
+        listen_host, listen_port, target_host, target_port, source_host=source_host
+    )
+    await forwarder.start()
+    # The caller waits for this line before it connects.
+    print(f"listening on {listen_host}:{forwarder.bound_port}", flush=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await forwarder.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a forwarder until killed: ``LISTEN_HOST LISTEN_PORT TARGET_HOST TARGET_PORT``,
+    optionally ``--source ADDRESS`` for the onward connections.
+
+    The lab runs it inside a namespace (``ip netns exec``) to stand for a TCP tunnel, such
+    as ``ssh -R`` or ``socat``, ending on the hub.
+    """
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("listen_host")
+    parser.add_argument("listen_port", type=int)
+    parser.add_argument("target_host")
+    parser.add_argument("target_port", type=int)
+    parser.add_argument("--source", default=None)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(
+            _serve(
+                args.listen_host, args.listen_port, args.target_host, args.target_port, args.source
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

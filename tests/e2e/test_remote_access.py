@@ -327,6 +327,79 @@ def test_stranger_gets_no_footage_directly_or_through_any_proxy(
     assert counters["hub_to_stranger_udp"] == 0
 
 
+# Where the tunnel listens on the hub, on its link to the stranger (no other lab port).
+TUNNEL_PORT = 8190
+# The loopback address the tunnel connects from. The lab lists 127.0.0.1 in
+# trusted_proxies for nginx, so a tunnel from there would already be outside as a
+# trusted proxy that names nobody; 127.0.0.2 is loopback nobody vouched for, as
+# 127.0.0.1 is on a hub without trusted_proxies.
+TUNNEL_SOURCE = "127.0.0.2"
+
+
+@pytest.fixture
+def tunnel_on_the_hub(topology: Topology, stranger: OutsideHost) -> Iterator[str]:
+    """A TCP tunnel ending on the hub, as `ssh -R`, `socat` or cloudflared in TCP mode
+    would leave it: a process in the hub namespace that takes connections from outside
+    and opens each one to Home Assistant from loopback, adding nothing. Yields its URL."""
+    argv = [
+        sys.executable, "-m", "scripts.lab.forward",
+        stranger.hub_address, str(TUNNEL_PORT), "127.0.0.1", str(HASS_PORT),
+        f"--source={TUNNEL_SOURCE}",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        ns_argv(topology.hub_ns, *argv),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=python_env(REPO),
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("listening"), (line, proc.stderr.read() if proc.stderr else "")
+        yield f"http://{stranger.hub_address}:{TUNNEL_PORT}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_a_tunnel_ending_on_the_hub_gets_no_footage(
+    hass_instance: HassInstance,
+    recorded_clip: Clip,
+    filed_request: str,
+    stranger: OutsideHost,
+    stranger_link: StrangerLink,
+    tunnel_on_the_hub: str,
+    lab_dir: Path,
+) -> None:
+    """The stranger through a plain TCP tunnel on the hub: Home Assistant sees 127.0.0.1
+    and no forwarding header. Every route refuses, 0 footage bytes and 0 UDP packets come
+    back, and the refusals are the hub's own (`hub_itself` in its log), because the owner
+    did not count browsers on the hub as home."""
+    report = probe(
+        stranger.ns,
+        tunnel_on_the_hub,
+        hass_instance.token,
+        recorded_clip,
+        request_id=filed_request,
+        password=Owner().password,
+    )
+    assert_no_footage("tunnel on the hub", report)
+    assert report["approve"] == {"success": False, "error": "approval_needs_person"}
+    counters = stranger_link.read()
+    print(
+        f"\ntunnel answers: {_answers(report)}"
+        f"\npackets hub->stranger {counters['hub_to_stranger']}"
+        f" (UDP {counters['hub_to_stranger_udp']}), stranger->hub {counters['stranger_to_hub']}"
+    )
+    # The stranger's requests crossed the link, and the refusals came back over it.
+    assert counters["stranger_to_hub"] > 0
+    assert counters["hub_to_stranger"] > 0
+    assert counters["hub_to_stranger_udp"] == 0
+    log = (lab_dir / "hass.log").read_text(errors="replace")
+    assert f"(peer {TUNNEL_SOURCE}): hub_itself" in log
+
+
 def test_household_member_at_home_watches_through_the_trusted_proxy(
     hass_instance: HassInstance,
     topology: Topology,

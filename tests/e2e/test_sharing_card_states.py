@@ -163,7 +163,13 @@ async def _sent(page: Page, kind: str) -> list[dict[str, Any]]:
     return [message for message in sent if message["type"] == f"doorstep/sharing/{kind}"]
 
 
-STEP_UP = {"interactive": True, "password": True, "totp": False, "is_admin": True}
+STEP_UP = {
+    "interactive": True,
+    "password": True,
+    "totp": False,
+    "mfa_unsupported": False,
+    "is_admin": True,
+}
 
 
 async def test_a_long_lived_session_is_told_approval_needs_a_person(browser: Browser) -> None:
@@ -185,6 +191,19 @@ async def test_a_login_without_a_password_is_told_to_set_one(browser: Browser) -
     notice = await dialog.locator(".notice.needs-password").inner_text()
     assert notice == _text("common", "card_step_up_needs_password")
     assert "Profile → Security" in notice
+    assert await dialog.locator(".approve").count() == 0
+    assert await _sent(page, "approve") == []
+
+
+async def test_a_notify_mfa_user_is_told_to_add_an_authenticator_app(browser: Browser) -> None:
+    """Two-factor login by notify codes, which the card cannot check: no password field,
+    no approve button, and the notice names the kind of code it does check."""
+    page, card = await _card_with(browser, {"step_up": {**STEP_UP, "mfa_unsupported": True}})
+    dialog = await _open(card)
+    notice = await dialog.locator(".notice.mfa-unsupported").inner_text()
+    assert notice == _text("common", "card_step_up_mfa_unsupported")
+    assert "authenticator app (TOTP)" in notice
+    assert await dialog.locator("input").count() == 0
     assert await dialog.locator(".approve").count() == 0
     assert await _sent(page, "approve") == []
 

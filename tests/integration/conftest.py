@@ -40,6 +40,7 @@ from pytest_homeassistant_custom_component.typing import (
 from custom_components.doorstep.const import (
     CONF_DEVICE_ID,
     CONF_FINGERPRINT,
+    CONF_HUB_BROWSERS_AT_HOME,
     CONF_KIND,
     CONF_TOKEN,
     DOMAIN,
@@ -179,17 +180,28 @@ def _private_config_dir(hass: HomeAssistant, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def sharing_entry(
-    hass: HomeAssistant, socket_enabled: None
-) -> AsyncIterator[MockConfigEntry]:
-    """The household's sharing entry, set up."""
+def hub_browsers_at_home(hass: HomeAssistant) -> MockConfigEntry:
+    """The household's sharing entry, added but not set up (Home Assistant sets it up
+    with the integration, as it would the one Doorstep makes itself), with browsers on
+    the hub counted as home: the test client connects from 127.0.0.1 and stands for a
+    browser at home. Without this, 127.0.0.1 is outside (it may be a tunnel)."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         title="Doorstep sharing",
         unique_id=SHARING_UNIQUE_ID,
         data={CONF_KIND: KIND_SHARING},
+        options={CONF_HUB_BROWSERS_AT_HOME: True},
     )
     entry.add_to_hass(hass)
+    return entry
+
+
+@pytest.fixture
+async def sharing_entry(
+    hass: HomeAssistant, socket_enabled: None, hub_browsers_at_home: MockConfigEntry
+) -> AsyncIterator[MockConfigEntry]:
+    """The household's sharing entry (browsers on the hub count as home), set up."""
+    entry = hub_browsers_at_home
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     yield entry

@@ -11,6 +11,7 @@ from unittest.mock import patch
 from aiohttp.test_utils import TestClient
 from freezegun.api import FrozenDateTimeFactory
 from homeassistant.auth.const import GROUP_ID_ADMIN
+from homeassistant.auth.mfa_modules import auth_mfa_module_from_config
 from homeassistant.auth.providers.homeassistant import HassAuthProvider
 from homeassistant.core import HomeAssistant
 import pytest
@@ -74,6 +75,7 @@ async def test_step_up_says_what_the_form_needs(
         "interactive": True,
         "password": True,
         "totp": False,
+        "mfa_unsupported": False,
         "is_admin": True,
     }
     script = await hass_ws_client(hass, await _long_lived_token(hass, hass_admin_user))
@@ -81,7 +83,13 @@ async def test_step_up_says_what_the_form_needs(
     read_only = await hass_ws_client(hass, hass_read_only_access_token)
     described = (await ws_call(read_only, "doorstep/sharing/step_up"))["result"]
     # The read-only fixture's login has no password stored with the provider.
-    assert described == {"interactive": True, "password": False, "totp": False, "is_admin": False}
+    assert described == {
+        "interactive": True,
+        "password": False,
+        "totp": False,
+        "mfa_unsupported": False,
+        "is_admin": False,
+    }
 
 
 async def test_wrong_password_is_refused_then_rate_limited(
@@ -140,6 +148,47 @@ async def test_totp_user_needs_the_code(
         "step_up_failed",
         "step_up_failed",
     ]
+
+
+async def _enable_notify_mfa(hass: HomeAssistant, user_id: str) -> None:
+    """Turn on Home Assistant's notify MFA module (codes sent by a notify service) for
+    ``user_id``, the way the profile's two-factor setup does."""
+    module = await auth_mfa_module_from_config(hass, {"type": "notify"})
+    hass.auth._mfa_modules[module.id] = module
+    await module.async_setup_user(user_id, {"notify_service": "mobile_app_phone"})
+
+
+async def test_notify_mfa_user_is_refused_not_downgraded(
+    hass: HomeAssistant,
+    hass_admin_user: MockUser,
+    sharing_entry: MockConfigEntry,
+    person_ws: MockHAClientWebSocket,
+    pending_request: str,
+) -> None:
+    """An admin whose two-factor login sends codes through a notify service: the card
+    cannot run that challenge, so the right password alone does not approve. Adding TOTP
+    (which the card checks) lets them approve with password and code."""
+    await _enable_notify_mfa(hass, hass_admin_user.id)
+    step_up = await ws_call(person_ws, "doorstep/sharing/step_up")
+    assert step_up["result"]["mfa_unsupported"] is True
+    assert step_up["result"]["totp"] is False
+
+    refused = await _approve(person_ws, pending_request, password=OWNER_PASSWORD)
+    assert refused["error"]["translation_key"] == "step_up_mfa_unsupported"
+    assert hub_of(sharing_entry).gate.get(pending_request).state.value == "pending"
+    assert await _refusals(hass) == ["step_up_mfa_unsupported"]
+    # Refused before any password check: it does not count towards the lock-out.
+    assert not hub_of(sharing_entry).step_up_failures.locked_out(hass_admin_user.id)
+
+    await enable_totp(hass, hass_admin_user.id)
+    step_up = await ws_call(person_ws, "doorstep/sharing/step_up")
+    assert step_up["result"]["mfa_unsupported"] is False
+    approved = await _approve(
+        person_ws, pending_request, password=OWNER_PASSWORD, code=totp_code(TOTP_SECRET)
+    )
+    assert approved["success"] is True, approved
+    (entry,) = [e for e in audit_entries(hass) if e["kind"] == "approved"]
+    assert entry["details"]["verified_by"] == "password+totp"
 
 
 async def test_user_without_a_password_is_told_to_set_one(

@@ -35,6 +35,9 @@ from reference_doorbell.doorbell import Doorbell
 from .conftest import wait_for
 from .test_camera import CAMERA, VIEWERS, _outside_browser
 
+# The test client connects from 127.0.0.1: a browser on the hub, counted as home.
+pytestmark = pytest.mark.usefixtures("hub_browsers_at_home")
+
 TALKING = "binary_sensor.front_door_talking"
 
 

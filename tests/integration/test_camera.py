@@ -27,6 +27,9 @@ from reference_doorbell.doorbell import Doorbell
 
 from .conftest import wait_for
 
+# The test client connects from 127.0.0.1: a browser on the hub, counted as home.
+pytestmark = pytest.mark.usefixtures("hub_browsers_at_home")
+
 CAMERA = "camera.front_door"
 VIEWERS = "sensor.front_door_live_viewers"
 OUTSIDE = "203.0.113.7"

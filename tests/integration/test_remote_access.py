@@ -20,6 +20,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from hass_nabucasa import remote as cloud_remote
 from homeassistant.components import media_source
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -28,6 +29,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.doorstep.const import (
     CONF_ALLOW_REMOTE_LIVE_VIEW,
     CONF_HOME_NETWORKS,
+    CONF_HUB_BROWSERS_AT_HOME,
     CONF_POST_ROLL,
     CONF_PRE_ROLL,
     DOMAIN,
@@ -132,7 +134,9 @@ async def _offer_reply(ws: ClientWebSocketResponse) -> dict[str, Any]:
 
 # (http config, request headers, what a browser there gets)
 CASES = [
-    pytest.param("no_proxy", {}, True, id="direct-on-loopback"),
+    # 127.0.0.1 with no proxy header: a browser on the hub or a tunnel ending there
+    # (ssh -R, cloudflared, ngrok, socat). Outside unless the owner says otherwise.
+    pytest.param("no_proxy", {}, False, id="direct-on-loopback"),
     pytest.param("no_proxy", {"X-Real-IP": HOME_BROWSER}, False, id="untrusted-proxy-x-real-ip"),
     pytest.param(
         "no_proxy", {"Forwarded": f"for={HOME_BROWSER};proto=https"}, False, id="forwarded"
@@ -192,6 +196,56 @@ async def test_footage_routes_follow_the_browser_not_the_proxy(
         assert reply["type"] == "error"
         assert reply["code"] == "doorstep_outside_home_network"
         assert len(doorbell_entry.runtime_data.sessions) == 0
+
+
+async def _footage_answers(
+    hass: HomeAssistant, client: Any, token: str, headers: dict[str, str]
+) -> tuple[int, int, str]:
+    """Snapshot status, unknown-clip status, and the WebRTC offer's reply type."""
+    snapshot = await _snapshot_status(client, headers)
+    clip = (await client.get(UNKNOWN_CLIP, headers=headers)).status
+    ws = await _websocket(hass, client, token, headers)
+    try:
+        reply = await _offer_reply(ws)
+    finally:
+        await ws.close()
+    return snapshot, clip, reply["type"]
+
+
+@pytest.mark.parametrize("at_home", [False, True], ids=["default", "owner-counts-hub-as-home"])
+async def test_a_tunnel_on_the_hub_is_outside_unless_the_owner_says(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    hass_access_token: str,
+    doorbell_entry: MockConfigEntry,
+    at_home: bool,
+) -> None:
+    """A TCP tunnel ending on the hub (ssh -R, cloudflared, ngrok in TCP mode, socat)
+    connects from 127.0.0.1 and adds no header, exactly like the test client here: every
+    footage route refuses it, until the owner counts browsers on the hub as home in the
+    sharing entry's options. Proxy headers from 127.0.0.1 stay outside either way."""
+    sharing = next(
+        e for e in hass.config_entries.async_entries(DOMAIN) if e.data.get("kind") == "sharing"
+    )
+    assert sharing.options.get(CONF_HUB_BROWSERS_AT_HOME) is None  # off by default
+    # The owner's way: the sharing entry's options, "Browsers on this hub".
+    menu = await hass.config_entries.options.async_init(sharing.entry_id)
+    form = await hass.config_entries.options.async_configure(
+        menu["flow_id"], {"next_step_id": "hub_browsers"}
+    )
+    assert form["step_id"] == "hub_browsers"
+    done = await hass.config_entries.options.async_configure(
+        form["flow_id"], {CONF_HUB_BROWSERS_AT_HOME: at_home}
+    )
+    assert done["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    assert sharing.options[CONF_HUB_BROWSERS_AT_HOME] is at_home
+    client = await hass_client()
+
+    answers = await _footage_answers(hass, client, hass_access_token, {})
+    assert answers == ((200, 404, "answer") if at_home else (403, 403, "error"))
+    forwarded = await _footage_answers(hass, client, hass_access_token, {"X-Real-IP": HOME_BROWSER})
+    assert forwarded == (403, 403, "error")
 
 
 async def test_forwarded_for_from_an_untrusted_peer_is_refused_by_home_assistant(

@@ -46,6 +46,9 @@ from tests.rtsp_camera import RtspCameraProcess, require_gstreamer
 
 from .conftest import wait_for
 
+# The test client connects from 127.0.0.1: a browser on the hub, counted as home.
+pytestmark = pytest.mark.usefixtures("hub_browsers_at_home")
+
 USERNAME = "viewer"
 PASSWORD = "s3cret:p@ss"
 CAMERA = "camera.porch"

@@ -489,6 +489,7 @@ async def test_ring_clip_is_held_then_released_exactly(
     hass_client: ClientSessionGenerator,
     hass_ws_client: WebSocketGenerator,
     owner_password: str,
+    hub_browsers_at_home: MockConfigEntry,
     doorbell: Doorbell,
     paired_entry: MockConfigEntry,
 ) -> None:

@@ -33,6 +33,9 @@ from reference_doorbell.doorbell import Doorbell
 from .conftest import wait_for
 from .test_camera import _offer, _send_offer
 
+# The test client connects from 127.0.0.1: a browser on the hub, counted as home.
+pytestmark = pytest.mark.usefixtures("hub_browsers_at_home")
+
 
 @pytest.fixture(autouse=True)
 def _loopback_ice() -> Iterator[None]:

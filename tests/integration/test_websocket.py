@@ -205,12 +205,14 @@ async def test_decline_and_revoke(
     assert revoked["result"] == {"id": approved, "state": "revoked"}
     status = await (await client.get(f"{API}/requests/{approved}", headers=headers)).json()
     assert status == {"id": approved, "status": "closed"}
-    assert [e["kind"] for e in audit_entries(hass)] == [
-        "filed",
-        "filed",
-        "declined",
-        "approved",
-        "revoked",
+    assert [(e["kind"], e["details"].get("reason")) for e in audit_entries(hass)] == [
+        ("filed", None),
+        ("filed", None),
+        ("declined", None),
+        # Approving the declined request is refused, and on record.
+        ("refused", "request_closed"),
+        ("approved", None),
+        ("revoked", None),
     ]
 
 
@@ -234,7 +236,14 @@ async def test_malformed_request_ids_change_nothing(
     assert response["error"]["translation_key"] == "invalid_request_id"
     assert "Nothing was changed" in response["error"]["message"]
     assert hub_of(sharing_entry).gate.get(filed).state.value == "pending"
-    assert [entry["kind"] for entry in audit_entries(hass)] == ["filed"]
+    entries = audit_entries(hass)
+    if command == "approve":
+        # Every refused approval is on record, without the id the caller typed.
+        assert [(e["kind"], e["request"], e["details"]) for e in entries[1:]] == [
+            ("refused", None, {"action": "approve", "reason": "invalid_request_id"})
+        ]
+        entries = entries[:1]
+    assert [entry["kind"] for entry in entries] == ["filed"]
 
 
 @pytest.mark.parametrize(

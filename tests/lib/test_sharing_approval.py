@@ -47,6 +47,7 @@ PERSON = StepUpFacts(
     is_read_only=False,
     has_password=True,
     has_totp=False,
+    has_other_mfa=False,
     code_given=False,
 )
 
@@ -84,6 +85,12 @@ async def approved_pickup(hub: Hub) -> str:
         ({"has_password": False}, Refusal.NEEDS_PASSWORD),
         ({"has_totp": True}, Refusal.CODE_REQUIRED),
         ({"has_totp": True, "code_given": True}, None),
+        # Notify (or any other) two-factor login the card cannot check: refused, never
+        # approved on the password alone; with TOTP too, the TOTP code is the factor.
+        ({"has_other_mfa": True}, Refusal.MFA_UNSUPPORTED),
+        ({"has_other_mfa": True, "has_totp": True}, Refusal.CODE_REQUIRED),
+        ({"has_other_mfa": True, "has_totp": True, "code_given": True}, None),
+        ({"has_other_mfa": True, "has_password": False}, Refusal.NEEDS_PASSWORD),
         # A script's token is refused as such, whatever else its user has.
         ({"session": SessionKind.LONG_LIVED, "has_password": False}, Refusal.NEEDS_PERSON),
         ({"session": SessionKind.LONG_LIVED, "is_admin": False}, Refusal.NEEDS_PERSON),

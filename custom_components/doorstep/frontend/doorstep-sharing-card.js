@@ -617,7 +617,11 @@ class DoorstepSharingCard extends HTMLElement {
     const confirm = this._confirm;
     const stepUp = confirm?.stepUp;
     return Boolean(
-      confirm?.preview && stepUp?.interactive && stepUp.password && stepUp.is_admin !== false,
+      confirm?.preview &&
+        stepUp?.interactive &&
+        stepUp.password &&
+        !stepUp.mfa_unsupported &&
+        stepUp.is_admin !== false,
     );
   }
 
@@ -811,6 +815,12 @@ class DoorstepSharingCard extends HTMLElement {
     }
     if (!stepUp.password) {
       proof.append(make("p", "notice needs-password", this._t("card_step_up_needs_password")));
+      return proof;
+    }
+    if (stepUp.mfa_unsupported) {
+      proof.append(
+        make("p", "notice mfa-unsupported", this._t("card_step_up_mfa_unsupported")),
+      );
       return proof;
     }
     proof.append(make("p", "", this._t("card_step_up_intro")));

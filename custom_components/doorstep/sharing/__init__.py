@@ -64,6 +64,7 @@ from .models import (
     ShareRequest,
     requester_status,
 )
+from .refusals import RefusalSummary, RefusalThrottle
 from .schema import REQUEST_SCHEMA, RequestFields, parse_request_body, validate_request
 from .signing import HubKey, key_id_of
 from .state import SharingState
@@ -110,6 +111,8 @@ __all__ = [
     "Preview",
     "PreviewStale",
     "Refusal",
+    "RefusalSummary",
+    "RefusalThrottle",
     "Release",
     "ReleaseStopped",
     "RequestClosed",

@@ -38,6 +38,9 @@ class Refusal(StrEnum):
     NEEDS_PERSON = "approval_needs_person"
     NEEDS_ADMIN = "approval_needs_admin"
     NEEDS_PASSWORD = "step_up_needs_password"  # noqa: S105 (a translation key)
+    # Two-factor login through a module the card cannot check (Home Assistant's notify
+    # codes, say): refused rather than approved on the password alone.
+    MFA_UNSUPPORTED = "step_up_mfa_unsupported"
     CODE_REQUIRED = "step_up_code_required"
     FAILED = "step_up_failed"
     RATE_LIMITED = "step_up_rate_limited"
@@ -64,6 +67,10 @@ class StepUpFacts:
     is_read_only: bool
     has_password: bool
     has_totp: bool
+    # Two-factor login set up with another module than TOTP (Home Assistant's notify
+    # module, or a custom one). The person's login asks for that second factor, so
+    # approving on the password alone would be weaker than logging in.
+    has_other_mfa: bool
     code_given: bool
 
 
@@ -84,6 +91,8 @@ def refusal_before_proof(facts: StepUpFacts, *, locked_out: bool) -> Refusal | N
         return Refusal.NEEDS_ADMIN
     if not facts.has_password:
         return Refusal.NEEDS_PASSWORD
+    if facts.has_other_mfa and not facts.has_totp:
+        return Refusal.MFA_UNSUPPORTED
     if locked_out:
         return Refusal.RATE_LIMITED
     if facts.has_totp and not facts.code_given:
