@@ -86,10 +86,10 @@ from .device import (
     FingerprintMismatch,
     InvalidAuth,
     InvalidCode,
-    NotOnvif,
     NotRtsp,
     OnvifDoorbell,
     PairingLocked,
+    ProtocolError,
     check_rtsp,
     driver_of,
     is_doorbird_mac,
@@ -1066,7 +1066,9 @@ async def _async_check_onvif(
         return await device.connect(), ""
     except InvalidAuth:
         return None, "invalid_auth"
-    except NotOnvif as err:
+    except ProtocolError as err:
+        # Not ONVIF at all, or no usable answer to a standard call (a SOAP fault,
+        # XML that does not parse, an answer far too large).
         _LOGGER.debug("ONVIF device at %s: %s", host, err)
         return None, "not_onvif"
     except DoorstepError as err:

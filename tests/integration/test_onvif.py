@@ -124,8 +124,9 @@ async def _onvif_form(hass: HomeAssistant) -> ConfigFlowResult:
 async def test_flow_checks_the_device_before_adding_it(
     hass: HomeAssistant, device: OnvifEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Nothing there, not ONVIF, a wrong password: each its own error; then the device
-    is added under its MAC, and a second time is refused."""
+    """Nothing there, no usable ONVIF answer (XML that does not parse, a SOAP fault, an
+    answer far too large), a wrong password: each its own error; then the device is
+    added under its MAC, and a second time is refused."""
     caplog.set_level(logging.DEBUG)
     result = await _onvif_form(hass)
     flow_id = result["flow_id"]
@@ -134,11 +135,12 @@ async def test_flow_checks_the_device_before_adding_it(
         flow_id, {**fields, CONF_PORT: _closed_port()}
     )
     assert result["errors"] == {"base": "cannot_connect"}
-    device.misbehave = "malformed"
-    result = await hass.config_entries.flow.async_configure(
-        flow_id, {**fields, CONF_PORT: device.port}
-    )
-    assert result["errors"] == {"base": "not_onvif"}
+    for misbehave in ("malformed", "fault", "oversized"):
+        device.misbehave = misbehave
+        result = await hass.config_entries.flow.async_configure(
+            flow_id, {**fields, CONF_PORT: device.port}
+        )
+        assert result["errors"] == {"base": "not_onvif"}, misbehave
     device.misbehave = None
     result = await hass.config_entries.flow.async_configure(
         flow_id, {**fields, CONF_PORT: device.port, CONF_PASSWORD: "wrong"}
