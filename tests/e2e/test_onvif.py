@@ -3,26 +3,39 @@ GStreamer's RTSP server behind it) in its own namespace on the lab's home LAN, a
 through the config-flow API by host and credentials, a button press pulled from its
 pull point to the event entity, a clip recorded from its RTSP stream, and a police
 request for that footage approved by the owner as the card does and verified by the
-reference requester."""
+reference requester; then the owner watches it live in Chromium on the lab dashboard,
+with nothing leaving the lab."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+import os
 from pathlib import Path
 import sys
 from typing import Any
 
 import aiohttp
+from playwright.async_api import async_playwright
 import pytest
 
-from scripts.lab.hass import REPO, HassClient, HassWebSocket, Owner, approve_as_owner, login
+from scripts.lab.forward import TcpForwarder
+from scripts.lab.hass import (
+    HASS_PORT,
+    REPO,
+    HassClient,
+    HassWebSocket,
+    Owner,
+    approve_as_owner,
+    login,
+)
 from scripts.lab.netns import DoorbellHost, Topology, ns_argv
 from scripts.lab.procs import ManagedProcess, python_env, within
 from scripts.lab.requests import file_request, wait_and_verify
 from tests.rtsp_camera import require_gstreamer
 
 from .conftest import HassInstance
+from .test_live_view import CHROMIUM_ARGS, PEER_STATS, RECORD_PEERS, PacketCounters, egress_guard
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +44,38 @@ USERNAME = "onvif-admin"
 PASSWORD = "lab-onvif:pass"
 RING_ENTITY = "event.onvif_door_station_doorbell"
 CONNECTIVITY_ENTITY = "binary_sensor.onvif_door_station_connectivity"
+CAMERA = "camera.onvif_door_station"
+# The lab dashboard's third live card shows camera.side_gate; the test renames the ONVIF
+# camera to it, as an owner would point a card at their camera.
+DASHBOARD_CAMERA = "camera.side_gate"
+DASHBOARD_PATH = "/lovelace/doorbells"
+MIN_FRAMES = 30
+# The emulator's picture (GStreamer's test pattern) is 320x240; the reference doorbells
+# on the same dashboard send 640 wide, so the size picks the ONVIF card's <video>.
+WATCH_ONVIF_VIDEO = """
+() => {
+  const videos = [];
+  const collect = (root) => {
+    for (const el of root.querySelectorAll("*")) {
+      if (el.tagName === "VIDEO") videos.push(el);
+      if (el.shadowRoot) collect(el.shadowRoot);
+    }
+  };
+  const state = window.__onvifVideo;
+  if (state && state.video.isConnected) return state.frames;
+  collect(document);
+  const video = videos.find((v) => v.videoWidth === 320 && v.videoHeight === 240);
+  if (!video) return -1;
+  const fresh = { video, frames: 0 };
+  window.__onvifVideo = fresh;
+  const onFrame = () => {
+    fresh.frames += 1;
+    video.requestVideoFrameCallback(onFrame);
+  };
+  video.requestVideoFrameCallback(onFrame);
+  return 0;
+}
+"""
 
 
 @pytest.fixture
@@ -93,6 +138,47 @@ async def _clips(ws: HassWebSocket) -> set[str]:
     return {child["media_content_id"] for child in folder.get("children") or []}
 
 
+async def _live_view_in_chromium(
+    topology: Topology, chromium: Path, counters: PacketCounters
+) -> tuple[int, list[dict[str, Any]], dict[str, int]]:
+    """The owner logs in to the dashboard in Chromium; its card plays the ONVIF camera.
+
+    Returns the frames the page presented, WebRTC's peer statistics and the packet
+    counters of the browser's egress guard (see test_live_view.py).
+    """
+    forwarder = TcpForwarder("127.0.0.1", 0, topology.hub_uplink_address, HASS_PORT)
+    await forwarder.start()
+    url = f"http://127.0.0.1:{forwarder.bound_port}"
+    owner = Owner()
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(
+                executable_path=str(chromium), args=CHROMIUM_ARGS
+            )
+            try:
+                context = await browser.new_context(viewport={"width": 1280, "height": 900})
+                # Plain host candidates, no mDNS names (see test_live_view.py).
+                await context.grant_permissions(["camera", "microphone"], origin=url)
+                page = await context.new_page()
+                await page.add_init_script(RECORD_PEERS)
+                await page.goto(f"{url}{DASHBOARD_PATH}")
+                await page.locator("input[name=username]").fill(owner.username)
+                await page.locator("input[name=password]").fill(owner.password)
+                await page.keyboard.press("Enter")
+                await page.wait_for_url(f"**{DASHBOARD_PATH}", timeout=20_000)
+                await page.wait_for_function(f"({WATCH_ONVIF_VIDEO})() >= 0", timeout=30_000)
+                await page.wait_for_function(
+                    f"({WATCH_ONVIF_VIDEO})() > {MIN_FRAMES}", timeout=20_000, polling=100
+                )
+                frames = int(await page.evaluate("window.__onvifVideo.frames"))
+                peers: list[dict[str, Any]] = await page.evaluate(PEER_STATS)
+            finally:
+                await browser.close()
+    finally:
+        await forwarder.close()
+    return frames, peers, counters.read()
+
+
 async def test_onvif_added_rings_records_and_its_footage_is_shared(
     onvif_device: DoorbellHost,
     hass_instance: HassInstance,
@@ -100,6 +186,8 @@ async def test_onvif_added_rings_records_and_its_footage_is_shared(
     hass_ws: HassWebSocket,
     session: aiohttp.ClientSession,
     lab_dir: Path,
+    topology: Topology,
+    chromium_in_group: Path,
 ) -> None:
     result = await _add_through_the_flow(hass_client, onvif_device)
     assert result["type"] == "create_entry", result
@@ -161,6 +249,23 @@ async def test_onvif_added_rings_records_and_its_footage_is_shared(
         )
         assert verified, lines
         assert (evidence / request_id / "clips" / f"{clip_id}.mp4").stat().st_size > 0
+
+        await hass_ws.call(
+            "config/entity_registry/update", entity_id=CAMERA, new_entity_id=DASHBOARD_CAMERA
+        )
+        with egress_guard(topology, f"ds{os.getpid()}onvif") as counters:
+            frames, peers, packets = await _live_view_in_chromium(
+                topology, chromium_in_group, counters
+            )
+        print(f"\nONVIF live view: {frames} frames, peers {peers}, packets {packets}")
+        assert frames > MIN_FRAMES
+        live = [peer for peer in peers if peer["framesDecoded"] > MIN_FRAMES]
+        assert live, peers
+        assert all(peer["codec"] == "video/H264" for peer in live), peers
+        # The browser's traffic stayed in the lab (and the guard saw it there).
+        assert packets["browser_outside"] == 0, packets
+        assert packets["browser_dns"] == 0, packets
+        assert packets["browser_lab"] > 0, packets
     finally:
         async with session.delete(
             f"{hass_client.base_url}/api/config/config_entries/entry/{entry_id}",

@@ -220,7 +220,7 @@ class _BoundedTransport(AsyncTransportProtocolErrorHandler):  # type: ignore[mis
 
 
 class _Camera(ONVIFCamera):  # type: ignore[misc]
-    """``ONVIFCamera`` whose services read bounded answers, and never cache WSDLs on disk."""
+    """``ONVIFCamera`` whose services read at most :data:`MAX_SOAP_BYTES` of an answer."""
 
     async def create_onvif_service(
         self,
