@@ -13,7 +13,9 @@ for real (``Base64(SHA-1(nonce + created + password))``):
   CreatePullPointSubscription; each subscription at ``/onvif/subscription/<id>``
   answers PullMessages (a long poll), Renew and Unsubscribe.
 
-Snapshots are a JPEG at ``/onvif/snapshot.jpg`` behind HTTP basic auth. Live video is a
+Snapshots are a JPEG at ``/onvif/snapshot.jpg`` behind HTTP digest auth (RFC 7616 with
+MD5 and ``qop=auth``, as cameras commonly ask), or basic auth with
+``snapshot_auth="basic"``. Live video is a
 real RTSP server (``scripts/lab/rtsp_camera.py``, GStreamer) that the caller runs at
 ``rtsp_port`` / ``rtsp_path`` with the same credentials.
 
@@ -44,6 +46,8 @@ import hmac
 import itertools
 import logging
 from pathlib import Path
+import re
+import secrets
 from typing import Final
 from xml.sax.saxutils import escape, quoteattr
 
@@ -125,6 +129,16 @@ def _soap(body: str, *, status: int = 200) -> web.Response:
     )
 
 
+_REALM: Final = "onvif-emulator"
+# key=value or key="value" pairs of an Authorization: Digest header.
+_DIGEST_FIELD: Final = re.compile(r'(\w+)=("[^"]*"|[^,\s]+)')
+
+
+def _md5(text: str) -> str:
+    # MD5 because the digest scheme the client chose (and cameras offer) says so.
+    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324
+
+
 def password_digest(nonce: bytes, created: str, password: str) -> str:
     """WS-Security UsernameToken profile: Base64(SHA-1(nonce + created + password))."""
     # SHA-1 because the UsernameToken profile says so.
@@ -161,6 +175,8 @@ class OnvifEmulator:
     # Answer every SOAP call this way instead: "fault", "malformed" or "oversized".
     misbehave: str | None = None
     snapshot: bool = True
+    # How the snapshot URI checks the credentials: "digest" or "basic".
+    snapshot_auth: str = "digest"
     # What happened, for tests to check.
     renewals: int = 0
     renewed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -170,6 +186,7 @@ class OnvifEmulator:
     _ids: itertools.count[int] = field(default_factory=itertools.count, repr=False)
     _runner: web.AppRunner | None = field(default=None, repr=False)
     _jpeg: bytes = field(default=b"", repr=False)
+    _nonces: set[str] = field(default_factory=set, repr=False)
 
     async def start(self) -> None:
         """Listen on ``host``:``port`` (0 picks a free port)."""
@@ -398,10 +415,38 @@ class OnvifEmulator:
         return _fault("ter:ActionNotSupported", f"{name} is not supported")
 
     async def _snapshot(self, request: web.Request) -> web.Response:
-        expected = "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
-        if not hmac.compare_digest(request.headers.get("Authorization", ""), expected):
+        header = request.headers.get("Authorization", "")
+        if self.snapshot_auth == "basic":
+            expected = (
+                "Basic " + base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            )
+            if hmac.compare_digest(header, expected):
+                return web.Response(body=self._jpeg, content_type="image/jpeg")
             return web.Response(status=401, headers={"WWW-Authenticate": 'Basic realm="onvif"'})
-        return web.Response(body=self._jpeg, content_type="image/jpeg")
+        if self._digest_ok(request.method, header):
+            return web.Response(body=self._jpeg, content_type="image/jpeg")
+        nonce = secrets.token_hex(16)
+        self._nonces.add(nonce)
+        challenge = f'Digest realm="{_REALM}", qop="auth", algorithm=MD5, nonce="{nonce}"'
+        return web.Response(status=401, headers={"WWW-Authenticate": challenge})
+
+    def _digest_ok(self, method: str, header: str) -> bool:
+        """RFC 7616 digest with MD5 and qop=auth, against a nonce this device handed out."""
+        if not header.startswith("Digest "):
+            return False
+        fields = dict(_DIGEST_FIELD.findall(header[len("Digest ") :]))
+        fields = {key: value.strip('"') for key, value in fields.items()}
+        needed = ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")
+        if any(key not in fields for key in needed) or fields["nonce"] not in self._nonces:
+            return False
+        if fields["realm"] != _REALM or fields["qop"] != "auth":
+            return False
+        ha1 = _md5(f"{self.username}:{_REALM}:{self.password}")
+        ha2 = _md5(f"{method}:{fields['uri']}")
+        expected = _md5(f"{ha1}:{fields['nonce']}:{fields['nc']}:{fields['cnonce']}:auth:{ha2}")
+        return hmac.compare_digest(fields["username"], self.username) and hmac.compare_digest(
+            fields["response"], expected
+        )
 
     # Event service ----------------------------------------------------------------
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 import logging
+from types import SimpleNamespace
 
 import aiohttp
 from aiohttp import web
+from lxml import etree
 import pytest
 
 from custom_components.doorstep.device import (
@@ -25,9 +27,12 @@ from custom_components.doorstep.device import (
     create_doorbell,
 )
 from custom_components.doorstep.device.onvif import (
+    BUTTON_TOPICS,
+    MOTION_TOPICS,
     AnswerTooLarge,
     normalize_topic,
     parse_notification,
+    topic_paths,
 )
 from custom_components.doorstep.media import probe_stream
 from scripts.lab.onvif_emulator import OnvifEmulator
@@ -142,12 +147,18 @@ async def test_a_camera_without_a_button_topic_has_no_button(
     assert doorbell.capabilities.has_motion
 
 
-async def test_snapshot_with_the_devices_basic_auth(
-    session: aiohttp.ClientSession, device: OnvifEmulator
+@pytest.mark.parametrize("auth", ["digest", "basic"])
+async def test_snapshot_with_the_auth_the_device_asks_for(
+    session: aiohttp.ClientSession, device: OnvifEmulator, auth: str
 ) -> None:
+    device.snapshot_auth = auth
     doorbell = _doorbell(session, device.port)
     await doorbell.connect()
     assert (await doorbell.snapshot()).startswith(b"\xff\xd8")
+    # The owner changed the device's password since: the snapshot is refused.
+    device.password = "changed"
+    with pytest.raises(InvalidAuth):
+        await doorbell.snapshot()
 
 
 async def test_without_a_snapshot_uri_there_is_no_snapshot(
@@ -385,3 +396,39 @@ def test_topics_are_compared_without_their_prefixes(topic: str, expected: str) -
 
 def test_a_notification_without_a_topic_is_ignored() -> None:
     assert parse_notification(object()) is None
+
+
+def test_a_message_zeep_left_as_xml_is_read_too() -> None:
+    """A device's own message type reaches the driver as an lxml element, not an object."""
+    payload = etree.fromstring(
+        '<tt:Message xmlns:tt="http://www.onvif.org/ver10/schema" PropertyOperation="Changed">'
+        '<tt:Source><tt:SimpleItem Name="InputToken" Value="1"/></tt:Source>'
+        '<tt:Data><tt:SimpleItem Name="LogicalState" Value="true"/></tt:Data></tt:Message>'
+    )
+    message = SimpleNamespace(
+        Topic=SimpleNamespace(_value_1="tns1:Device/Trigger/DigitalInput"),
+        Message=SimpleNamespace(_value_1=payload),
+    )
+    notification = parse_notification(message)
+    assert notification is not None
+    assert notification.topic == "Device/Trigger/DigitalInput"
+    assert notification.source == (("InputToken", "1"),)
+    assert notification.data == {"LogicalState": "true"}
+    assert not notification.initialized
+
+
+def test_topics_offered_are_read_from_the_topic_set() -> None:
+    """Nested topic elements, marked wstop:topic, become paths; descriptions do not."""
+    tree = etree.fromstring(
+        '<tns1:RuleEngine xmlns:tns1="http://www.onvif.org/ver10/topics"'
+        ' xmlns:wstop="http://docs.oasis-open.org/wsn/t-1"'
+        ' xmlns:tt="http://www.onvif.org/ver10/schema">'
+        '<MyRuleDetector><Visitor wstop:topic="true"><tt:MessageDescription>'
+        '<tt:Data><tt:SimpleItemDescription Name="State"/></tt:Data>'
+        "</tt:MessageDescription></Visitor></MyRuleDetector>"
+        '<CellMotionDetector><Motion wstop:topic="true"/></CellMotionDetector>'
+        "</tns1:RuleEngine>"
+    )
+    paths = topic_paths(SimpleNamespace(_value_1=[tree]))
+    assert paths == {"RuleEngine/MyRuleDetector/Visitor", "RuleEngine/CellMotionDetector/Motion"}
+    assert paths <= set(BUTTON_TOPICS) | set(MOTION_TOPICS)
