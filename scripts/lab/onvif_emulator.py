@@ -21,8 +21,10 @@ real RTSP server (``scripts/lab/rtsp_camera.py``, GStreamer) that the caller run
 
 :meth:`OnvifEmulator.press_button` and :meth:`OnvifEmulator.set_motion` do what a device
 does on an event: queue a notification on every live pull-point subscription. The
-button is a digital input (``tns1:Device/Trigger/DigitalInput``, true then false),
-motion the cell motion detector (``tns1:RuleEngine/CellMotionDetector/Motion``). With
+button is a digital input (``tns1:Device/Trigger/DigitalInput``, true then false), or
+with ``button_topic="visitor"`` the visitor event Reolink's doorbells send
+(``tns1:RuleEngine/MyRuleDetector/Visitor``); motion is the cell motion detector
+(``tns1:RuleEngine/CellMotionDetector/Motion``). With
 ``button=False`` the device is a camera whose event properties offer no button topic.
 
 For tests it can misbehave on every SOAP call (``misbehave``): answer a SOAP fault, XML
@@ -48,7 +50,7 @@ import logging
 from pathlib import Path
 import re
 import secrets
-from typing import Final
+from typing import Any, Final
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
@@ -91,8 +93,63 @@ _PARSER: Final = etree.XMLParser(
 )
 
 _PROFILE: Final = "main"
-BUTTON_TOPIC: Final = "tns1:Device/Trigger/DigitalInput"
-MOTION_TOPIC: Final = "tns1:RuleEngine/CellMotionDetector/Motion"
+
+
+@dataclass(frozen=True)
+class EventTopic:
+    """One event the device sends: its topic, the item naming its source, the state item."""
+
+    path: str
+    source_name: str
+    source: str
+    data_name: str
+
+    def description(self) -> str:
+        """The topic's MessageDescription in GetEventProperties."""
+        return (
+            '<tt:MessageDescription IsProperty="true"><tt:Source><tt:SimpleItemDescription '
+            f'Name="{self.source_name}" Type="tt:ReferenceToken"/></tt:Source><tt:Data>'
+            f'<tt:SimpleItemDescription Name="{self.data_name}" Type="xs:boolean"/>'
+            "</tt:Data></tt:MessageDescription>"
+        )
+
+
+# The button as a digital input (ONVIF's own event), or as Reolink doorbells' visitor event.
+BUTTON_TOPICS: Final = {
+    "digital-input": EventTopic(
+        "tns1:Device/Trigger/DigitalInput", "InputToken", "DigitalInput_0", "LogicalState"
+    ),
+    "visitor": EventTopic(
+        "tns1:RuleEngine/MyRuleDetector/Visitor", "VideoSourceConfigurationToken", "000", "State"
+    ),
+}
+MOTION_TOPIC: Final = EventTopic(
+    "tns1:RuleEngine/CellMotionDetector/Motion", "VideoSourceConfigurationToken", "vsc", "IsMotion"
+)
+
+
+def topic_set(topics: list[EventTopic]) -> str:
+    """The wstop:TopicSet content offering ``topics``: one element per path level, shared
+    prefixes merged (the root level in the tns1 namespace, the rest unqualified)."""
+    tree: dict[str, Any] = {}
+    for topic in topics:
+        node = tree
+        for part in topic.path.split("/"):
+            node = node.setdefault(part, {})
+        node[""] = topic
+
+    def render(node: dict[str, Any]) -> str:
+        out = []
+        for name, child in node.items():
+            if name == "":
+                continue
+            leaf = child.get("")
+            mark = ' wstop:topic="true"' if leaf is not None else ""
+            inner = (leaf.description() if leaf is not None else "") + render(child)
+            out.append(f"<{name}{mark}>{inner}</{name}>")
+        return "".join(out)
+
+    return render(tree)
 
 
 def _now() -> datetime:
@@ -170,11 +227,15 @@ class OnvifEmulator:
     firmware: str = "2.4.1"
     serial: str = "DSL-000042"
     mac: str = "02:00:5e:10:20:30"
-    # A doorbell has a button (a digital input); without it the device is a camera.
+    # A doorbell has a button; without it the device is a camera.
     button: bool = True
+    # Which event the button sends (a key of BUTTON_TOPICS).
+    button_topic: str = "digital-input"
     # Answer every SOAP call this way instead: "fault", "malformed" or "oversized".
     misbehave: str | None = None
     snapshot: bool = True
+    # Older devices answer only GetCapabilities, not GetServices.
+    get_services: bool = True
     # How the snapshot URI checks the credentials: "digest" or "basic".
     snapshot_auth: str = "digest"
     # What happened, for tests to check.
@@ -192,6 +253,8 @@ class OnvifEmulator:
         """Listen on ``host``:``port`` (0 picks a free port)."""
         if self.misbehave is not None and self.misbehave not in MISBEHAVIOURS:
             raise ValueError(f"misbehave must be one of {MISBEHAVIOURS}")
+        if self.button_topic not in BUTTON_TOPICS:
+            raise ValueError(f"button_topic must be one of {sorted(BUTTON_TOPICS)}")
         self._jpeg = encode_jpeg(np.full((240, 320, 3), 120, dtype=np.uint8))
         app = web.Application(client_max_size=_MAX_BODY)
         app.router.add_post("/onvif/device_service", self._device_service)
@@ -224,23 +287,24 @@ class OnvifEmulator:
         """Someone pressed (and released) the button; returns how many pull points heard."""
         if not self.button:
             return 0
-        self._notify(BUTTON_TOPIC, "InputToken", "DigitalInput_0", "LogicalState", "true")
-        return self._notify(BUTTON_TOPIC, "InputToken", "DigitalInput_0", "LogicalState", "false")
+        topic = BUTTON_TOPICS[self.button_topic]
+        self._notify(topic, "true")
+        return self._notify(topic, "false")
 
     def set_motion(self, on: bool) -> int:
         """The motion detector changed state; returns how many pull points heard."""
-        value = "true" if on else "false"
-        return self._notify(MOTION_TOPIC, "VideoSourceConfigurationToken", "vsc", "IsMotion", value)
+        return self._notify(MOTION_TOPIC, "true" if on else "false")
 
-    def _notify(self, topic: str, source_name: str, source: str, data_name: str, value: str) -> int:
+    def _notify(self, topic: EventTopic, value: str) -> int:
         self._expire()
         message = (
             "<wsnt:NotificationMessage>"
             '<wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">'
-            f"{topic}</wsnt:Topic><wsnt:Message>"
+            f"{topic.path}</wsnt:Topic><wsnt:Message>"
             f'<tt:Message UtcTime="{_iso(_now())}" PropertyOperation="Changed">'
-            f"<tt:Source><tt:SimpleItem Name={quoteattr(source_name)} Value={quoteattr(source)}/>"
-            f"</tt:Source><tt:Data><tt:SimpleItem Name={quoteattr(data_name)} "
+            f"<tt:Source><tt:SimpleItem Name={quoteattr(topic.source_name)} "
+            f"Value={quoteattr(topic.source)}/></tt:Source>"
+            f"<tt:Data><tt:SimpleItem Name={quoteattr(topic.data_name)} "
             f"Value={quoteattr(value)}/></tt:Data></tt:Message>"
             "</wsnt:Message></wsnt:NotificationMessage>"
         )
@@ -341,7 +405,7 @@ class OnvifEmulator:
                 "<tds:HardwareId>1.0</tds:HardwareId>"
                 "</tds:GetDeviceInformationResponse>"
             )
-        if name == "GetServices":
+        if name == "GetServices" and self.get_services:
             services = "".join(
                 f"<tds:Service><tds:Namespace>{NS[prefix]}</tds:Namespace>"
                 f"<tds:XAddr>{base}/onvif/{path}</tds:XAddr>"
@@ -456,29 +520,15 @@ class OnvifEmulator:
             return parsed
         name, operation = parsed
         if name == "GetEventProperties":
-            button = (
-                '<tns1:Device><Trigger><DigitalInput wstop:topic="true"><tt:MessageDescription '
-                'IsProperty="true"><tt:Source><tt:SimpleItemDescription Name="InputToken" '
-                'Type="tt:ReferenceToken"/></tt:Source><tt:Data><tt:SimpleItemDescription '
-                'Name="LogicalState" Type="xs:boolean"/></tt:Data></tt:MessageDescription>'
-                "</DigitalInput></Trigger></tns1:Device>"
-                if self.button
-                else ""
-            )
-            motion = (
-                '<tns1:RuleEngine><CellMotionDetector><Motion wstop:topic="true">'
-                '<tt:MessageDescription IsProperty="true"><tt:Source><tt:SimpleItemDescription '
-                'Name="VideoSourceConfigurationToken" Type="tt:ReferenceToken"/></tt:Source>'
-                '<tt:Data><tt:SimpleItemDescription Name="IsMotion" Type="xs:boolean"/>'
-                "</tt:Data></tt:MessageDescription></Motion></CellMotionDetector>"
-                "</tns1:RuleEngine>"
-            )
+            offered = [MOTION_TOPIC]
+            if self.button:
+                offered.append(BUTTON_TOPICS[self.button_topic])
             return _soap(
                 "<tev:GetEventPropertiesResponse>"
                 "<tev:TopicNamespaceLocation>http://www.onvif.org/onvif/ver10/topics/"
                 "topicns.xml</tev:TopicNamespaceLocation>"
                 "<wsnt:FixedTopicSet>true</wsnt:FixedTopicSet>"
-                f"<wstop:TopicSet>{button}{motion}</wstop:TopicSet>"
+                f"<wstop:TopicSet>{topic_set(offered)}</wstop:TopicSet>"
                 "<wsnt:TopicExpressionDialect>http://www.onvif.org/ver10/tev/topicExpression/"
                 "ConcreteSet</wsnt:TopicExpressionDialect>"
                 "<tev:MessageContentFilterDialect>http://www.onvif.org/ver10/tev/"
@@ -592,6 +642,7 @@ async def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         rtsp_port=args.rtsp_port,
         button=not args.no_button,
+        button_topic=args.button_topic,
         misbehave=args.misbehave,
     )
     rtsp = await asyncio.create_subprocess_exec(
@@ -627,6 +678,7 @@ def main() -> None:
     parser.add_argument("--username", default="admin")
     parser.add_argument("--password", required=True)
     parser.add_argument("--no-button", action="store_true", help="a camera, not a doorbell")
+    parser.add_argument("--button-topic", choices=sorted(BUTTON_TOPICS), default="digital-input")
     parser.add_argument("--misbehave", choices=MISBEHAVIOURS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)

@@ -206,6 +206,29 @@ async def test_pull_point_delivers_the_button_and_motion(
     assert device.subscriptions == []
 
 
+async def test_a_reolink_style_visitor_event_rings(
+    session: aiohttp.ClientSession, device: OnvifEmulator
+) -> None:
+    """The visitor topic counts as the button; found through GetCapabilities on a device
+    that has no GetServices."""
+    device.button_topic = "visitor"
+    device.get_services = False
+    doorbell = _doorbell(session, device.port)
+    await doorbell.connect()
+    assert doorbell.capabilities.has_button
+    sink = Sink()
+    task = asyncio.create_task(doorbell.run_events(sink))
+    try:
+        await sink.wait_until(lambda: bool(device.subscriptions))
+        device.press_button()
+        await sink.wait_until(lambda: EventType.RING in sink.types())
+        assert sink.types() == [EventType.HELLO, EventType.RING]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 async def test_the_subscription_is_renewed_before_it_lapses(
     session: aiohttp.ClientSession, device: OnvifEmulator
 ) -> None:
