@@ -248,6 +248,7 @@ class OnvifEmulator:
     _runner: web.AppRunner | None = field(default=None, repr=False)
     _jpeg: bytes = field(default=b"", repr=False)
     _nonces: set[str] = field(default_factory=set, repr=False)
+    _motion: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
         """Listen on ``host``:``port`` (0 picks a free port)."""
@@ -297,17 +298,9 @@ class OnvifEmulator:
 
     def _notify(self, topic: EventTopic, value: str) -> int:
         self._expire()
-        message = (
-            "<wsnt:NotificationMessage>"
-            '<wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">'
-            f"{topic.path}</wsnt:Topic><wsnt:Message>"
-            f'<tt:Message UtcTime="{_iso(_now())}" PropertyOperation="Changed">'
-            f"<tt:Source><tt:SimpleItem Name={quoteattr(topic.source_name)} "
-            f"Value={quoteattr(topic.source)}/></tt:Source>"
-            f"<tt:Data><tt:SimpleItem Name={quoteattr(topic.data_name)} "
-            f"Value={quoteattr(value)}/></tt:Data></tt:Message>"
-            "</wsnt:Message></wsnt:NotificationMessage>"
-        )
+        if topic == MOTION_TOPIC:
+            self._motion = value == "true"
+        message = _message(topic, value, "Changed")
         for subscription in self._subscriptions.values():
             subscription.queue.append(message)
             del subscription.queue[:-_QUEUE_LIMIT]
@@ -544,7 +537,12 @@ class OnvifEmulator:
             )
             sub_id = str(next(self._ids))
             now = _now()
-            self._subscriptions[sub_id] = _Subscription(terminates=now + lifetime)
+            # As the Event specification asks of properties: a new subscription first
+            # hears each one's current state.
+            initial = [_message(MOTION_TOPIC, "true" if self._motion else "false", "Initialized")]
+            if self.button:
+                initial.append(_message(BUTTON_TOPICS[self.button_topic], "false", "Initialized"))
+            self._subscriptions[sub_id] = _Subscription(terminates=now + lifetime, queue=initial)
             return _soap(
                 "<tev:CreatePullPointSubscriptionResponse><tev:SubscriptionReference>"
                 f"<wsa:Address>{self._base(request)}/onvif/subscription/{sub_id}</wsa:Address>"
@@ -603,6 +601,22 @@ class OnvifEmulator:
 
     async def _lab_motion(self, request: web.Request) -> web.Response:
         return web.json_response({"heard": self.set_motion(request.query.get("on", "1") != "0")})
+
+
+def _message(topic: EventTopic, value: str, operation: str) -> str:
+    """One NotificationMessage: ``Initialized`` for the state a new subscription starts
+    with, ``Changed`` for a change."""
+    return (
+        "<wsnt:NotificationMessage>"
+        '<wsnt:Topic Dialect="http://www.onvif.org/ver10/tev/topicExpression/ConcreteSet">'
+        f"{topic.path}</wsnt:Topic><wsnt:Message>"
+        f'<tt:Message UtcTime="{_iso(_now())}" PropertyOperation="{operation}">'
+        f"<tt:Source><tt:SimpleItem Name={quoteattr(topic.source_name)} "
+        f"Value={quoteattr(topic.source)}/></tt:Source>"
+        f"<tt:Data><tt:SimpleItem Name={quoteattr(topic.data_name)} "
+        f"Value={quoteattr(value)}/></tt:Data></tt:Message>"
+        "</wsnt:Message></wsnt:NotificationMessage>"
+    )
 
 
 def _media_uri(uri: str) -> str:

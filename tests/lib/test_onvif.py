@@ -229,6 +229,27 @@ async def test_a_reolink_style_visitor_event_rings(
             await task
 
 
+async def test_motion_already_on_at_subscribe_time_is_reported(
+    session: aiohttp.ClientSession, device: OnvifEmulator
+) -> None:
+    """A new subscription first hears each property's state (``Initialized``): motion
+    that is on then starts; a button that reads false rings nothing."""
+    device.set_motion(True)
+    doorbell = _doorbell(session, device.port)
+    await doorbell.connect()
+    sink = Sink()
+    task = asyncio.create_task(doorbell.run_events(sink))
+    try:
+        await sink.wait_until(lambda: EventType.MOTION_START in sink.types())
+        device.set_motion(False)
+        await sink.wait_until(lambda: EventType.MOTION_STOP in sink.types())
+        assert sink.types() == [EventType.HELLO, EventType.MOTION_START, EventType.MOTION_STOP]
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 async def test_the_subscription_is_renewed_before_it_lapses(
     session: aiohttp.ClientSession, device: OnvifEmulator
 ) -> None:
