@@ -236,6 +236,8 @@ class OnvifEmulator:
     snapshot: bool = True
     # Older devices answer only GetCapabilities, not GetServices.
     get_services: bool = True
+    # Without an event service the device is a camera the hub can only watch.
+    events: bool = True
     # How the snapshot URI checks the credentials: "digest" or "basic".
     snapshot_auth: str = "digest"
     # What happened, for tests to check.
@@ -409,18 +411,23 @@ class OnvifEmulator:
                     ("trt", "media_service"),
                     ("tev", "event_service"),
                 )
+                if prefix != "tev" or self.events
             )
             return _soap(f"<tds:GetServicesResponse>{services}</tds:GetServicesResponse>")
         if name == "GetCapabilities":
-            return _soap(
-                "<tds:GetCapabilitiesResponse><tds:Capabilities>"
-                f"<tt:Device><tt:XAddr>{base}/onvif/device_service</tt:XAddr></tt:Device>"
+            events = (
                 f"<tt:Events><tt:XAddr>{base}/onvif/event_service</tt:XAddr>"
                 "<tt:WSSubscriptionPolicySupport>false</tt:WSSubscriptionPolicySupport>"
                 "<tt:WSPullPointSupport>true</tt:WSPullPointSupport>"
                 "<tt:WSPausableSubscriptionManagerInterfaceSupport>false"
                 "</tt:WSPausableSubscriptionManagerInterfaceSupport></tt:Events>"
-                f"<tt:Media><tt:XAddr>{base}/onvif/media_service</tt:XAddr>"
+                if self.events
+                else ""
+            )
+            return _soap(
+                "<tds:GetCapabilitiesResponse><tds:Capabilities>"
+                f"<tt:Device><tt:XAddr>{base}/onvif/device_service</tt:XAddr></tt:Device>"
+                f"{events}<tt:Media><tt:XAddr>{base}/onvif/media_service</tt:XAddr>"
                 "<tt:StreamingCapabilities><tt:RTPMulticast>false</tt:RTPMulticast>"
                 "<tt:RTP_TCP>true</tt:RTP_TCP><tt:RTP_RTSP_TCP>true</tt:RTP_RTSP_TCP>"
                 "</tt:StreamingCapabilities></tt:Media>"

@@ -147,6 +147,38 @@ async def test_a_camera_without_a_button_topic_has_no_button(
     assert doorbell.capabilities.has_motion
 
 
+@pytest.mark.parametrize("get_services", [True, False])
+async def test_a_camera_without_an_event_service_is_watched_for_answers(
+    session: aiohttp.ClientSession, device: OnvifEmulator, get_services: bool
+) -> None:
+    """No events to subscribe to: no button, no motion; reachable while it answers."""
+    device.events = False
+    device.get_services = get_services
+    doorbell = OnvifDoorbell(
+        session, "127.0.0.1", USERNAME, PASSWORD, port=device.port,
+        request_timeout=1.0, retry_interval=0.2, check_interval=0.2,
+    )  # fmt: skip
+    await doorbell.connect()
+    assert not doorbell.capabilities.has_button
+    assert not doorbell.capabilities.has_motion
+    sink = Sink()
+    task = asyncio.create_task(doorbell.run_events(sink))
+    try:
+        await sink.wait_until(lambda: sink.connection == [True])
+        port = device.port
+        await device.stop()
+        await sink.wait_until(lambda: sink.connection == [True, False])
+        device.port = port
+        await device.start()
+        await sink.wait_until(lambda: sink.connection == [True, False, True])
+        assert sink.types() == [EventType.HELLO, EventType.HELLO]
+        assert device.subscriptions == []
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
 @pytest.mark.parametrize("auth", ["digest", "basic"])
 async def test_snapshot_with_the_auth_the_device_asks_for(
     session: aiohttp.ClientSession, device: OnvifEmulator, auth: str

@@ -78,6 +78,8 @@ SUBSCRIPTION_SECONDS: Final = 60
 # How long to wait before subscribing again after the device went away.
 RETRY_INTERVAL: Final = 10.0
 UNSUBSCRIBE_TIMEOUT: Final = 3.0
+# How often a device without events is asked whether it still answers.
+CHECK_INTERVAL: Final = 30.0
 _MESSAGE_LIMIT: Final = 50
 _MAX_TEXT: Final = 64
 
@@ -295,6 +297,8 @@ class OnvifInfo:
     stream_uri: str
     snapshot_uri: str | None
     capabilities: Capabilities
+    # False for a device without an event service: the hub then only checks it answers.
+    has_events: bool = True
 
 
 class OnvifDoorbell(Doorbell):
@@ -313,6 +317,7 @@ class OnvifDoorbell(Doorbell):
         pull_timeout: float = PULL_TIMEOUT,
         subscription_seconds: int = SUBSCRIPTION_SECONDS,
         retry_interval: float = RETRY_INTERVAL,
+        check_interval: float = CHECK_INTERVAL,
     ) -> None:
         self._session = session
         self._host = host
@@ -324,6 +329,7 @@ class OnvifDoorbell(Doorbell):
         self._pull_timeout = pull_timeout
         self._subscription_seconds = subscription_seconds
         self._retry_interval = retry_interval
+        self._check_interval = check_interval
         self._info: OnvifInfo | None = None
         self._seq = 0
         # What each motion source said last; motion is on while any says so.
@@ -389,8 +395,12 @@ class OnvifDoorbell(Doorbell):
         await _call(camera.update_xaddrs(), within=within, what="GetServices")
         device = await _call(camera.create_devicemgmt_service(), within=within, what="device")
         info = await _call(device.GetDeviceInformation(), within=within, what="device information")
-        manufacturer, model = _text(info.Manufacturer), _text(info.Model)
-        firmware, serial = _text(info.FirmwareVersion), _text(info.SerialNumber)
+        manufacturer, model = (
+            _text(getattr(info, "Manufacturer", None)),
+            _text(getattr(info, "Model", None)),
+        )
+        firmware = _text(getattr(info, "FirmwareVersion", None))
+        serial = _text(getattr(info, "SerialNumber", None))
         device_id = await self._mac(device) or _identity_hash(manufacturer, model, serial)
         media = await _call(camera.create_media_service(), within=within, what="media service")
         profiles = await _call(media.GetProfiles(), within=within, what="media profiles")
@@ -411,6 +421,8 @@ class OnvifDoorbell(Doorbell):
             raise NotOnvif("the device's stream URI is not an rtsp:// URL") from err
         snapshot_uri = await self._snapshot_uri(media, token)
         topics = await self._topics(camera)
+        has_events = topics is not None
+        topics = topics or set()
         capabilities = Capabilities(
             has_button=any(topic in topics for topic in BUTTON_TOPICS),
             has_motion=any(topic in topics for topic in MOTION_TOPICS),
@@ -423,10 +435,10 @@ class OnvifDoorbell(Doorbell):
             firmware=firmware or None,
             manufacturer=manufacturer or None,
         )
-        return OnvifInfo(identity, stream_uri, snapshot_uri, capabilities)
+        return OnvifInfo(identity, stream_uri, snapshot_uri, capabilities, has_events)
 
     async def _mac(self, device: Any) -> str | None:
-        """The first enabled interface's MAC address; None when the device will not say."""
+        """The first interface's MAC address (not all zeros); None when the device will not say."""
         try:
             interfaces = await _call(
                 device.GetNetworkInterfaces(), within=self._request_timeout, what="interfaces"
@@ -456,15 +468,15 @@ class OnvifDoorbell(Doorbell):
         uri = str(getattr(result, "Uri", "") or "")
         return uri if uri.lower().startswith(("http://", "https://")) else None
 
-    async def _topics(self, camera: Any) -> set[str]:
-        """The event topics the device offers; none when it has no event service."""
+    async def _topics(self, camera: Any) -> set[str] | None:
+        """The event topics the device offers; None when it has no event service."""
         try:
             events = await _call(
                 camera.create_events_service(), within=self._request_timeout, what="events"
             )
         except NotOnvif as err:
             _LOGGER.debug("ONVIF device at %s has no event service: %s", self._host, err)
-            return set()
+            return None
         properties = await _call(
             events.GetEventProperties(), within=self._request_timeout, what="event properties"
         )
@@ -530,12 +542,19 @@ class OnvifDoorbell(Doorbell):
 
     async def run_events(self, sink: EventSink) -> None:
         """Subscribe to a pull point and pull from it until cancelled; resubscribe after
-        the device comes back."""
+        the device comes back. A device without an event service is only checked to
+        answer."""
         connected: bool | None = None
+        has_events = self._info is None or self._info.has_events
         while True:
             try:
                 async with self._camera() as camera:
-                    pullpoint, manager = await self._subscribe(camera)
+                    pullpoint: Any = None
+                    manager: Any = None
+                    if has_events:
+                        pullpoint, manager = await self._subscribe(camera)
+                    else:
+                        await self._check(camera)
                     try:
                         if connected is not True:
                             connected = True
@@ -543,9 +562,13 @@ class OnvifDoorbell(Doorbell):
                             self._motion.clear()
                             # Nothing says whether motion is on now; it starts off.
                             self._deliver(sink, EventType.HELLO, motion=False)
-                        await self._pull(pullpoint, manager, sink)
+                        if manager is not None:
+                            await self._pull(pullpoint, manager, sink)
+                        else:
+                            await self._keep_checking(camera)
                     finally:
-                        await self._unsubscribe(manager)
+                        if manager is not None:
+                            await self._unsubscribe(manager)
             except InvalidAuth:
                 sink.handle_auth_failed()
                 return
@@ -555,6 +578,16 @@ class OnvifDoorbell(Doorbell):
                 connected = False
                 sink.handle_connection_change(False)
             await asyncio.sleep(self._retry_interval)
+
+    async def _check(self, camera: Any) -> None:
+        """The device answers (GetServices, signed, so the credentials still work)."""
+        await _call(camera.update_xaddrs(), within=self._request_timeout, what="GetServices")
+
+    async def _keep_checking(self, camera: Any) -> None:
+        """:meth:`_check` every ``check_interval`` until it fails."""
+        while True:
+            await asyncio.sleep(self._check_interval)
+            await self._check(camera)
 
     async def _subscribe(self, camera: Any) -> tuple[Any, Any]:
         """A new pull point: the service to pull from, and its subscription manager."""
