@@ -16,12 +16,10 @@ import sys
 from typing import Any
 
 import aiohttp
-from playwright.async_api import async_playwright
 import pytest
 
-from scripts.lab.forward import TcpForwarder
+from scripts.lab.browser import logged_in_page
 from scripts.lab.hass import (
-    HASS_PORT,
     REPO,
     HassClient,
     HassWebSocket,
@@ -146,36 +144,21 @@ async def _live_view_in_chromium(
     Returns the frames the page presented, WebRTC's peer statistics and the packet
     counters of the browser's egress guard (see test_live_view.py).
     """
-    forwarder = TcpForwarder("127.0.0.1", 0, topology.hub_uplink_address, HASS_PORT)
-    await forwarder.start()
-    url = f"http://127.0.0.1:{forwarder.bound_port}"
-    owner = Owner()
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=str(chromium), args=CHROMIUM_ARGS
-            )
-            try:
-                context = await browser.new_context(viewport={"width": 1280, "height": 900})
-                # Plain host candidates, no mDNS names (see test_live_view.py).
-                await context.grant_permissions(["camera", "microphone"], origin=url)
-                page = await context.new_page()
-                await page.add_init_script(RECORD_PEERS)
-                await page.goto(f"{url}{DASHBOARD_PATH}")
-                await page.locator("input[name=username]").fill(owner.username)
-                await page.locator("input[name=password]").fill(owner.password)
-                await page.keyboard.press("Enter")
-                await page.wait_for_url(f"**{DASHBOARD_PATH}", timeout=20_000)
-                await page.wait_for_function(f"({WATCH_ONVIF_VIDEO})() >= 0", timeout=30_000)
-                await page.wait_for_function(
-                    f"({WATCH_ONVIF_VIDEO})() > {MIN_FRAMES}", timeout=20_000, polling=100
-                )
-                frames = int(await page.evaluate("window.__onvifVideo.frames"))
-                peers: list[dict[str, Any]] = await page.evaluate(PEER_STATS)
-            finally:
-                await browser.close()
-    finally:
-        await forwarder.close()
+    async with logged_in_page(
+        chromium=chromium,
+        args=CHROMIUM_ARGS,
+        hub_address=topology.hub_uplink_address,
+        path=DASHBOARD_PATH,
+        owner=Owner(),
+        init_scripts=[RECORD_PEERS],
+    ) as opened:
+        page = opened.page
+        await page.wait_for_function(f"({WATCH_ONVIF_VIDEO})() >= 0", timeout=30_000)
+        await page.wait_for_function(
+            f"({WATCH_ONVIF_VIDEO})() > {MIN_FRAMES}", timeout=20_000, polling=100
+        )
+        frames = int(await page.evaluate("window.__onvifVideo.frames"))
+        peers: list[dict[str, Any]] = await page.evaluate(PEER_STATS)
     return frames, peers, counters.read()
 
 
