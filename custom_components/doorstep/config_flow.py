@@ -27,7 +27,7 @@ from homeassistant.const import (
     CONF_URL,
     CONF_USERNAME,
 )
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
 from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers import selector
 from homeassistant.helpers.aiohttp_client import async_get_clientsession
@@ -71,12 +71,15 @@ from .const import (
     SHARING_UNIQUE_ID,
 )
 from .device import (
+    DEFAULT_ONVIF_PORT,
     DEFAULT_PORT,
     DRIVER_DOORBIRD,
     DRIVER_DOORSTEP,
+    DRIVER_ONVIF,
     DRIVER_RTSP,
     KEY_DRIVER,
     SERVICE_TYPE,
+    DeviceIdentity,
     DeviceInfo,
     DoorBirdClient,
     DoorstepClient,
@@ -85,7 +88,9 @@ from .device import (
     InvalidAuth,
     InvalidCode,
     NotRtsp,
+    OnvifDoorbell,
     PairingLocked,
+    ProtocolError,
     check_rtsp,
     driver_of,
     is_doorbird_mac,
@@ -181,7 +186,7 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The owner adds a device by hand: a Doorstep doorbell, or an RTSP camera."""
         return self.async_show_menu(
-            step_id="user", menu_options=["manual", "doorbird_host", "rtsp"]
+            step_id="user", menu_options=["manual", "doorbird_host", "rtsp", "onvif"]
         )
 
     async def async_step_manual(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -343,6 +348,60 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
             errors=errors,
         )
 
+    # ONVIF ---------------------------------------------------------------------------
+
+    async def async_step_onvif(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """An ONVIF camera or doorbell by host and credentials, checked against the device.
+
+        The same form adds one, signs in again (reauth) and changes its address or user
+        (reconfigure); the last two must still reach the same device.
+        """
+        entry = (
+            self._get_reauth_entry()
+            if self.source == SOURCE_REAUTH
+            else self._get_reconfigure_entry()
+            if self.source == SOURCE_RECONFIGURE
+            else None
+        )
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            identity, error = await _async_check_onvif(self.hass, user_input)
+            if identity is None:
+                errors["base"] = error
+            elif entry is not None and identity.device_id != entry.unique_id:
+                errors["base"] = "wrong_device"
+            else:
+                data = {
+                    CONF_HOST: user_input[CONF_HOST].strip(),
+                    CONF_PORT: user_input[CONF_PORT],
+                    CONF_USERNAME: user_input[CONF_USERNAME].strip(),
+                    CONF_PASSWORD: user_input[CONF_PASSWORD],
+                }
+                if entry is not None:
+                    return self.async_update_reload_and_abort(entry, data_updates=data)
+                await self.async_set_unique_id(identity.device_id, raise_on_progress=False)
+                self._abort_if_unique_id_configured()
+                return self.async_create_entry(
+                    title=identity.name,
+                    data={
+                        KEY_DRIVER: DRIVER_ONVIF,
+                        CONF_NAME: identity.name,
+                        CONF_DEVICE_ID: identity.device_id,
+                        **data,
+                    },
+                )
+        # Never show the password again, right or wrong.
+        current = user_input or (entry.data if entry is not None else {})
+        return self.async_show_form(
+            step_id="onvif",
+            data_schema=self.add_suggested_values_to_schema(
+                ONVIF_SCHEMA,
+                {k: v for k, v in current.items() if k in (CONF_HOST, CONF_PORT, CONF_USERNAME)},
+            ),
+            errors=errors,
+            description_placeholders={"name": entry.title if entry is not None else "ONVIF"},
+        )
+
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
         """The doorbell no longer accepts our token (it was reset, or the token revoked)."""
         if driver_of(entry_data) == DRIVER_DOORBIRD:
@@ -351,6 +410,8 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
             self._name = self._get_reauth_entry().title
             await self.async_set_unique_id(entry_data[CONF_DEVICE_ID])
             return await self.async_step_doorbird()
+        if driver_of(entry_data) == DRIVER_ONVIF:
+            return await self.async_step_onvif()
         self._host = entry_data[CONF_HOST]
         self._port = entry_data[CONF_PORT]
         self._name = self._get_reauth_entry().title
@@ -390,6 +451,8 @@ class DoorstepConfigFlow(ConfigFlow, domain=DOMAIN):
             return await self.async_step_reconfigure_rtsp()
         if driver == DRIVER_DOORBIRD:
             return await self.async_step_reconfigure_doorbird()
+        if driver == DRIVER_ONVIF:
+            return await self.async_step_onvif()
         if driver != DRIVER_DOORSTEP:
             return self.async_abort(reason="reconfigure_not_supported")
         errors: dict[str, str] = {}
@@ -1004,6 +1067,35 @@ RTSP_SCHEMA = probatio.Schema(
         ),
     }
 )
+
+
+ONVIF_SCHEMA = _host_schema(port=DEFAULT_ONVIF_PORT).extend(DOORBIRD_CREDENTIALS_SCHEMA.schema)
+
+
+async def _async_check_onvif(
+    hass: HomeAssistant, user_input: Mapping[str, Any]
+) -> tuple[DeviceIdentity | None, str]:
+    """Who the ONVIF device the owner described is, or (None, the error key)."""
+    host = user_input[CONF_HOST].strip()
+    device = OnvifDoorbell(
+        async_get_clientsession(hass),
+        host,
+        user_input[CONF_USERNAME].strip(),
+        user_input[CONF_PASSWORD],
+        port=user_input[CONF_PORT],
+    )
+    try:
+        return await device.connect(), ""
+    except InvalidAuth:
+        return None, "invalid_auth"
+    except ProtocolError as err:
+        # Not ONVIF at all, or no usable answer to a standard call (a SOAP fault,
+        # XML that does not parse, an answer far too large).
+        _LOGGER.debug("ONVIF device at %s: %s", host, err)
+        return None, "not_onvif"
+    except DoorstepError as err:
+        _LOGGER.debug("ONVIF device at %s: %s", host, err)
+        return None, "cannot_connect"
 
 
 # The same fields without the name: the entry keeps its title.

@@ -46,6 +46,7 @@ from .interface import (
     StreamSpec,
 )
 from .models import DeviceInfo, DoorbellAdvert, DoorbellEvent, EventType
+from .onvif import DEFAULT_ONVIF_PORT, DRIVER_ONVIF, NotOnvif, OnvifDoorbell
 from .rtsp import (
     DRIVER_RTSP,
     NotRtsp,
@@ -58,9 +59,11 @@ from .rtsp import (
 from .talk import TalkChannel
 
 __all__ = [
+    "DEFAULT_ONVIF_PORT",
     "DEFAULT_PORT",
     "DRIVER_DOORBIRD",
     "DRIVER_DOORSTEP",
+    "DRIVER_ONVIF",
     "DRIVER_RTSP",
     "KEY_DRIVER",
     "PROTOCOL_VERSION",
@@ -85,7 +88,9 @@ __all__ = [
     "HttpStreamEndpoint",
     "InvalidAuth",
     "InvalidCode",
+    "NotOnvif",
     "NotRtsp",
+    "OnvifDoorbell",
     "PairingLocked",
     "ProtocolError",
     "RtspCamera",

@@ -10,6 +10,7 @@ import aiohttp
 from .doorbird import DRIVER_DOORBIRD, DoorBirdDoorbell
 from .doorstep_driver import DRIVER_DOORSTEP, DoorstepDoorbell
 from .interface import Doorbell
+from .onvif import DRIVER_ONVIF, OnvifDoorbell
 from .rtsp import DRIVER_RTSP, RtspCamera
 
 # Which driver a configuration is for. Configurations stored before there was more than
@@ -34,6 +35,7 @@ _DRIVERS: dict[str, DriverFactory] = {
     DRIVER_DOORSTEP: DoorstepDoorbell.from_config,
     DRIVER_RTSP: RtspCamera.from_config,
     DRIVER_DOORBIRD: DoorBirdDoorbell.from_config,
+    DRIVER_ONVIF: OnvifDoorbell.from_config,
 }
 
 
