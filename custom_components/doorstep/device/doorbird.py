@@ -29,10 +29,12 @@ from urllib.parse import quote
 
 import aiohttp
 
+from .doorbird_talk import DEFAULT_ANSWER_WINDOW, open_audio_transmit
 from .exceptions import CannotConnect, DoorstepError, InvalidAuth, ProtocolError
 from .interface import Capabilities, DeviceIdentity, Doorbell, EventSink, StreamSpec
 from .models import DoorbellEvent, EventType
 from .rtsp import with_credentials
+from .talk import TalkChannel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -68,7 +70,10 @@ MAX_JSON_BYTES: Final = 256 * 1024
 MAX_SNAPSHOT_BYTES: Final = 5 * 1024 * 1024
 _MAC_RE: Final = re.compile(r"[0-9a-f]{12}")
 
-_CAPABILITIES: Final = Capabilities(has_button=True, has_motion=True, has_snapshot=True)
+# Every DoorBird door station has a speaker (``audio-transmit.cgi``).
+_CAPABILITIES: Final = Capabilities(
+    has_button=True, has_motion=True, has_snapshot=True, has_talk_back=True
+)
 
 
 class NoHubUrl(CannotConnect):
@@ -158,6 +163,18 @@ class DoorBirdClient:
         if status != 200 or not body.startswith(b"\xff\xd8"):
             raise ProtocolError(f"image.cgi answered {status} without a JPEG")
         return body
+
+    async def open_talk(
+        self, *, name: str, answer_window: float = DEFAULT_ANSWER_WINDOW
+    ) -> TalkChannel:
+        """``audio-transmit.cgi``: the station's speaker, until the channel is closed."""
+        return await open_audio_transmit(
+            self._session,
+            self.base_url,
+            self._authorization,
+            name=name,
+            answer_window=answer_window,
+        )
 
     async def favorites(self) -> dict[str, str]:
         """HTTP favorites by id: ``{"3": "http://..."}``."""
@@ -368,7 +385,7 @@ class DoorBirdDoorbell(Doorbell):
 
     @property
     def capabilities(self) -> Capabilities:
-        """A button, motion and snapshots."""
+        """A button, motion, snapshots and a speaker."""
         return _CAPABILITIES
 
     @property
@@ -400,6 +417,10 @@ class DoorBirdDoorbell(Doorbell):
     async def snapshot(self) -> bytes:
         """``image.cgi``."""
         return await self._client.snapshot()
+
+    async def open_talk(self, *, name: str) -> TalkChannel:
+        """The station's speaker through ``audio-transmit.cgi`` (G.711 µ-law)."""
+        return await self._client.open_talk(name=name)
 
     async def run_events(self, sink: EventSink) -> None:
         """Point the station's schedule at the hub, then follow its reachability.
