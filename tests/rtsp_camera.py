@@ -39,12 +39,14 @@ class RtspCameraProcess:
         password: str | None = None,
         profile: str = "constrained-baseline",
         no_video: bool = False,
+        sound: str = "none",
     ) -> None:
         self.path = path
         self.username = username
         self.password = password
         self.profile = profile
         self.no_video = no_video
+        self.sound = sound
         self.port = 0
         self._process: asyncio.subprocess.Process | None = None
 
@@ -61,6 +63,7 @@ class RtspCameraProcess:
             args += ["--username", self.username, "--password", self.password]
         if self.no_video:
             args.append("--no-video")
+        args += ["--sound", self.sound]
         self._process = await asyncio.create_subprocess_exec(
             SYSTEM_PYTHON, *args, stdout=asyncio.subprocess.PIPE
         )

@@ -13,7 +13,8 @@ compared with a real DoorBird. What it serves, all behind HTTP basic auth:
   WAV file when ``speaker_wav`` is set), so tests can measure what the station heard.
 
 Live video is a real RTSP server (``scripts/lab/rtsp_camera.py``, GStreamer) that the
-caller runs at ``/mpeg/media.amp`` with the same credentials. :meth:`ring` and
+caller runs at ``/mpeg/media.amp`` with the same credentials, with the station's
+microphone beside the picture as G.711 µ-law (``--sound pcmu``). :meth:`ring` and
 :meth:`motion` do what the station does on an event: call every enabled HTTP favorite
 the schedule names for that input.
 
@@ -320,6 +321,7 @@ async def _serve(args: argparse.Namespace) -> None:
         "--path", "/mpeg/media.amp",
         "--username", args.username,
         "--password", args.password,
+        "--sound", "pcmu",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert rtsp.stdout is not None

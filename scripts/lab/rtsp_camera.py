@@ -9,7 +9,9 @@ project's venv, as its own process:
 It prints one line, ``ready <port>``, once it listens, then serves until killed. The
 picture is GStreamer's test pattern encoded by x264: constrained baseline, or with
 ``--profile main-b-frames`` Main profile with B-frames (which browsers cannot take as it is),
-or, with ``--no-video``, an Opus tone and no video at all.
+or, with ``--no-video``, an Opus tone and no video at all. ``--sound pcmu`` adds a steady
+800 Hz tone as G.711 µ-law at 8 kHz beside the video, as a DoorBird's stream carries its
+microphone.
 Packages: see scripts/system-packages.
 
 Kept to the Python of Debian's system interpreter (3.11): no newer syntax here.
@@ -36,6 +38,11 @@ _AUDIO_ONLY = (
     "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample "
     "! opusenc ! rtpopuspay name=pay0 pt=97"
 )
+# A DoorBird's microphone, as its LAN API document gives its sound: G.711 µ-law, 8 kHz.
+_PCMU_SOUND = (
+    "audiotestsrc is-live=true wave=sine freq=800 volume=0.4 ! audioconvert ! audioresample "
+    "! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
+)
 _ROLE = "viewer"
 
 
@@ -44,8 +51,11 @@ def _launch_line(args: argparse.Namespace) -> str:
         return "( " + _AUDIO_ONLY + " )"
     # B-frames are what make the hub fall back to transcoding.
     if args.profile == "main-b-frames":
-        return "( " + _VIDEO.format(profile="main", bframes=2) + " )"
-    return "( " + _VIDEO.format(profile=args.profile, bframes=0) + " )"
+        video = _VIDEO.format(profile="main", bframes=2)
+    else:
+        video = _VIDEO.format(profile=args.profile, bframes=0)
+    sound = "  " + _PCMU_SOUND if args.sound == "pcmu" else ""
+    return "( " + video + sound + " )"
 
 
 def _add_auth(server: object, factory: object, username: str, password: str) -> None:
@@ -73,6 +83,7 @@ def main() -> int:
         default="constrained-baseline",
     )
     parser.add_argument("--no-video", action="store_true")
+    parser.add_argument("--sound", choices=("none", "pcmu"), default="none")
     args = parser.parse_args()
     if (args.username is None) != (args.password is None):
         parser.error("give both --username and --password, or neither")

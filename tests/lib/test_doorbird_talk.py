@@ -27,8 +27,15 @@ from custom_components.doorstep.device import (
     create_doorbell,
 )
 from custom_components.doorstep.device.doorbird_talk import MULAW_RATE, DoorBirdTalkChannel
-from custom_components.doorstep.media.audio import OpusPacketEncoder, TalkFloor, TalkForwarder
+from custom_components.doorstep.media import StreamSource
+from custom_components.doorstep.media.audio import (
+    AudioRelay,
+    OpusPacketEncoder,
+    TalkFloor,
+    TalkForwarder,
+)
 from scripts.lab.doorbird_emulator import DoorBirdEmulator
+from tests.rtsp_camera import RtspCameraProcess, require_gstreamer
 from tests.signals import best_correlation, sweep
 
 USERNAME = "ghxxxx0001"
@@ -113,10 +120,65 @@ def _opus_packets(pcm: np.ndarray[Any, np.dtype[np.int16]]) -> list[bytes]:
     return OpusPacketEncoder().encode(frame)
 
 
-async def test_the_station_has_a_speaker(
+async def test_the_station_has_a_speaker_and_a_microphone(
     session: aiohttp.ClientSession, station: DoorBirdEmulator
 ) -> None:
-    assert _doorbell(session, station).capabilities.has_talk_back
+    capabilities = _doorbell(session, station).capabilities
+    assert capabilities.has_talk_back
+    assert capabilities.microphone == "pcm_mulaw"
+
+
+async def test_the_hub_hears_the_station(
+    session: aiohttp.ClientSession, station: DoorBirdEmulator
+) -> None:
+    """The station's µ-law tone in its RTSP stream reaches a listener as Opus, still 800 Hz."""
+    require_gstreamer()
+    camera = RtspCameraProcess(
+        path="/mpeg/media.amp", username=USERNAME, password=PASSWORD, sound="pcmu"
+    )
+    await camera.start()
+    doorbell = create_doorbell(
+        session,
+        {
+            KEY_DRIVER: DRIVER_DOORBIRD,
+            "host": "127.0.0.1",
+            "port": station.port,
+            "rtsp_port": camera.port,
+            "username": USERNAME,
+            "password": PASSWORD,
+            "push_secret": "secret",
+        },
+    )
+    spec = doorbell.stream()
+    assert spec.url is not None
+    relay = AudioRelay("door")
+    listener = relay.subscribe("ear")
+    source = StreamSource.from_url(
+        spec.url, name="door", options=spec.options, on_audio=relay.publish
+    )
+    decoder = av.CodecContext.create("opus", "r")
+    assert isinstance(decoder, av.AudioCodecContext)
+    heard: list[np.ndarray[Any, Any]] = []
+    packets = source.packets()
+    try:
+        async with asyncio.timeout(20):
+            async for _video in packets:
+                while (sound := listener.get_nowait()) is not None:
+                    assert sound.format.codec == "opus"
+                    for frame in decoder.decode(av.Packet(sound.payload)):
+                        heard.append(frame.to_ndarray().reshape(-1))
+                if sum(piece.size for piece in heard) >= 48_000:
+                    break
+    finally:
+        await packets.aclose()
+        relay.close()
+        await camera.stop()
+    assert relay.format is not None
+    assert (relay.format.codec, relay.format.sample_rate) == ("pcm_mulaw", 8000)
+    pcm = np.concatenate(heard)[-48_000:].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(pcm * np.hanning(pcm.size)))
+    peak_hz = float(np.argmax(spectrum)) * 48_000 / pcm.size
+    assert abs(peak_hz - 800) < 10, f"loudest frequency heard {peak_hz:.1f} Hz"
 
 
 async def test_the_persons_voice_reaches_the_speaker(

@@ -70,9 +70,17 @@ MAX_JSON_BYTES: Final = 256 * 1024
 MAX_SNAPSHOT_BYTES: Final = 5 * 1024 * 1024
 _MAC_RE: Final = re.compile(r"[0-9a-f]{12}")
 
-# Every DoorBird door station has a speaker (``audio-transmit.cgi``).
+# Every DoorBird door station has a speaker (``audio-transmit.cgi``) and a microphone.
+# The LAN API document gives its sound as G.711 µ-law at 8 kHz; the hub expects that
+# beside the picture in the RTSP stream (unconfirmed on a real station), and the sound
+# relay re-encodes it to Opus once for all listeners.
+MICROPHONE_CODEC: Final = "pcm_mulaw"
 _CAPABILITIES: Final = Capabilities(
-    has_button=True, has_motion=True, has_snapshot=True, has_talk_back=True
+    has_button=True,
+    has_motion=True,
+    has_snapshot=True,
+    has_talk_back=True,
+    microphone=MICROPHONE_CODEC,
 )
 
 
@@ -385,7 +393,7 @@ class DoorBirdDoorbell(Doorbell):
 
     @property
     def capabilities(self) -> Capabilities:
-        """A button, motion, snapshots and a speaker."""
+        """A button, motion, snapshots, a speaker and a microphone."""
         return _CAPABILITIES
 
     @property
