@@ -49,10 +49,12 @@ from .models import DeviceInfo, DoorbellAdvert, DoorbellEvent, EventType
 from .rtsp import (
     DRIVER_RTSP,
     NotRtsp,
+    NotTls,
     RtspCamera,
     check_rtsp,
     parse_rtsp_url,
     rtsp_device_id,
+    stream_options,
     with_credentials,
 )
 from .talk import TalkChannel
@@ -86,6 +88,7 @@ __all__ = [
     "InvalidAuth",
     "InvalidCode",
     "NotRtsp",
+    "NotTls",
     "PairingLocked",
     "ProtocolError",
     "RtspCamera",
@@ -105,5 +108,6 @@ __all__ = [
     "parse_rtsp_url",
     "parse_txt",
     "rtsp_device_id",
+    "stream_options",
     "with_credentials",
 ]
