@@ -4,7 +4,8 @@ It follows DoorBird's public LAN-2-LAN API document (revision 0.36) and has neve
 compared with a real DoorBird. What it serves, all behind HTTP basic auth:
 
 - ``/bha-api/info.cgi``: firmware, MAC address (``1CCAE3...``) and model;
-- ``/bha-api/image.cgi``: a JPEG;
+- ``/bha-api/image.cgi``: a JPEG, or 204 (no picture for this user now) while
+  ``image_available`` is off;
 - ``/bha-api/favorites.cgi``: list, ``action=save`` and ``action=remove`` (HTTP favorites);
 - ``/bha-api/schedule.cgi``: list, POST of one input's entry, ``action=remove``;
 - ``/bha-api/audio-transmit.cgi``: the speaker. One streamed POST of ``audio/basic``
@@ -77,6 +78,8 @@ class DoorBirdEmulator:
     talks: list[np.ndarray[Any, np.dtype[np.int16]]] = field(default_factory=list)
     speaker_wav: Path | None = None
     talk_refusals: int = 0
+    # Off: image.cgi answers 204, as for a user without "watch always" between rings.
+    image_available: bool = True
     _talking: web.Request | None = field(default=None, repr=False)
     _talk_done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _runner: web.AppRunner | None = field(default=None, repr=False)
@@ -196,6 +199,8 @@ class DoorBirdEmulator:
         return web.json_response({"BHA": {"RETURNCODE": "1", "VERSION": [version]}})
 
     async def _image(self, _request: web.Request) -> web.Response:
+        if not self.image_available:
+            return web.Response(status=204)
         return web.Response(body=self._jpeg, content_type="image/jpeg")
 
     async def _favorites(self, request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from custom_components.doorstep.device import (
     EventType,
     FingerprintMismatch,
     InvalidAuth,
+    NoSnapshotYet,
     ProtocolError,
     create_doorbell,
     is_doorbird_mac,
@@ -172,6 +173,15 @@ async def test_nothing_listening_cannot_connect(session: aiohttp.ClientSession) 
 async def test_snapshot(session: aiohttp.ClientSession, station: DoorBirdEmulator) -> None:
     jpeg = await create_doorbell(session, _config(station)).snapshot()
     assert jpeg.startswith(b"\xff\xd8")
+
+
+async def test_no_picture_yet_is_not_a_failure(
+    session: aiohttp.ClientSession, station: DoorBirdEmulator
+) -> None:
+    """image.cgi's 204 (no "watch always" permission, no ring in the last minute)."""
+    station.image_available = False
+    with pytest.raises(NoSnapshotYet):
+        await create_doorbell(session, _config(station)).snapshot()
 
 
 async def test_rings_and_motion_are_pushed_to_the_hub(

@@ -30,7 +30,7 @@ from urllib.parse import quote
 import aiohttp
 
 from .doorbird_talk import DEFAULT_ANSWER_WINDOW, open_audio_transmit
-from .exceptions import CannotConnect, DoorstepError, InvalidAuth, ProtocolError
+from .exceptions import CannotConnect, DoorstepError, InvalidAuth, NoSnapshotYet, ProtocolError
 from .interface import Capabilities, DeviceIdentity, Doorbell, EventSink, StreamSpec
 from .models import DoorbellEvent, EventType
 from .rtsp import with_credentials
@@ -167,7 +167,9 @@ class DoorBirdClient:
             "GET", "/bha-api/image.cgi", max_bytes=MAX_SNAPSHOT_BYTES
         )
         if status == 204:
-            raise ProtocolError("the user may not watch the camera (no watch-always permission)")
+            # The LAN API's answer when the user may not watch the camera at any time
+            # ("watch always" permission) and nobody rang in the last minute.
+            raise NoSnapshotYet("the DoorBird has no picture for this user right now")
         if status != 200 or not body.startswith(b"\xff\xd8"):
             raise ProtocolError(f"image.cgi answered {status} without a JPEG")
         return body
