@@ -12,7 +12,7 @@ against Doorstep's own emulator of it, never against a real DoorBird.
   removal the favorite and the schedule outputs that use it are removed again.
 - Between events, the station is reachable while ``info.cgi`` answers.
 - Outputs of the schedule that go through DoorBird's cloud (push notifications to the
-  app, history pictures) are reported, so the owner can learn what leaves the house.
+  app) are reported, so the owner can learn what leaves the house.
 """
 
 from __future__ import annotations
@@ -57,10 +57,12 @@ FAVORITE_TITLE: Final = "Doorstep"
 _ALWAYS: Final = {"weekdays": [{"from": "108000", "to": "107999"}]}
 # Schedule inputs, and the push path's event names for them.
 _INPUTS: Final = {"doorbell": "1", "motion": ""}
-# Schedule outputs that reach outside the house through DoorBird's servers: push
-# notifications to the app, and pictures kept in the cloud history. (The output names are
-# as recalled from the LAN-2-LAN document; unconfirmed against a real station.)
-CLOUD_OUTPUTS: Final = frozenset({"notify", "record"})
+# Schedule outputs that reach outside the house through DoorBird's servers. DoorBird's
+# LAN-2-LAN API document, revision 0.36 (13 November 2023), names four output events
+# for schedule.cgi: "notify" (a push notification to the DoorBird app, through
+# DoorBird's cloud), "sip", "relay" and "http". There is no "record" output: history
+# pictures live in DoorBird's cloud, but the schedule does not switch them.
+CLOUD_OUTPUTS: Final = frozenset({"notify"})
 
 CHECK_INTERVAL: Final = 30.0
 # The station says when motion starts, never when it stops: motion counts as over this
