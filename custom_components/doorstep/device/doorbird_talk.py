@@ -2,9 +2,11 @@
 
 DoorBird's LAN-2-LAN API document (revision 0.36) takes the speaker's sound as one long
 HTTP POST of ``audio/basic`` (G.711 µ-law, 8000 Hz, mono) with basic auth, and lets only
-one client transmit at a time. The document gives no chunked encoding: it announces a
-``Content-Length`` larger than any talk will be and streams the bytes as they come, and
-the talk ends when the client closes the connection. That is what this module does.
+one client transmit at a time. The document gives no chunked encoding: its client
+announces a ``Content-Length`` larger than any talk will be and streams the bytes as they
+come, and the talk ends when the client closes the connection. That is what this module
+does, over Home Assistant's shared HTTP/1.1 session (the document's example is HTTP/1.0)
+with ``Connection: close``.
 
 The hub's talk path hands every :class:`TalkChannel` 20 ms Opus packets at 48 kHz (the
 browser's voice, decoded by aiortc and encoded once by ``media.audio``). Here they are
@@ -33,9 +35,11 @@ MULAW_RATE: Final = 8000
 _OPUS_RATE: Final = 48_000
 # The document's own figure: a length no talk reaches, so the station keeps reading.
 _ANNOUNCED_LENGTH: Final = "9999999"
-# The station answers a refused talk (wrong user, someone else transmitting) at once,
-# before any sound; a talk it takes gets no answer until it ends. So "no answer within
-# this window" is how the hub learns it holds the speaker.
+# A talk the station takes gets no answer until it ends, so "no answer within this
+# window" is how the hub learns it holds the speaker. A refusal (wrong user, someone else
+# transmitting) is expected at once, before any sound. The document does not say how a
+# station refuses; 401 and 503 ("busy" in its list of codes) are taken, as the emulator
+# gives them.
 DEFAULT_ANSWER_WINDOW: Final = 0.3
 # Two seconds of sound at most wait for a slow station; older sound is dropped first,
 # because a late voice at the door is worse than a gap.
