@@ -249,11 +249,14 @@ class DoorBirdEmulator:
         pcm = _decode_mulaw(mulaw)
         self.talks.append(pcm)
         if self.speaker_wav is not None:
-            with wave.open(str(self.speaker_wav), "wb") as out:
+            # Written aside, then renamed: a reader never sees half a file.
+            partial = self.speaker_wav.with_name(self.speaker_wav.name + ".partial")
+            with wave.open(str(partial), "wb") as out:
                 out.setnchannels(1)
                 out.setsampwidth(2)
                 out.setframerate(MULAW_RATE)
                 out.writeframes(pcm.astype("<i2").tobytes())
+            partial.replace(self.speaker_wav)
         self._talk_done.set()
 
     async def _schedule_get(self, request: web.Request) -> web.Response:
@@ -316,6 +319,7 @@ async def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         cloud_push=args.cloud_push,
+        speaker_wav=args.speaker_wav,
     )
     await station.start()
     rtsp = await asyncio.create_subprocess_exec(
@@ -355,6 +359,9 @@ def main() -> None:
     parser.add_argument("--name", default="DoorBird")
     parser.add_argument("--advertise", action="store_true", help="announce it by mDNS")
     parser.add_argument("--cloud-push", action="store_true")
+    parser.add_argument(
+        "--speaker-wav", type=Path, help="write what each talk played to this WAV file"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):

@@ -16,11 +16,14 @@ import asyncio
 from collections.abc import Iterator
 import os
 from pathlib import Path
+import subprocess
 import sys
 import time
 from typing import Any
+import wave
 
 import aiohttp
+import numpy as np
 from playwright.async_api import async_playwright
 import pytest
 
@@ -40,8 +43,10 @@ from scripts.lab.pairing import wait_for_discovery
 from scripts.lab.procs import ManagedProcess, python_env, within
 from scripts.lab.requests import file_request, wait_and_verify
 from tests.rtsp_camera import require_gstreamer
+from tests.signals import best_correlation, sweep
 
 from .conftest import HassInstance
+from .test_audio import HA_STATE, LISTEN, TALK, sweep as browser_sweep, write_wav
 from .test_live_view import CHROMIUM_ARGS, PEER_STATS, RECORD_PEERS, egress_guard
 
 pytestmark = pytest.mark.e2e
@@ -52,8 +57,14 @@ PASSWORD = "lab-bird-pass"
 RING_ENTITY = "event.side_gate_doorbell"
 CONNECTIVITY_ENTITY = "binary_sensor.side_gate_connectivity"
 CAMERA = "camera.side_gate"
+TALKING = "binary_sensor.side_gate_talking"
+SPEAKER_WAV = "doorbird-speaker.wav"
+ANSWER_PATH = "/lovelace/answer"
+TALK_SECONDS = 4.0
+STATION_TONE_HZ = 800  # the emulator's RTSP stream carries this tone as G.711 µ-law
 DASHBOARD_PATH = "/lovelace/doorbells"
 SCREENSHOT = REPO / "artifacts" / "e2e" / "doorbird_live_view.png"
+ANSWER_SCREENSHOT = REPO / "artifacts" / "e2e" / "doorbird_answer.png"
 MIN_FRAMES = 30
 # GStreamer's test pattern, as the emulator's RTSP server sends it.
 PICTURE_SIZE = (320, 240)
@@ -99,6 +110,14 @@ def station(topology: Topology, lab_dir: Path) -> Iterator[DoorbellHost]:
     """The emulator on a new host of the lab LAN, advertising itself; removed after."""
     require_gstreamer()
     host = topology.add_doorbell()
+    # Each test's station gets the address the previous one had, behind a new veth: the
+    # hub's neighbour entry for it still names the old MAC, and for its lifetime (some
+    # 20 s) nothing from the hub, Home Assistant included, would reach the new station.
+    subprocess.run(
+        ["ip", "-n", topology.hub_ns, "neigh", "flush", "to", host.address],
+        capture_output=True,
+        check=False,
+    )
     argv = [
         sys.executable, "-m", "scripts.lab.doorbird_emulator",
         "--host", host.address,
@@ -106,6 +125,7 @@ def station(topology: Topology, lab_dir: Path) -> Iterator[DoorbellHost]:
         "--password", PASSWORD,
         "--name", "Side gate",
         "--advertise",
+        "--speaker-wav", str(lab_dir / SPEAKER_WAV),
     ]  # fmt: skip
     process = ManagedProcess(
         name="DoorBird emulator",
@@ -358,3 +378,155 @@ async def test_doorbird_live_view_clip_and_approved_request(
     assert shown[clip_id]["doorbell"] == MAC, shown[clip_id]
     assert approved.get("state") == "approved", approved
     assert verified, lines
+
+
+# The Answer view's live card for the Side gate, for test_audio.py's LISTEN and TALK.
+FIND_SIDE_GATE_CARD = """
+(() => {
+  const find = (root) => {
+    for (const el of root.querySelectorAll("*")) {
+      if (el.tagName === "DOORSTEP-LIVE-CARD" && el._config?.entity === "camera.side_gate") {
+        return el;
+      }
+      if (el.shadowRoot) {
+        const found = find(el.shadowRoot);
+        if (found) return found;
+      }
+    }
+    return null;
+  };
+  window.__doorstepFindCard = () => find(document);
+})();
+"""
+
+
+async def _answer_and_talk(url: str, chromium: Path, microphone: Path) -> list[list[float]]:
+    """Open the Side gate's live card, listen for a while, then hold the talk button
+    while Chromium's fake microphone plays ``microphone``; what the page heard."""
+    owner = Owner()
+    args = [
+        *CHROMIUM_ARGS,
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={microphone}",
+        "--autoplay-policy=no-user-gesture-required",
+    ]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(chromium), args=args)
+        try:
+            context = await browser.new_context(viewport={"width": 1280, "height": 900})
+            await context.grant_permissions(["camera", "microphone"], origin=url)
+            page = await context.new_page()
+            console: list[str] = []
+            page.on(
+                "console",
+                lambda message: (
+                    console.append(f"{message.type}: {message.text}")
+                    if message.type in ("error", "warning")
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda error: console.append(f"page error: {error}"))
+            await page.add_init_script(RECORD_PEERS)
+            await page.add_init_script(FIND_SIDE_GATE_CARD)
+            await page.goto(f"{url}{ANSWER_PATH}")
+            await page.locator("input[name=username]").fill(owner.username)
+            await page.locator("input[name=password]").fill(owner.password)
+            await page.keyboard.press("Enter")
+            await page.wait_for_url(f"**{ANSWER_PATH}", timeout=20_000)
+            try:
+                await page.wait_for_function("window.__doorstepFindCard() !== null", timeout=20_000)
+            except Exception:
+                # Seen about one run in three when another Chromium test used the same
+                # Home Assistant just before: the first dashboard load after the login
+                # fetches doorstep-live-card.js without an error, yet the element is
+                # never defined and every live card reads "Configuration error". A
+                # reload has always defined it. (Not the DoorBird's doing; see the report.)
+                print(f"\nSide gate live card not defined after login, reloading; {console}")
+                await page.reload()
+                try:
+                    await page.wait_for_function(
+                        "window.__doorstepFindCard() !== null", timeout=45_000
+                    )
+                except Exception:
+                    ANSWER_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                    await page.screenshot(path=str(ANSWER_SCREENSHOT))
+                    print(
+                        f"\nno Side gate live card on {page.url}; console {console}; "
+                        f"see {ANSWER_SCREENSHOT}"
+                    )
+                    raise
+            await page.evaluate(
+                "window.__doorstepFindCard().shadowRoot.querySelector('button.start').click()"
+            )
+            await page.wait_for_function(
+                "window.__doorstepFindCard().shadowRoot.querySelector('video')"
+                "?.srcObject?.getAudioTracks?.().length > 0",
+                timeout=20_000,
+            )
+            assert await page.evaluate(LISTEN), "no audio track reached the card"
+            await asyncio.sleep(3.0)
+            heard: list[list[float]] = await page.evaluate("window.__doorstepHeard")
+            await page.wait_for_function(
+                "!window.__doorstepFindCard().shadowRoot.querySelector('button.talk').disabled",
+                timeout=10_000,
+            )
+            assert await page.evaluate(TALK, True)
+            await page.wait_for_function(f"({HA_STATE})('{TALKING}') === 'on'", timeout=10_000)
+            await asyncio.sleep(TALK_SECONDS)
+            assert await page.evaluate(TALK, False)
+            await page.wait_for_function(f"({HA_STATE})('{TALKING}') === 'off'", timeout=10_000)
+        finally:
+            await browser.close()
+    return heard
+
+
+async def test_doorbird_answered_from_the_live_card(
+    station: DoorbellHost,
+    topology: Topology,
+    hass_client: HassClient,
+    hass_ws: HassWebSocket,
+    session: aiohttp.ClientSession,
+    chromium_in_group: Path,
+    lab_dir: Path,
+) -> None:
+    """The station's sound plays in the card, and the person's voice (a sweep from
+    Chromium's fake microphone) reaches the station's speaker as G.711 µ-law."""
+    speaker = lab_dir / SPEAKER_WAV
+    speaker.unlink(missing_ok=True)
+    microphone = lab_dir / "doorbird-fake-microphone.wav"
+    write_wav(microphone, np.tile(browser_sweep(), 6))
+    await _station_up(session, station)
+    entry_id = await _sign_in(hass_client, hass_ws)
+    forwarder = TcpForwarder("127.0.0.1", 0, topology.hub_uplink_address, HASS_PORT)
+    try:
+        await _wait_state(hass_client, TALKING, "off", 15)
+        await forwarder.start()
+        heard = await _answer_and_talk(
+            f"http://127.0.0.1:{forwarder.bound_port}", chromium_in_group, microphone
+        )
+        # The station writes its speaker file when the talk's connection closes.
+        async with within(10, "the station's speaker file is written"):
+            while True:
+                if speaker.exists():
+                    break
+                await asyncio.sleep(0.2)
+    finally:
+        await forwarder.close()
+        await _remove(session, hass_client, entry_id)
+
+    loud = [frequency for _at, frequency, level in heard if level > -50]
+    with wave.open(str(speaker), "rb") as wav:
+        rate = wav.getframerate()
+        played = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    score = best_correlation(sweep(rate), played)
+    print(
+        f"\nDoorBird answered: {len(loud)} of {len(heard)} analyser reads loud, median "
+        f"{np.median(loud) if loud else 0:.0f} Hz; speaker {played.size / rate:.2f} s at "
+        f"{rate} Hz, sweep correlation {score:.3f}"
+    )
+    assert loud, heard[:20]
+    assert abs(float(np.median(loud)) - STATION_TONE_HZ) < 30, loud[:20]
+    assert rate == 8000
+    assert played.size > TALK_SECONDS / 2 * rate
+    assert score > 0.8, score
