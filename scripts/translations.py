@@ -4,9 +4,10 @@ Custom integrations are loaded from translations/*.json as they are, so the
 ``[%key:...%]`` references to Home Assistant's common strings must be resolved here.
 Run: .venv/bin/python scripts/translations.py  (tests fail when en.json is stale).
 
-The sharing card takes its texts from the "common" section (keys ``card_*``), loaded
-with Home Assistant's ``frontend/get_translations``; --check also compares the keys the
-card's JavaScript asks for with the keys strings.json has, both ways.
+The sharing card and the live card take their texts from the "common" section (keys
+``card_*``), loaded with Home Assistant's ``frontend/get_translations``; --check also
+compares the keys the cards' JavaScript asks for with the keys strings.json has, both
+ways.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ import homeassistant
 
 INTEGRATION = Path(__file__).resolve().parent.parent / "custom_components" / "doorstep"
 REFERENCE = re.compile(r"\[%key:([a-z0-9_:]+)%\]")
-CARD = INTEGRATION / "frontend" / "doorstep-sharing-card.js"
-# The card asks for each of its texts as this._t("card_...") with the key spelled out.
+CARDS = (
+    INTEGRATION / "frontend" / "doorstep-sharing-card.js",
+    INTEGRATION / "frontend" / "doorstep-live-card.js",
+)
+# A card asks for each of its texts as this._t("card_...") with the key spelled out.
 CARD_KEY = re.compile(r'_t\(\s*"(card_[a-z0-9_]+)"')
 
 
@@ -61,12 +65,12 @@ def build() -> str:
 
 
 def card_key_problems() -> list[str]:
-    """Keys the card uses that strings.json lacks, and card keys no code uses."""
+    """Keys the cards use that strings.json lacks, and card keys no card uses."""
     own = json.loads((INTEGRATION / "strings.json").read_text())
     have = {key for key in own.get("common", {}) if key.startswith("card_")}
-    used = set(CARD_KEY.findall(CARD.read_text()))
-    missing = [f"the card uses common.{key}, which strings.json lacks" for key in used - have]
-    unused = [f"strings.json has common.{key}, which the card never uses" for key in have - used]
+    used = {key for card in CARDS for key in CARD_KEY.findall(card.read_text())}
+    missing = [f"a card uses common.{key}, which strings.json lacks" for key in used - have]
+    unused = [f"strings.json has common.{key}, which no card uses" for key in have - used]
     return sorted(missing) + sorted(unused)
 
 

@@ -19,7 +19,7 @@ from homeassistant.helpers.dispatcher import async_dispatcher_send
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.typing import ConfigType
 
-from .card import async_register_card
+from .card import async_register_cards
 from .const import (
     CONF_KIND,
     DOMAIN,
@@ -32,7 +32,6 @@ from .device import DoorstepError, FingerprintMismatch, InvalidAuth, StreamSpec,
 from .feed_polling import FeedPoller
 from .http import async_register_views
 from .ice import async_start_local_stun
-from .live_card import async_register_live_card
 from .live_view import home_network_policy
 from .media import (
     MediaRelay,
@@ -112,8 +111,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         )
     # Last: it waits on the executor, and nothing above should wait for the card (a Home
     # Assistant stopping meanwhile must still find the retention timer's stop listener).
-    await async_register_card(hass)
-    await async_register_live_card(hass)
+    await async_register_cards(hass)
     return True
 
 

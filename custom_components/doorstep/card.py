@@ -1,8 +1,10 @@
-"""Serve the sharing card and have every dashboard load it.
+"""Serve Doorstep's dashboard cards and have every dashboard load them.
 
-The card is one dependency-free JavaScript module in ``frontend/``, so there is no build
-step to forget. Its URL carries a hash of its content: browsers may cache it for as
-long as they like, and an update still reaches them at once.
+Each card is one dependency-free JavaScript module in ``frontend/``, so there is no build
+step to forget: the sharing card (requests and their approval) and the live card
+(picture, sound and hold-to-talk). Each URL carries a hash of the file's content:
+browsers may cache a card for as long as they like, and an update still reaches them at
+once.
 """
 
 from __future__ import annotations
@@ -13,18 +15,25 @@ from pathlib import Path
 from homeassistant.components.http import StaticPathConfig
 from homeassistant.core import HomeAssistant
 
-CARD_FILE = Path(__file__).parent / "frontend" / "doorstep-sharing-card.js"
-CARD_URL = "/doorstep/frontend/doorstep-sharing-card.js"
+FRONTEND_DIR = Path(__file__).parent / "frontend"
+URL_PREFIX = "/doorstep/frontend"
+CARD_FILES = (
+    FRONTEND_DIR / "doorstep-sharing-card.js",
+    FRONTEND_DIR / "doorstep-live-card.js",
+)
 
 
-def _content_version() -> str:
-    return hashlib.sha256(CARD_FILE.read_bytes()).hexdigest()[:12]
+def _content_versions() -> dict[Path, str]:
+    return {path: hashlib.sha256(path.read_bytes()).hexdigest()[:12] for path in CARD_FILES}
 
 
-async def async_register_card(hass: HomeAssistant) -> None:
-    """Serve the card's module and, when the frontend runs, load it on every dashboard."""
+async def async_register_cards(hass: HomeAssistant) -> None:
+    """Serve the cards' modules and, when the frontend runs, load them on every dashboard."""
     await hass.http.async_register_static_paths(
-        [StaticPathConfig(CARD_URL, str(CARD_FILE), cache_headers=True)]
+        [
+            StaticPathConfig(f"{URL_PREFIX}/{path.name}", str(path), cache_headers=True)
+            for path in CARD_FILES
+        ]
     )
     if "frontend" not in hass.config.components:
         # Home Assistant without its UI (some tests, headless setups): nothing to load into.
@@ -32,5 +41,6 @@ async def async_register_card(hass: HomeAssistant) -> None:
     # Imported here: the frontend integration is only an after-dependency.
     from homeassistant.components.frontend import add_extra_js_url
 
-    version = await hass.async_add_executor_job(_content_version)
-    add_extra_js_url(hass, f"{CARD_URL}?v={version}")
+    versions = await hass.async_add_executor_job(_content_versions)
+    for path, version in versions.items():
+        add_extra_js_url(hass, f"{URL_PREFIX}/{path.name}?v={version}")

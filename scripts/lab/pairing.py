@@ -103,6 +103,24 @@ async def discover_and_pair(
     return Pairing(info=info, result=result, discovery_seconds=found)
 
 
+async def ignore_offer(ws: HassWebSocket, handler: str, unique_id: str, title: str) -> None:
+    """Ignore another integration's discovery of a device, as the owner's *Ignore* does.
+
+    Waits for that integration's flow for `unique_id` (compared without case: DoorBird
+    stations announce their MAC in capitals) and ignores it through the config-flow API;
+    Home Assistant then keeps an ignored entry and stops offering the device. Waits
+    until the offer appears; the caller bounds how long.
+    """
+    while True:
+        flows: list[dict[str, Any]] = await ws.call("config_entries/flow/progress")
+        for flow in flows:
+            offered = str(flow["context"].get("unique_id", ""))
+            if flow["handler"] == handler and offered.lower() == unique_id.lower():
+                await ws.call("config_entries/ignore_flow", flow_id=flow["flow_id"], title=title)
+                return
+        await asyncio.sleep(0.25)
+
+
 # homeassistant.config_entries.DISCOVERY_COOLDOWN and DISCOVERY_NOTIFICATION_ID.
 _DISCOVERY_COOLDOWN = 1.0
 _DISCOVERY_NOTIFICATION_ID = "config_entry_discovery"

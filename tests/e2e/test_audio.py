@@ -11,7 +11,8 @@ Doorstep's live card plays the front door's picture and sound and talks back.
 * The card's peer connection is created with no ICE servers, and nftables counts zero
   packets from the browser (or the lab) to anything outside the lab.
 
-The browser and the nftables guard are set up as in test_live_view.py.
+The browser (``scripts.lab.browser``) and the nftables guard are set up as in
+test_live_view.py.
 """
 
 from __future__ import annotations
@@ -26,12 +27,11 @@ from typing import Any
 import wave
 
 import numpy as np
-from playwright.async_api import async_playwright
 import pytest
 
 from reference_doorbell.audio import TONE_FREQUENCIES, read_wav, tone_index_at
-from scripts.lab.forward import TcpForwarder
-from scripts.lab.hass import HASS_PORT, REPO, HassWebSocket, Owner
+from scripts.lab.browser import logged_in_page
+from scripts.lab.hass import REPO, HassWebSocket, Owner
 from scripts.lab.netns import Topology
 from tests.signals import best_correlation
 
@@ -173,80 +173,60 @@ async def test_answer_the_door_hear_and_talk_back(
         f"--use-file-for-fake-audio-capture={talk_file}",
         "--autoplay-policy=no-user-gesture-required",
     ]
-    forwarder = TcpForwarder("127.0.0.1", 0, topology.hub_uplink_address, HASS_PORT)
-    await forwarder.start()
-    url = f"http://127.0.0.1:{forwarder.bound_port}"
-    owner = Owner()
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=str(chromium_in_group), args=args
-            )
-            try:
-                context = await browser.new_context(viewport={"width": 1280, "height": 900})
-                await context.grant_permissions(["camera", "microphone"], origin=url)
-                page = await context.new_page()
-                console: list[str] = []
-                page.on(
-                    "console",
-                    lambda message: (
-                        console.append(f"{message.type}: {message.text}")
-                        if message.type in ("error", "warning")
-                        else None
-                    ),
-                )
-                await page.add_init_script(RECORD_PEERS)
-                await page.add_init_script(FIND_CARD)
-                await page.goto(f"{url}{ANSWER_PATH}")
-                await page.locator("input[name=username]").fill(owner.username)
-                await page.locator("input[name=password]").fill(owner.password)
-                await page.keyboard.press("Enter")
-                await page.wait_for_url(f"**{ANSWER_PATH}", timeout=20_000)
-                # The first dashboard load of a fresh Home Assistant can take a while.
-                try:
-                    await page.wait_for_function(
-                        "window.__doorstepFindCard() !== null", timeout=45_000
-                    )
-                except Exception:
-                    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                    await page.screenshot(path=str(SCREENSHOT))
-                    print(f"\nno live card on {page.url}; console {console}; see {SCREENSHOT}")
-                    raise
-                await page.evaluate(
-                    "window.__doorstepFindCard().shadowRoot.querySelector('button.start').click()"
-                )
-                # Sound and talk button ready: the answer came, and the track is live.
-                await page.wait_for_function(
-                    "window.__doorstepFindCard().shadowRoot.querySelector('video')"
-                    "?.srcObject?.getAudioTracks?.().length > 0",
-                    timeout=20_000,
-                )
-                assert await page.evaluate(LISTEN), "no audio track reached the card"
-                await asyncio.sleep(4.0)
-                heard = await page.evaluate("window.__doorstepHeard")
+    async with logged_in_page(
+        chromium=chromium_in_group,
+        args=args,
+        hub_address=topology.hub_uplink_address,
+        path=ANSWER_PATH,
+        owner=Owner(),
+        init_scripts=[RECORD_PEERS, FIND_CARD],
+    ) as opened:
+        page, console = opened.page, opened.console
+        # The first dashboard load of a fresh Home Assistant can take a while.
+        try:
+            await page.wait_for_function("window.__doorstepFindCard() !== null", timeout=45_000)
+        except Exception:
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            await page.screenshot(path=str(SCREENSHOT))
+            print(f"\nno live card on {page.url}; console {console}; see {SCREENSHOT}")
+            raise
+        # The card names its door: the camera's friendly name, as its header.
+        await page.wait_for_function(
+            "window.__doorstepFindCard().shadowRoot.querySelector('.name')?.textContent"
+            " === 'Front door'",
+            timeout=10_000,
+        )
+        await page.evaluate(
+            "window.__doorstepFindCard().shadowRoot.querySelector('button.start').click()"
+        )
+        # Sound and talk button ready: the answer came, and the track is live.
+        await page.wait_for_function(
+            "window.__doorstepFindCard().shadowRoot.querySelector('video')"
+            "?.srcObject?.getAudioTracks?.().length > 0",
+            timeout=20_000,
+        )
+        assert await page.evaluate(LISTEN), "no audio track reached the card"
+        await asyncio.sleep(4.0)
+        heard = await page.evaluate("window.__doorstepHeard")
 
-                # Hold the talk button while the fake microphone plays the sweep.
-                await page.wait_for_function(
-                    "!window.__doorstepFindCard().shadowRoot.querySelector('button.talk').disabled",
-                    timeout=10_000,
-                )
-                assert await page.evaluate(TALK, True)
-                await page.wait_for_function(
-                    f"({HA_STATE})('binary_sensor.front_door_talking') === 'on'", timeout=10_000
-                )
-                await asyncio.sleep(TALK_SECONDS)
-                assert await page.evaluate(TALK, False)
-                await page.wait_for_function(
-                    f"({HA_STATE})('binary_sensor.front_door_talking') === 'off'", timeout=10_000
-                )
-                status = await page.evaluate(
-                    "window.__doorstepFindCard().shadowRoot.querySelector('.status').textContent"
-                )
-                ice_servers = await page.evaluate("window.__doorstepIceServers")
-            finally:
-                await browser.close()
-    finally:
-        await forwarder.close()
+        # Hold the talk button while the fake microphone plays the sweep.
+        await page.wait_for_function(
+            "!window.__doorstepFindCard().shadowRoot.querySelector('button.talk').disabled",
+            timeout=10_000,
+        )
+        assert await page.evaluate(TALK, True)
+        await page.wait_for_function(
+            f"({HA_STATE})('binary_sensor.front_door_talking') === 'on'", timeout=10_000
+        )
+        await asyncio.sleep(TALK_SECONDS)
+        assert await page.evaluate(TALK, False)
+        await page.wait_for_function(
+            f"({HA_STATE})('binary_sensor.front_door_talking') === 'off'", timeout=10_000
+        )
+        status = await page.evaluate(
+            "window.__doorstepFindCard().shadowRoot.querySelector('.status').textContent"
+        )
+        ice_servers = await page.evaluate("window.__doorstepIceServers")
 
     # The doorbell writes its speaker file when the talk ends, a moment after the hub
     # lets go of the floor.

@@ -53,6 +53,10 @@ def test_demo_smoke(tmp_path: Path) -> None:
     assert "paired 'Front door'" in proc.stdout
     assert "paired 'Back door'" in proc.stdout
     assert "signed in to 'Side gate'" in proc.stdout
+    # Home Assistant's own DoorBird integration offered the same station; the demo
+    # ignored that offer, so the Overview has no "1 device to add".
+    assert "ignored Home Assistant's own DoorBird offer for 'Side gate'" in proc.stdout
+    assert "smoke: no device is left to add under Discovered" in proc.stdout
     assert "smoke: the DoorBird's pushed ring reached event.side_gate_doorbell" in proc.stdout
     # Everything the demo built is gone again.
     built = re.search(r"in namespaces (.+)$", proc.stdout, re.MULTILINE)

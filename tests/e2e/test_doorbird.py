@@ -435,27 +435,15 @@ async def _answer_and_talk(url: str, chromium: Path, microphone: Path) -> list[l
             await page.keyboard.press("Enter")
             await page.wait_for_url(f"**{ANSWER_PATH}", timeout=20_000)
             try:
-                await page.wait_for_function("window.__doorstepFindCard() !== null", timeout=20_000)
+                await page.wait_for_function("window.__doorstepFindCard() !== null", timeout=45_000)
             except Exception:
-                # Seen about one run in three when another Chromium test used the same
-                # Home Assistant just before: the first dashboard load after the login
-                # fetches doorstep-live-card.js without an error, yet the element is
-                # never defined and every live card reads "Configuration error". A
-                # reload has always defined it. (Not the DoorBird's doing; see the report.)
-                print(f"\nSide gate live card not defined after login, reloading; {console}")
-                await page.reload()
-                try:
-                    await page.wait_for_function(
-                        "window.__doorstepFindCard() !== null", timeout=45_000
-                    )
-                except Exception:
-                    ANSWER_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                    await page.screenshot(path=str(ANSWER_SCREENSHOT))
-                    print(
-                        f"\nno Side gate live card on {page.url}; console {console}; "
-                        f"see {ANSWER_SCREENSHOT}"
-                    )
-                    raise
+                ANSWER_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(ANSWER_SCREENSHOT))
+                print(
+                    f"\nno Side gate live card on {page.url}; console {console}; "
+                    f"see {ANSWER_SCREENSHOT}"
+                )
+                raise
             await page.evaluate(
                 "window.__doorstepFindCard().shadowRoot.querySelector('button.start').click()"
             )

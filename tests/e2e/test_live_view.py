@@ -31,12 +31,12 @@ import time
 from typing import Any
 
 import numpy as np
-from playwright.async_api import Page, async_playwright
+from playwright.async_api import Page
 import pytest
 
 from reference_doorbell.blockcode import code_height, decode_blockcode
-from scripts.lab.forward import TcpForwarder
-from scripts.lab.hass import HASS_PORT, REPO, HassWebSocket, Owner
+from scripts.lab.browser import logged_in_page
+from scripts.lab.hass import REPO, HassWebSocket, Owner
 from scripts.lab.netns import Topology, ns_argv
 from scripts.lab.nft import nft, read_nft_counters
 
@@ -325,61 +325,30 @@ async def test_dashboard_plays_live_video_without_leaving_the_lab(
     served_urls = json.dumps(client_config["configuration"].get("iceServers", []))
     assert "home-assistant.io" not in served_urls, client_config
 
-    forwarder = TcpForwarder("127.0.0.1", 0, topology.hub_uplink_address, HASS_PORT)
-    await forwarder.start()
-    url = f"http://127.0.0.1:{forwarder.bound_port}"
-    owner = Owner()
-    try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(
-                executable_path=str(chromium_in_group), args=CHROMIUM_ARGS
-            )
-            try:
-                context = await browser.new_context(viewport={"width": 1280, "height": 900})
-                # Without camera permission Chromium hides its addresses behind random
-                # .local names and answers mDNS for them by multicast on every
-                # interface, the real network's included. With it, its ICE candidates
-                # are plain host addresses and no multicast is needed.
-                await context.grant_permissions(["camera", "microphone"], origin=url)
-                page = await context.new_page()
-                console: list[str] = []
-                page.on(
-                    "console",
-                    lambda message: (
-                        console.append(f"{message.type}: {message.text}")
-                        if message.type in ("error", "warning")
-                        else None
-                    ),
-                )
-                await page.add_init_script(RECORD_PEERS)
-                started = time.monotonic()
-                # Not logged in yet: Home Assistant sends the browser to its login page
-                # and back to the dashboard afterwards.
-                await page.goto(f"{url}{DASHBOARD_PATH}")
-                await page.locator("input[name=username]").fill(owner.username)
-                await page.locator("input[name=password]").fill(owner.password)
-                await page.keyboard.press("Enter")
-                await page.wait_for_url(f"**{DASHBOARD_PATH}", timeout=20_000)
-
-                await page.wait_for_function(f"({WATCH_VIDEO})() >= 0", timeout=20_000)
-                first_picture = time.monotonic() - started
-                await page.wait_for_function(
-                    f"({WATCH_VIDEO})() > {MIN_FRAMES}", timeout=20_000, polling=100
-                )
-                video = await page.evaluate(
-                    "(() => { const s = window.__doorstepVideo;"
-                    " return { frames: s.frames, width: s.width, height: s.height }; })()"
-                )
-                band_height = code_height(int(video["width"]))
-                counters = await read_counters(page, band_height, samples=6)
-                SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-                await page.screenshot(path=str(SCREENSHOT))
-                ice_servers = await page.evaluate("window.__doorstepIceServers")
-                peers = await page.evaluate(PEER_STATS)
-            finally:
-                await browser.close()
-    finally:
-        await forwarder.close()
+    async with logged_in_page(
+        chromium=chromium_in_group,
+        args=CHROMIUM_ARGS,
+        hub_address=topology.hub_uplink_address,
+        path=DASHBOARD_PATH,
+        owner=Owner(),
+        init_scripts=[RECORD_PEERS],
+    ) as opened:
+        page, console = opened.page, opened.console
+        await page.wait_for_function(f"({WATCH_VIDEO})() >= 0", timeout=20_000)
+        first_picture = time.monotonic() - opened.opened_at
+        await page.wait_for_function(
+            f"({WATCH_VIDEO})() > {MIN_FRAMES}", timeout=20_000, polling=100
+        )
+        video = await page.evaluate(
+            "(() => { const s = window.__doorstepVideo;"
+            " return { frames: s.frames, width: s.width, height: s.height }; })()"
+        )
+        band_height = code_height(int(video["width"]))
+        counters = await read_counters(page, band_height, samples=6)
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOT))
+        ice_servers = await page.evaluate("window.__doorstepIceServers")
+        peers = await page.evaluate(PEER_STATS)
 
     packets = packet_counters.read()
     print(

@@ -352,10 +352,21 @@ async def test_owner_approves_in_the_card_and_the_requester_verifies(
                 )
 
                 # The confirmation names exactly what the hub's preview says would leave.
-                await _open_confirmation(request, dialog)
-                assert await dialog.locator(".clip-count").inner_text() == str(
-                    preview["clip_count"]
-                )
+                # The doorbell keeps recording (motion), so a clip may land in the
+                # request's window while the dialog opens: compare against a preview whose
+                # digest held still from before the dialog opened to after it was read.
+                for _ in range(3):
+                    preview = await hass_ws.call("doorstep/sharing/preview", request_id=request_id)
+                    await _open_confirmation(request, dialog)
+                    shown_count = await dialog.locator(".clip-count").inner_text()
+                    again = await hass_ws.call("doorstep/sharing/preview", request_id=request_id)
+                    if again["confirm"] == preview["confirm"]:
+                        break
+                    await page.keyboard.press("Escape")
+                    await dialog.wait_for(state="hidden")
+                else:
+                    raise AssertionError("the request's clips kept changing")
+                assert shown_count == str(preview["clip_count"])
                 assert (
                     await dialog.locator(".total-duration").inner_text()
                     == f"{preview['total_duration_s']:,.1f} s"

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+import re
 from typing import Any
 from unittest.mock import patch
 
@@ -14,12 +15,19 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamTrack
 import av
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.translation import async_get_translations
 import numpy as np
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator, WebSocketGenerator
 
-from custom_components.doorstep.const import CONF_POST_ROLL, CONF_PRE_ROLL, CONF_RECORD_AUDIO
+from custom_components.doorstep.const import (
+    CONF_POST_ROLL,
+    CONF_PRE_ROLL,
+    CONF_RECORD_AUDIO,
+    DOMAIN,
+)
+from custom_components.doorstep.live_card import LIVE_CARD_FILE
 from custom_components.doorstep.recording import DATA_CLIPS
 from reference_doorbell.audio import FRAME_SAMPLES, SAMPLE_RATE, read_wav
 from reference_doorbell.doorbell import Doorbell
@@ -218,6 +226,26 @@ async def test_live_card_module_is_served(
     assert source.count("new RTCPeerConnection(") == 1
     assert '"camera/webrtc/offer"' in source
     assert '"doorstep/live/talk"' in source
+    # The header names the door: the `name` option, else the camera's friendly name;
+    # `show_name: false` hides it. The editor offers the same three settings.
+    assert "config.show_name !== false" in source
+    assert "attributes?.friendly_name" in source
+    assert 'const EDITOR_TYPE = "doorstep-live-card-editor";' in source
+    assert "window.customElements.define(EDITOR_TYPE, DoorstepLiveCardEditor)" in source
+
+
+async def test_live_card_texts_are_served_translated(
+    hass: HomeAssistant, loaded_entry: MockConfigEntry
+) -> None:
+    """Every text the live card asks for is in the translations Home Assistant serves
+    to the frontend (``frontend/get_translations``, category ``common``)."""
+    source = LIVE_CARD_FILE.read_text()
+    asked = set(re.findall(r'_t\(\s*"(card_live_[a-z0-9_]+)"', source))
+    assert {"card_live_start", "card_live_talk", "card_live_editor_show_name"} <= asked
+    texts = await async_get_translations(hass, "en", "common", [DOMAIN])
+    served = {key.rsplit(".", 1)[-1] for key in texts if key.startswith(f"component.{DOMAIN}.")}
+    assert asked <= served, asked - served
+    assert texts[f"component.{DOMAIN}.common.card_live_start"] == "Start live view"
 
 
 @pytest.mark.parametrize("record_audio", [False, True])

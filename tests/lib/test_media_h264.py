@@ -17,6 +17,7 @@ from custom_components.doorstep.media.exceptions import BitstreamError
 from custom_components.doorstep.media.h264 import (
     ProfileMonitor,
     annexb_join,
+    continues_picture,
     iter_nal_units,
     parameter_sets,
     slice_type,
@@ -276,6 +277,7 @@ def test_fuzz_other_parsers_raise_only_bitstream_errors(data: bytes) -> None:
         lambda: slice_type(b"\x41" + data),
         lambda: list(iter_nal_units(data)),
         lambda: parameter_sets(data),
+        lambda: continues_picture(b"\x00\x00\x01\x41" + data),
     ):
         with contextlib.suppress(BitstreamError):
             call()

@@ -7,7 +7,7 @@ The file tests go through the same PyAV-opens-the-URL path that ``rtsp://`` came
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from fractions import Fraction
 from pathlib import Path
 import threading
@@ -27,10 +27,13 @@ from custom_components.doorstep.media import (
 )
 from custom_components.doorstep.media.h264 import (
     annexb_join,
+    continues_picture,
     is_annexb,
     iter_nal_units,
     parameter_sets,
 )
+from custom_components.doorstep.media.packet import AudioFormat
+from custom_components.doorstep.media.source import _RawPacket, _whole_pictures
 from reference_doorbell.doorbell import Doorbell
 
 FAST_BACKOFF = Backoff(initial=0.05, maximum=0.2)
@@ -292,3 +295,87 @@ def test_backoff_doubles_up_to_the_maximum() -> None:
     backoff = Backoff(initial=0.5, maximum=3.0)
     assert [backoff.delay(n) for n in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
     assert backoff.delay(10_000) == 3.0
+
+
+def sliced_pictures(frames: int = 6) -> list[tuple[bytes, bool]]:
+    """Pictures of two slices each from libx264 (as with its sliced threads), Annex-B."""
+    codec = av.CodecContext.create("libx264", "w")
+    codec.width, codec.height = 64, 64
+    codec.pix_fmt = "yuv420p"
+    codec.time_base = Fraction(1, 15)  # type: ignore[assignment]
+    codec.options = {
+        "profile": "baseline",
+        "preset": "ultrafast",
+        "x264-params": "slices=2:keyint=3:scenecut=0:threads=1",
+    }
+    pictures: list[tuple[bytes, bool]] = []
+    rng = np.random.default_rng(3)
+    for index in range(frames + 1):
+        frame = None
+        if index < frames:
+            image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = index
+        pictures += [(bytes(p), bool(p.is_keyframe)) for p in codec.encode(frame)]
+    return pictures
+
+
+def split_at_second_slice(picture: bytes) -> tuple[bytes, bytes]:
+    """The picture as an RTSP demuxer may hand it out: up to the second slice, and the
+    rest (which then repeats the parameter sets, as GStreamer's payloader sends them)."""
+    nals = list(iter_nal_units(picture))
+    slices = [i for i, nal in enumerate(nals) if nal[0] & 0x1F in (1, 5)]
+    assert len(slices) == 2, [nal[0] & 0x1F for nal in nals]
+    head, tail = nals[: slices[1]], nals[slices[1] :]
+    parameter_sets_again = [nal for nal in nals if nal[0] & 0x1F in (7, 8)]
+    return annexb_join(head), annexb_join([*parameter_sets_again, *tail])
+
+
+async def test_slices_of_one_picture_are_joined_and_sound_is_not_held() -> None:
+    pictures = sliced_pictures()
+    assert any(key for _, key in pictures)
+    assert not all(key for _, key in pictures)
+    sound = AudioFormat(codec="opus", sample_rate=48_000, channels=1)
+    raw: list[_RawPacket] = []
+    for index, (picture, key) in enumerate(pictures):
+        first, second = split_at_second_slice(picture)
+        assert not continues_picture(first)
+        assert continues_picture(second)
+        stamp = index * 6000
+        raw.append(_RawPacket(first, stamp, stamp, key))
+        # Sound that arrives between a picture's slices goes on at once.
+        raw.append(_RawPacket(b"opus", stamp, stamp, False, audio=sound))
+        raw.append(_RawPacket(second, stamp, stamp, key))
+    heard: list[str] = []
+
+    async def packets() -> AsyncGenerator[_RawPacket]:
+        for packet in raw:
+            heard.append("video" if packet.audio is None else "audio")
+            yield packet
+
+    out: list[tuple[str, _RawPacket]] = []
+    async for packet in _whole_pictures(packets()):
+        out.append((heard[-1], packet))
+    video = [p for _, p in out if p.audio is None]
+    assert len(video) == len(pictures)
+    for index, (packet, (picture, key)) in enumerate(zip(video, pictures, strict=True)):
+        assert packet.pts == packet.dts == index * 6000
+        assert packet.is_keyframe is key
+        slices = [n for n in iter_nal_units(packet.payload) if n[0] & 0x1F in (1, 5)]
+        expected = [n for n in iter_nal_units(picture) if n[0] & 0x1F in (1, 5)]
+        assert slices == expected
+    # Each sound packet left right after it was read, before its picture was complete.
+    audio_at = [i for i, (_, p) in enumerate(out) if p.audio is not None]
+    assert all(out[i][0] == "audio" for i in audio_at)
+    assert len(audio_at) == len(pictures)
+
+
+async def test_whole_pictures_pass_unchanged() -> None:
+    pictures = [(p, k) for p, k in sliced_pictures()]
+    raw = [_RawPacket(p, i, i, k) for i, (p, k) in enumerate(pictures)]
+
+    async def packets() -> AsyncGenerator[_RawPacket]:
+        for packet in raw:
+            yield packet
+
+    assert [p async for p in _whole_pictures(packets())] == raw

@@ -375,6 +375,19 @@ def slice_type(nal: bytes) -> int:
     return reader.ue_max(9, "slice_type")
 
 
+def continues_picture(data: bytes) -> bool:
+    """True when the first coded slice in ``data`` is not the first of its picture.
+
+    Its ``first_mb_in_slice`` is above zero, so the picture began in bytes before these:
+    some RTSP demuxers hand out the slices of one picture as separate packets.
+    """
+    for nal in iter_nal_units(data):
+        if nal[0] & 0x1F in (NAL_SLICE, NAL_IDR):
+            reader = _BitReader(unescape_rbsp(nal[1:16]), BitstreamError)
+            return reader.ue() > 0
+    return False
+
+
 def has_b_slice(access_unit: bytes) -> bool:
     """True when the first slice of an Annex-B access unit is a B slice."""
     for nal in iter_nal_units(access_unit):

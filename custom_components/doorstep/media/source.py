@@ -31,6 +31,7 @@ from .h264 import (
     NAL_SPS,
     ProfileDecision,
     ProfileMonitor,
+    continues_picture,
     is_annexb,
 )
 from .packet import AUDIO_CLOCK_RATE, VIDEO_CLOCK_RATE, AudioFormat, AudioPacket, VideoPacket
@@ -312,12 +313,53 @@ class StreamSource:
         )
         try:
             worker.start()
-            async with contextlib.aclosing(worker.items()) as raw_packets:
+            async with contextlib.aclosing(_whole_pictures(worker.items())) as raw_packets:
                 async for raw in raw_packets:
                     yield raw
         finally:
             # PyAV cannot be interrupted from outside; its read timeout bounds the wait.
             await worker.stop(read_timeout + 1.0)
+
+
+async def _whole_pictures(
+    raw_packets: AsyncGenerator[_RawPacket],
+) -> AsyncGenerator[_RawPacket]:
+    """Join the slices of one picture that the demuxer handed out as separate packets.
+
+    FFmpeg's RTSP demuxer can split a picture made of several slices (x264 with sliced
+    threads does that, and cameras do too) into packets with one timestamp. Passed on
+    as they are, each would be its own frame: a browser keeps one, and the rest of the
+    picture stays green until the next keyframe, while an MP4 gets two samples at one
+    time. A picture is complete when a packet starting the next one arrives, so each
+    waits for that (one frame interval). Sound is never held back.
+    """
+    pending: _RawPacket | None = None
+    async with contextlib.aclosing(raw_packets) as packets:
+        async for raw in packets:
+            if raw.audio is not None:
+                yield raw
+                continue
+            if pending is not None and _continues(raw):
+                pending = _RawPacket(
+                    payload=pending.payload + raw.payload,
+                    pts=pending.pts if pending.pts is not None else raw.pts,
+                    dts=pending.dts if pending.dts is not None else raw.dts,
+                    is_keyframe=pending.is_keyframe or raw.is_keyframe,
+                    duration=pending.duration,
+                )
+                continue
+            if pending is not None:
+                yield pending
+            pending = raw
+    if pending is not None:
+        yield pending
+
+
+def _continues(raw: _RawPacket) -> bool:
+    try:
+        return continues_picture(raw.payload)
+    except BitstreamError:
+        return False  # let the rest of the pipeline judge a packet it cannot read
 
 
 async def _feed(response: aiohttp.ClientResponse, pipe: _BytePipe) -> None:
