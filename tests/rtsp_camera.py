@@ -39,19 +39,25 @@ class RtspCameraProcess:
         password: str | None = None,
         profile: str = "constrained-baseline",
         no_video: bool = False,
+        sound: str = "none",
+        tls: tuple[Path, Path] | None = None,
     ) -> None:
         self.path = path
         self.username = username
         self.password = password
         self.profile = profile
         self.no_video = no_video
+        self.sound = sound
+        # (certificate, key) as PEM files: the server speaks rtsps:// only.
+        self.tls = tls
         self.port = 0
         self._process: asyncio.subprocess.Process | None = None
 
     @property
     def url(self) -> str:
         """The stream's URL without credentials."""
-        return f"rtsp://127.0.0.1:{self.port}{self.path}"
+        scheme = "rtsps" if self.tls is not None else "rtsp"
+        return f"{scheme}://127.0.0.1:{self.port}{self.path}"
 
     async def start(self) -> None:
         """Start (again, on the same port once it had one) and wait until it listens."""
@@ -61,6 +67,9 @@ class RtspCameraProcess:
             args += ["--username", self.username, "--password", self.password]
         if self.no_video:
             args.append("--no-video")
+        args += ["--sound", self.sound]
+        if self.tls is not None:
+            args += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
         self._process = await asyncio.create_subprocess_exec(
             SYSTEM_PYTHON, *args, stdout=asyncio.subprocess.PIPE
         )

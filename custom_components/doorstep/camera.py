@@ -21,13 +21,16 @@ from webrtc_models import RTCIceCandidateInit
 from .const import DOMAIN
 from .coordinator import DoorstepCoordinator
 from .data import DoorstepConfigEntry, DoorstepData
-from .device import DoorstepError
+from .device import DoorstepError, NoSnapshotYet
 from .entity import DoorstepEntity
 from .errors import translated_error
 from .live_view import browser_may_watch
 from .media import LocalCandidate, MediaError, WebRTCError as MediaWebRTCError, still_from_relay
 
 _LOGGER = logging.getLogger(__name__)
+# How long a snapshot request waits for a still from the live stream when the device
+# itself has no picture yet.
+_STILL_FALLBACK_WITHIN = 5.0
 
 PARALLEL_UPDATES = 0
 
@@ -69,11 +72,26 @@ class DoorstepCamera(DoorstepEntity, Camera):
             if not self._data.doorbell.capabilities.has_snapshot:
                 # A still from the live stream instead, for devices with no snapshot.
                 return await still_from_relay(self._data.relay)
-            return await self._data.doorbell.snapshot()
+            try:
+                return await self._data.doorbell.snapshot()
+            except NoSnapshotYet:
+                # Nothing wrong, just no picture from the device now: the live stream
+                # may still give one.
+                return await self._still_or_none_yet()
         except (DoorstepError, MediaError) as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="snapshot_failed",
+                translation_placeholders={"name": self._data.device.name},
+            ) from err
+
+    async def _still_or_none_yet(self) -> bytes:
+        try:
+            return await still_from_relay(self._data.relay, within=_STILL_FALLBACK_WITHIN)
+        except MediaError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="no_snapshot_yet",
                 translation_placeholders={"name": self._data.device.name},
             ) from err
 

@@ -88,6 +88,7 @@ from .device import (
     InvalidAuth,
     InvalidCode,
     NotRtsp,
+    NotTls,
     OnvifDoorbell,
     PairingLocked,
     ProtocolError,
@@ -98,6 +99,7 @@ from .device import (
     parse_rtsp_url,
     parse_txt,
     rtsp_device_id,
+    stream_options,
     with_credentials,
 )
 from .device.doorbird import DEFAULT_HTTP_PORT as DOORBIRD_HTTP_PORT
@@ -1120,10 +1122,12 @@ async def _async_check_rtsp_camera(
         await check_rtsp(url)
     except NotRtsp:
         return None, CONF_URL, "not_rtsp"
+    except NotTls:
+        return None, CONF_URL, "rtsps_not_tls"
     except DoorstepError:
         return None, "base", "cannot_connect"
     try:
-        await probe_stream(with_credentials(url, username, password))
+        await probe_stream(with_credentials(url, username, password), options=stream_options(url))
     except StreamRefused:
         return None, "base", "invalid_auth"
     except StreamNotFound:

@@ -116,7 +116,7 @@ def async_update_cloud_issue(
         translation_key=ISSUE_CLOUD_SERVICES,
         translation_placeholders={
             "name": entry.title,
-            # The device API's own names for the outputs (notify, record), not prose.
+            # The device API's own names for the outputs (notify), not prose.
             "services": ", ".join(services),
         },
     )

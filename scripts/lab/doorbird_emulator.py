@@ -4,12 +4,18 @@ It follows DoorBird's public LAN-2-LAN API document (revision 0.36) and has neve
 compared with a real DoorBird. What it serves, all behind HTTP basic auth:
 
 - ``/bha-api/info.cgi``: firmware, MAC address (``1CCAE3...``) and model;
-- ``/bha-api/image.cgi``: a JPEG;
+- ``/bha-api/image.cgi``: a JPEG, or 204 (no picture for this user now) while
+  ``image_available`` is off;
 - ``/bha-api/favorites.cgi``: list, ``action=save`` and ``action=remove`` (HTTP favorites);
-- ``/bha-api/schedule.cgi``: list, POST of one input's entry, ``action=remove``.
+- ``/bha-api/schedule.cgi``: list, POST of one input's entry, ``action=remove``;
+- ``/bha-api/audio-transmit.cgi``: the speaker. One streamed POST of ``audio/basic``
+  (G.711 µ-law, 8 kHz) at a time; a second client gets 503 while one talks. What each
+  talk carried is kept, decoded to PCM, in :attr:`DoorBirdEmulator.talks` (and in a
+  WAV file when ``speaker_wav`` is set), so tests can measure what the station heard.
 
 Live video is a real RTSP server (``scripts/lab/rtsp_camera.py``, GStreamer) that the
-caller runs at ``/mpeg/media.amp`` with the same credentials. :meth:`ring` and
+caller runs at ``/mpeg/media.amp`` with the same credentials, with the station's
+microphone beside the picture as G.711 µ-law (``--sound pcmu``). :meth:`ring` and
 :meth:`motion` do what the station does on an event: call every enabled HTTP favorite
 the schedule names for that input.
 
@@ -31,9 +37,11 @@ import json
 import logging
 from pathlib import Path
 from typing import Any, Final
+import wave
 
 import aiohttp
 from aiohttp import web
+import av
 import numpy as np
 from zeroconf import ServiceInfo
 from zeroconf.asyncio import AsyncZeroconf
@@ -65,6 +73,15 @@ class DoorBirdEmulator:
     schedule: list[dict[str, Any]] = field(default_factory=list)
     # What the station's own HTTP calls got back (status codes), newest last.
     calls: list[int] = field(default_factory=list)
+    # Every finished talk's sound as 8 kHz mono PCM, oldest first; the last one is also
+    # written to this WAV file when it is set.
+    talks: list[np.ndarray[Any, np.dtype[np.int16]]] = field(default_factory=list)
+    speaker_wav: Path | None = None
+    talk_refusals: int = 0
+    # Off: image.cgi answers 204, as for a user without "watch always" between rings.
+    image_available: bool = True
+    _talking: web.Request | None = field(default=None, repr=False)
+    _talk_done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _runner: web.AppRunner | None = field(default=None, repr=False)
     _next_id: int = field(default=0, repr=False)
     _jpeg: bytes = field(default=b"", repr=False)
@@ -86,9 +103,12 @@ class DoorBirdEmulator:
         app.router.add_get("/bha-api/favorites.cgi", self._favorites)
         app.router.add_get("/bha-api/schedule.cgi", self._schedule_get)
         app.router.add_post("/bha-api/schedule.cgi", self._schedule_post)
+        app.router.add_post("/bha-api/audio-transmit.cgi", self._audio_transmit)
         app.router.add_post("/lab/ring", self._lab_ring)
         app.router.add_post("/lab/motion", self._lab_motion)
-        self._runner = web.AppRunner(app, access_log=None)
+        # No lingering: the station drops the connection of a talk it refused rather than
+        # reading the rest of its endless body.
+        self._runner = web.AppRunner(app, access_log=None, lingering_time=0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
@@ -107,6 +127,23 @@ class DoorBirdEmulator:
     async def motion(self) -> list[int]:
         """The motion sensor fired."""
         return await self._fire("motion")
+
+    @property
+    def talking(self) -> bool:
+        """True while a client holds the speaker."""
+        return self._talking is not None
+
+    async def wait_for_talk_end(self, within: float = 10.0) -> None:
+        """Until the current (or next) talk has ended and its sound is in :attr:`talks`."""
+        async with asyncio.timeout(within):
+            await self._talk_done.wait()
+        self._talk_done.clear()
+
+    def drop_talker(self) -> None:
+        """The station goes away mid-talk: the talker's connection is cut."""
+        request = self._talking
+        if request is not None and request.transport is not None:
+            request.transport.abort()
 
     def http_favorite_urls(self) -> list[str]:
         """Every HTTP favorite's URL."""
@@ -162,6 +199,8 @@ class DoorBirdEmulator:
         return web.json_response({"BHA": {"RETURNCODE": "1", "VERSION": [version]}})
 
     async def _image(self, _request: web.Request) -> web.Response:
+        if not self.image_available:
+            return web.Response(status=204)
         return web.Response(body=self._jpeg, content_type="image/jpeg")
 
     async def _favorites(self, request: web.Request) -> web.Response:
@@ -188,6 +227,38 @@ class DoorBirdEmulator:
             return web.Response()
         return web.Response(status=400)
 
+    async def _audio_transmit(self, request: web.Request) -> web.Response:
+        if request.content_type != "audio/basic" or self._talking is not None:
+            if request.content_type == "audio/basic":
+                self.talk_refusals += 1
+            return web.Response(status=400 if request.content_type != "audio/basic" else 503)
+        self._talking = request
+        received = bytearray()
+        try:
+            # The client announces a length no talk reaches and ends by closing.
+            while chunk := await request.content.readany():
+                received += chunk
+        except ConnectionError, aiohttp.ClientError, aiohttp.http_exceptions.HttpProcessingError:
+            pass
+        finally:
+            self._talking = None
+            self._keep_talk(bytes(received))
+        return web.Response()
+
+    def _keep_talk(self, mulaw: bytes) -> None:
+        pcm = _decode_mulaw(mulaw)
+        self.talks.append(pcm)
+        if self.speaker_wav is not None:
+            # Written aside, then renamed: a reader never sees half a file.
+            partial = self.speaker_wav.with_name(self.speaker_wav.name + ".partial")
+            with wave.open(str(partial), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(MULAW_RATE)
+                out.writeframes(pcm.astype("<i2").tobytes())
+            partial.replace(self.speaker_wav)
+        self._talk_done.set()
+
     async def _schedule_get(self, request: web.Request) -> web.Response:
         if request.query.get("action") == "remove":
             key = (request.query.get("input"), request.query.get("param", ""))
@@ -206,6 +277,21 @@ class DoorBirdEmulator:
         self.schedule = [e for e in self.schedule if (e.get("input"), e.get("param")) != key]
         self.schedule.append(entry)
         return web.Response()
+
+
+MULAW_RATE: Final = 8000
+
+
+def _decode_mulaw(mulaw: bytes) -> np.ndarray[Any, np.dtype[np.int16]]:
+    """G.711 µ-law bytes as 16-bit PCM, decoded by FFmpeg (through PyAV)."""
+    if not mulaw:
+        return np.zeros(0, dtype=np.int16)
+    decoder = av.CodecContext.create("pcm_mulaw", "r")
+    assert isinstance(decoder, av.AudioCodecContext)
+    decoder.sample_rate = MULAW_RATE
+    decoder.layout = "mono"
+    frames = [frame.to_ndarray().reshape(-1) for frame in decoder.decode(av.Packet(mulaw))]
+    return np.concatenate(frames).astype(np.int16) if frames else np.zeros(0, dtype=np.int16)
 
 
 SERVICE_TYPE: Final = "_axis-video._tcp.local."
@@ -233,6 +319,7 @@ async def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         cloud_push=args.cloud_push,
+        speaker_wav=args.speaker_wav,
     )
     await station.start()
     rtsp = await asyncio.create_subprocess_exec(
@@ -243,6 +330,7 @@ async def _serve(args: argparse.Namespace) -> None:
         "--path", "/mpeg/media.amp",
         "--username", args.username,
         "--password", args.password,
+        "--sound", "pcmu",
         stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     assert rtsp.stdout is not None
@@ -271,6 +359,9 @@ def main() -> None:
     parser.add_argument("--name", default="DoorBird")
     parser.add_argument("--advertise", action="store_true", help="announce it by mDNS")
     parser.add_argument("--cloud-push", action="store_true")
+    parser.add_argument(
+        "--speaker-wav", type=Path, help="write what each talk played to this WAV file"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
     with contextlib.suppress(KeyboardInterrupt):

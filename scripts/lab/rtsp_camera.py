@@ -9,7 +9,9 @@ project's venv, as its own process:
 It prints one line, ``ready <port>``, once it listens, then serves until killed. The
 picture is GStreamer's test pattern encoded by x264: constrained baseline, or with
 ``--profile main-b-frames`` Main profile with B-frames (which browsers cannot take as it is),
-or, with ``--no-video``, an Opus tone and no video at all.
+or, with ``--no-video``, an Opus tone and no video at all. ``--sound pcmu`` adds a steady
+800 Hz tone as G.711 µ-law at 8 kHz beside the video, as a DoorBird's stream carries its
+microphone. With ``--tls-cert`` and ``--tls-key`` it speaks RTSP over TLS only (``rtsps://``).
 Packages: see scripts/system-packages.
 
 Kept to the Python of Debian's system interpreter (3.11): no newer syntax here.
@@ -23,7 +25,7 @@ import gi  # type: ignore[import-not-found, unused-ignore]
 
 gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
-from gi.repository import GLib, Gst, GstRtspServer  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
+from gi.repository import Gio, GLib, Gst, GstRtspServer  # type: ignore[import-not-found, unused-ignore]  # noqa: E402
 
 _VIDEO = (
     "videotestsrc is-live=true pattern=ball "
@@ -36,6 +38,11 @@ _AUDIO_ONLY = (
     "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample "
     "! opusenc ! rtpopuspay name=pay0 pt=97"
 )
+# A DoorBird's microphone, as its LAN API document gives its sound: G.711 µ-law, 8 kHz.
+_PCMU_SOUND = (
+    "audiotestsrc is-live=true wave=sine freq=800 volume=0.4 ! audioconvert ! audioresample "
+    "! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
+)
 _ROLE = "viewer"
 
 
@@ -44,15 +51,26 @@ def _launch_line(args: argparse.Namespace) -> str:
         return "( " + _AUDIO_ONLY + " )"
     # B-frames are what make the hub fall back to transcoding.
     if args.profile == "main-b-frames":
-        return "( " + _VIDEO.format(profile="main", bframes=2) + " )"
-    return "( " + _VIDEO.format(profile=args.profile, bframes=0) + " )"
+        video = _VIDEO.format(profile="main", bframes=2)
+    else:
+        video = _VIDEO.format(profile=args.profile, bframes=0)
+    sound = "  " + _PCMU_SOUND if args.sound == "pcmu" else ""
+    return "( " + video + sound + " )"
 
 
-def _add_auth(server: object, factory: object, username: str, password: str) -> None:
+def _add_auth(
+    server: object, factory: object, username: str | None, password: str | None, tls: object
+) -> None:
     auth = GstRtspServer.RTSPAuth()
     token = GstRtspServer.RTSPToken()
     token.set_string(GstRtspServer.RTSP_TOKEN_MEDIA_FACTORY_ROLE, _ROLE)
-    auth.add_basic(GstRtspServer.RTSPAuth.make_basic(username, password), token)
+    if username is not None:
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(username, password), token)
+    else:
+        auth.set_default_token(token)  # anyone may watch
+    if tls is not None:
+        # The server then takes TLS connections only.
+        auth.set_tls_certificate(tls)
     server.set_auth(auth)  # type: ignore[attr-defined]
     permissions = Gst.Structure.new_from_string(
         _ROLE + ", media.factory.access=(boolean)true, media.factory.construct=(boolean)true"
@@ -73,6 +91,9 @@ def main() -> int:
         default="constrained-baseline",
     )
     parser.add_argument("--no-video", action="store_true")
+    parser.add_argument("--sound", choices=("none", "pcmu"), default="none")
+    parser.add_argument("--tls-cert", help="PEM certificate: serve rtsps:// only")
+    parser.add_argument("--tls-key", help="PEM key of --tls-cert")
     args = parser.parse_args()
     if (args.username is None) != (args.password is None):
         parser.error("give both --username and --password, or neither")
@@ -85,8 +106,11 @@ def main() -> int:
     factory.set_launch(_launch_line(args))
     # One encoder for every client, as a camera has one sensor.
     factory.set_shared(True)
-    if args.username is not None:
-        _add_auth(server, factory, args.username, args.password)
+    tls = None
+    if args.tls_cert is not None:
+        tls = Gio.TlsCertificate.new_from_files(args.tls_cert, args.tls_key)
+    if args.username is not None or tls is not None:
+        _add_auth(server, factory, args.username, args.password, tls)
     server.get_mount_points().add_factory(args.path, factory)
     if server.attach(None) == 0:
         print(f"cannot listen on {args.address}:{args.port}", file=sys.stderr)

@@ -33,6 +33,7 @@ from reference_doorbell.audio import TONE_FREQUENCIES, read_wav, tone_index_at
 from scripts.lab.browser import logged_in_page
 from scripts.lab.hass import REPO, HassWebSocket, Owner
 from scripts.lab.netns import Topology
+from tests.signals import best_correlation
 
 from .conftest import HassInstance, Paired
 from .test_live_view import CHROMIUM_ARGS, RECORD_PEERS, PacketCounters, egress_guard
@@ -64,21 +65,6 @@ def write_wav(path: Path, pcm: np.ndarray[Any, np.dtype[np.int16]]) -> None:
         out.setsampwidth(2)
         out.setframerate(SAMPLE_RATE)
         out.writeframes(pcm.astype("<i2").tobytes())
-
-
-def best_correlation(template: np.ndarray[Any, Any], signal: np.ndarray[Any, Any]) -> float:
-    """The highest normalised cross-correlation of ``template`` anywhere in ``signal``."""
-    a = template.astype(np.float64)
-    b = signal.astype(np.float64)
-    if b.size < a.size:
-        return 0.0
-    size = 1 << int(np.ceil(np.log2(a.size + b.size)))
-    corr = np.fft.irfft(np.fft.rfft(b, size) * np.conj(np.fft.rfft(a, size)), size)[
-        : b.size - a.size + 1
-    ]
-    energy = np.convolve(b * b, np.ones(a.size), mode="valid")
-    scores = np.abs(corr) / (np.linalg.norm(a) * np.sqrt(np.maximum(energy, 1e-9)))
-    return float(np.max(scores))
 
 
 # Finds the card for the front door through the dashboard's shadow roots.

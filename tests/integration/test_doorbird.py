@@ -11,10 +11,12 @@ import json
 from unittest.mock import patch
 
 import aiohttp
+from homeassistant.components.camera import async_get_image
 from homeassistant.config_entries import SOURCE_USER, SOURCE_ZEROCONF
 from homeassistant.const import CONF_HOST, CONF_NAME, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.service_info.zeroconf import ZeroconfServiceInfo
 from homeassistant.setup import async_setup_component
@@ -49,6 +51,7 @@ MAC = "1ccae3a1b2c3"
 SECRET = "a-secret-made-by-the-flow"
 DOORBELL = "event.front_bird_doorbell"
 MOTION = "binary_sensor.front_bird_motion"
+CAMERA = "camera.front_bird"
 
 
 @pytest.fixture
@@ -344,3 +347,36 @@ async def test_reconfigure_follows_the_same_station_only(
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
     assert entry.data[CONF_PORT] == station.port
+
+
+async def test_no_picture_from_the_station_yet(
+    hass: HomeAssistant, hub_reachable: str, station: DoorBirdEmulator
+) -> None:
+    """image.cgi's 204 is not a failure: a still from the live stream stands in, and
+    without one the owner reads why there is no picture, not "snapshot failed"."""
+    require_gstreamer()
+    station.image_available = False
+    camera = RtspCameraProcess(path="/mpeg/media.amp", username=USERNAME, password=PASSWORD)
+    await camera.start()
+    try:
+        entry = _entry(station, rtsp_port=camera.port)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        image = await async_get_image(hass, CAMERA, timeout=15)
+        assert image.content.startswith(b"\xff\xd8")
+        assert image.content != station._jpeg  # a still from RTSP, not the station's JPEG
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        await camera.stop()
+
+    # The stream is gone too: the picture is "not yet", with the station's name.
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    with pytest.raises(HomeAssistantError) as err:
+        await async_get_image(hass, CAMERA, timeout=15)
+    assert err.value.translation_key == "no_snapshot_yet"
+    assert err.value.translation_placeholders == {"name": "Front bird"}
+    await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()

@@ -19,6 +19,7 @@ from custom_components.doorstep.device import (
     EventType,
     FingerprintMismatch,
     InvalidAuth,
+    NoSnapshotYet,
     ProtocolError,
     create_doorbell,
     is_doorbird_mac,
@@ -174,6 +175,15 @@ async def test_snapshot(session: aiohttp.ClientSession, station: DoorBirdEmulato
     assert jpeg.startswith(b"\xff\xd8")
 
 
+async def test_no_picture_yet_is_not_a_failure(
+    session: aiohttp.ClientSession, station: DoorBirdEmulator
+) -> None:
+    """image.cgi's 204 (no "watch always" permission, no ring in the last minute)."""
+    station.image_available = False
+    with pytest.raises(NoSnapshotYet):
+        await create_doorbell(session, _config(station)).snapshot()
+
+
 async def test_rings_and_motion_are_pushed_to_the_hub(
     session: aiohttp.ClientSession, station: DoorBirdEmulator, hub: Hub
 ) -> None:
@@ -278,15 +288,20 @@ async def test_forget_removes_only_what_the_hub_added(
         await station.stop()
 
 
-def test_cloud_outputs_are_the_enabled_notify_and_record_ones() -> None:
+def test_cloud_outputs_are_the_enabled_notify_ones() -> None:
+    """notify is the schedule's one cloud output (LAN-2-LAN API revision 0.36); sip,
+    relay, http and names the document does not have are not."""
     schedule = [
         {"input": "doorbell", "output": [{"event": "notify"}, {"event": "http", "param": "1"}]},
-        {"input": "motion", "output": [{"event": "record", "enabled": "0"}, "junk"]},
+        {"input": "motion", "output": [{"event": "notify", "enabled": "0"}, "junk"]},
+        {"input": "motion", "output": [{"event": "record"}, {"event": "sip"}]},
         {"input": "rfid", "output": None},
     ]
     assert cloud_outputs(schedule) == ("notify",)
+    schedule[0]["output"] = [{"event": "relay", "param": "1"}]
+    assert cloud_outputs(schedule) == ()
     schedule[1]["output"][0]["enabled"] = "1"  # type: ignore[index]
-    assert cloud_outputs(schedule) == ("notify", "record")
+    assert cloud_outputs(schedule) == ("notify",)
 
 
 @pytest.mark.parametrize(

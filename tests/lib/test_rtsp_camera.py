@@ -151,7 +151,7 @@ def test_parse_rtsp_url_takes_the_credentials_out() -> None:
     "url",
     [
         "http://192.168.1.20/stream",
-        "rtsps://192.168.1.20/stream",
+        "rtspu://192.168.1.20/stream",
         "192.168.1.20/stream",
         "rtsp:///stream",
         "rtsp://cam.local:99999/door",

@@ -31,6 +31,7 @@ from .exceptions import (
     FingerprintMismatch,
     InvalidAuth,
     InvalidCode,
+    NoSnapshotYet,
     PairingLocked,
     ProtocolError,
     TalkBackError,
@@ -50,10 +51,12 @@ from .onvif import DEFAULT_ONVIF_PORT, DRIVER_ONVIF, NotOnvif, OnvifDoorbell
 from .rtsp import (
     DRIVER_RTSP,
     NotRtsp,
+    NotTls,
     RtspCamera,
     check_rtsp,
     parse_rtsp_url,
     rtsp_device_id,
+    stream_options,
     with_credentials,
 )
 from .talk import TalkChannel
@@ -88,8 +91,10 @@ __all__ = [
     "HttpStreamEndpoint",
     "InvalidAuth",
     "InvalidCode",
+    "NoSnapshotYet",
     "NotOnvif",
     "NotRtsp",
+    "NotTls",
     "OnvifDoorbell",
     "PairingLocked",
     "ProtocolError",
@@ -110,5 +115,6 @@ __all__ = [
     "parse_rtsp_url",
     "parse_txt",
     "rtsp_device_id",
+    "stream_options",
     "with_credentials",
 ]

@@ -12,7 +12,7 @@ against Doorstep's own emulator of it, never against a real DoorBird.
   removal the favorite and the schedule outputs that use it are removed again.
 - Between events, the station is reachable while ``info.cgi`` answers.
 - Outputs of the schedule that go through DoorBird's cloud (push notifications to the
-  app, history pictures) are reported, so the owner can learn what leaves the house.
+  app) are reported, so the owner can learn what leaves the house.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ from urllib.parse import quote
 
 import aiohttp
 
-from .exceptions import CannotConnect, DoorstepError, InvalidAuth, ProtocolError
+from .doorbird_talk import DEFAULT_ANSWER_WINDOW, open_audio_transmit
+from .exceptions import CannotConnect, DoorstepError, InvalidAuth, NoSnapshotYet, ProtocolError
 from .interface import Capabilities, DeviceIdentity, Doorbell, EventSink, StreamSpec
 from .models import DoorbellEvent, EventType
 from .rtsp import with_credentials
+from .talk import TalkChannel
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -55,10 +57,12 @@ FAVORITE_TITLE: Final = "Doorstep"
 _ALWAYS: Final = {"weekdays": [{"from": "108000", "to": "107999"}]}
 # Schedule inputs, and the push path's event names for them.
 _INPUTS: Final = {"doorbell": "1", "motion": ""}
-# Schedule outputs that reach outside the house through DoorBird's servers: push
-# notifications to the app, and pictures kept in the cloud history. (The output names are
-# as recalled from the LAN-2-LAN document; unconfirmed against a real station.)
-CLOUD_OUTPUTS: Final = frozenset({"notify", "record"})
+# Schedule outputs that reach outside the house through DoorBird's servers. DoorBird's
+# LAN-2-LAN API document, revision 0.36 (13 November 2023), names four output events
+# for schedule.cgi: "notify" (a push notification to the DoorBird app, through
+# DoorBird's cloud), "sip", "relay" and "http". There is no "record" output: history
+# pictures live in DoorBird's cloud, but the schedule does not switch them.
+CLOUD_OUTPUTS: Final = frozenset({"notify"})
 
 CHECK_INTERVAL: Final = 30.0
 # The station says when motion starts, never when it stops: motion counts as over this
@@ -68,7 +72,18 @@ MAX_JSON_BYTES: Final = 256 * 1024
 MAX_SNAPSHOT_BYTES: Final = 5 * 1024 * 1024
 _MAC_RE: Final = re.compile(r"[0-9a-f]{12}")
 
-_CAPABILITIES: Final = Capabilities(has_button=True, has_motion=True, has_snapshot=True)
+# Every DoorBird door station has a speaker (``audio-transmit.cgi``) and a microphone.
+# The LAN API document gives its sound as G.711 µ-law at 8 kHz; the hub expects that
+# beside the picture in the RTSP stream (unconfirmed on a real station), and the sound
+# relay re-encodes it to Opus once for all listeners.
+MICROPHONE_CODEC: Final = "pcm_mulaw"
+_CAPABILITIES: Final = Capabilities(
+    has_button=True,
+    has_motion=True,
+    has_snapshot=True,
+    has_talk_back=True,
+    microphone=MICROPHONE_CODEC,
+)
 
 
 class NoHubUrl(CannotConnect):
@@ -154,10 +169,24 @@ class DoorBirdClient:
             "GET", "/bha-api/image.cgi", max_bytes=MAX_SNAPSHOT_BYTES
         )
         if status == 204:
-            raise ProtocolError("the user may not watch the camera (no watch-always permission)")
+            # The LAN API's answer when the user may not watch the camera at any time
+            # ("watch always" permission) and nobody rang in the last minute.
+            raise NoSnapshotYet("the DoorBird has no picture for this user right now")
         if status != 200 or not body.startswith(b"\xff\xd8"):
             raise ProtocolError(f"image.cgi answered {status} without a JPEG")
         return body
+
+    async def open_talk(
+        self, *, name: str, answer_window: float = DEFAULT_ANSWER_WINDOW
+    ) -> TalkChannel:
+        """``audio-transmit.cgi``: the station's speaker, until the channel is closed."""
+        return await open_audio_transmit(
+            self._session,
+            self.base_url,
+            self._authorization,
+            name=name,
+            answer_window=answer_window,
+        )
 
     async def favorites(self) -> dict[str, str]:
         """HTTP favorites by id: ``{"3": "http://..."}``."""
@@ -368,7 +397,7 @@ class DoorBirdDoorbell(Doorbell):
 
     @property
     def capabilities(self) -> Capabilities:
-        """A button, motion and snapshots."""
+        """A button, motion, snapshots, a speaker and a microphone."""
         return _CAPABILITIES
 
     @property
@@ -400,6 +429,10 @@ class DoorBirdDoorbell(Doorbell):
     async def snapshot(self) -> bytes:
         """``image.cgi``."""
         return await self._client.snapshot()
+
+    async def open_talk(self, *, name: str) -> TalkChannel:
+        """The station's speaker through ``audio-transmit.cgi`` (G.711 µ-law)."""
+        return await self._client.open_talk(name=name)
 
     async def run_events(self, sink: EventSink) -> None:
         """Point the station's schedule at the hub, then follow its reachability.

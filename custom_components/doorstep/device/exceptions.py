@@ -52,6 +52,14 @@ class ProtocolError(DoorstepError):
     """The device answered something the protocol does not allow."""
 
 
+class NoSnapshotYet(DoorstepError):
+    """The device has no picture to give right now, though nothing is wrong with it.
+
+    A DoorBird's ``image.cgi`` answers 204 to a user without the "watch always"
+    permission outside the minute after a ring.
+    """
+
+
 class TalkBackUnsupported(DoorstepError):
     """The device has no speaker the hub can talk through."""
 

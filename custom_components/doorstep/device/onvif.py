@@ -55,7 +55,7 @@ from .doorbird import normalize_mac
 from .exceptions import CannotConnect, DoorstepError, InvalidAuth, ProtocolError
 from .interface import Capabilities, DeviceIdentity, Doorbell, EventSink, StreamSpec
 from .models import DoorbellEvent, EventType
-from .rtsp import NotRtsp, parse_rtsp_url, with_credentials
+from .rtsp import NotRtsp, parse_rtsp_url, stream_options, with_credentials
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -488,7 +488,7 @@ class OnvifDoorbell(Doorbell):
             raise ProtocolError("the hub has not connected to the device yet")
         return StreamSpec(
             url=with_credentials(self._info.stream_uri, self._username, self._password),
-            options={"rtsp_transport": "tcp"},
+            options=stream_options(self._info.stream_uri),
         )
 
     async def snapshot(self) -> bytes:
