@@ -36,10 +36,19 @@ _AUDIO_ONLY = (
     "audiotestsrc is-live=true wave=sine ! audioconvert ! audioresample "
     "! opusenc ! rtpopuspay name=pay0 pt=97"
 )
+# Re-serves an H.264 MPEG-TS stream fetched over HTTP as it is, without decoding: the
+# benchmark's doorbell stream, so an RTSP camera sends exactly the frames the Doorstep
+# protocol sends.
+_HTTP_TS = (
+    "souphttpsrc location={url} is-live=true do-timestamp=true "
+    "! tsdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"
+)
 _ROLE = "viewer"
 
 
 def _launch_line(args: argparse.Namespace) -> str:
+    if args.http_ts is not None:
+        return "( " + _HTTP_TS.format(url=args.http_ts) + " )"
     if args.no_video:
         return "( " + _AUDIO_ONLY + " )"
     # B-frames are what make the hub fall back to transcoding.
@@ -73,6 +82,11 @@ def main() -> int:
         default="constrained-baseline",
     )
     parser.add_argument("--no-video", action="store_true")
+    parser.add_argument(
+        "--http-ts",
+        metavar="URL",
+        help="serve this HTTP MPEG-TS stream's H.264 as it is, instead of the test pattern",
+    )
     args = parser.parse_args()
     if (args.username is None) != (args.password is None):
         parser.error("give both --username and --password, or neither")
