@@ -716,7 +716,9 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
         parts += ["", recorder_section(recorder_data, str(png))]
     audio_raw = raw_path.parent / "audio.json"
     if audio_raw.exists():
-        parts += ["", audio_section(json.loads(audio_raw.read_text()))]
+        audio_before = raw_path.parent / "audio_before.json"
+        before = json.loads(audio_before.read_text()) if audio_before.exists() else None
+        parts += ["", audio_section(json.loads(audio_raw.read_text()), before)]
     md_path.write_text("\n".join(parts) + "\n")
 
 
