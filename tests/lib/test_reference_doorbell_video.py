@@ -274,14 +274,12 @@ def test_sound_and_video_leave_the_muxer_without_waiting_for_the_next_frame() ->
             for _beat in range(5):
                 chunks += encoder.encode_sound(_sound(1))
         # Five sound frames after the third video frame, the muxer has let out that frame
-        # and every sound frame but the newest two: its interleaver holds the newest
-        # packet until a later one arrives, and its PES writer holds a small sound
-        # packet until the next one (40 ms in all), where batching sound with the video
-        # held the frame, and the sound after it, until the next frame.
+        # and every sound frame but the newest, which it holds until a later packet
+        # arrives (20 ms); batching sound with the video held each frame until the next.
         video, sound = _demuxed(chunks)
         first = video[0]
         assert [v - first for v in video] == [0, 1, 2]
-        assert sound == 15 - 2
+        assert sound == 15 - 1
     finally:
         encoder.close()
 
