@@ -132,16 +132,23 @@ def section(data: dict[str, Any], before: dict[str, Any] | None = None) -> str:
         "",
         "- Where the doorbell → listener time goes. The doorbell: until 2026-12-03 it "
         "read and muxed its microphone once per video frame (67 ms at 15 fps), and the "
-        "MPEG-TS muxer, which interleaves by time, then held each video frame until the "
-        "next one; since then it muxes sound every 20 ms on a worker of its own, and the "
-        "muxer holds the newest sound packet until a later one arrives, plus a small "
-        "(under 170 bytes) Opus packet in its PES writer until the next one: about 40 ms "
-        "in all (`tests/lib/test_reference_doorbell_video.py`). The listener: aiortc's "
-        "audio jitter buffer releases a packet only once four later ones have arrived "
-        "(`prefetch=4`), so it holds each packet about 80 ms when packets arrive evenly, "
-        "and longer when they arrived in per-frame bursts. A browser's adaptive jitter "
-        "buffer targets the jitter it sees, which on a quiet LAN is far less (not "
-        "measured here). The hub's own share is the small table above.",
+        "MPEG-TS muxer, which interleaves by time, held each video frame until the next "
+        "one, so sound left the doorbell 13-74 ms after it was captured and reached "
+        "listeners in bursts of three or four packets. Since then it muxes sound every "
+        "20 ms on a worker of its own; the muxer still holds the newest packet until a "
+        "later one arrives (20 ms at most), and Opus runs at a constant 72 kbit/s so that "
+        "every packet is above the 170 bytes below which the muxer's PES writer would "
+        "hold it until the next one as well (`tests/lib/test_reference_doorbell_video.py`). "
+        "The listener: aiortc's audio jitter buffer hands a packet on only once four "
+        "later ones have arrived (`prefetch=4`): about 80 ms when packets arrive every "
+        "20 ms, 67 or 133 ms when they came in per-frame bursts, hence the lower median "
+        "and the much lower tail after the change. It is most of what is left; a "
+        "browser's adaptive jitter buffer aims at the jitter it sees, which on a quiet "
+        "LAN is less (not measured here). The hub's own share is the small table above.",
+        "- With the microphone on, the old muxing also held every video frame one frame "
+        "period (67 ms at 15 fps) inside the doorbell; now a frame waits at most for the "
+        "next sound packet. The live-view figures above come from a replayed doorbell "
+        "without a microphone and are not affected either way.",
         "- Talk-back is timed to the moment the doorbell hands samples to its speaker "
         "sink (a WAV file here); a real ALSA device adds its own buffer.",
         "- The hub-added figures cover the hub's own queues (sound relay to aiortc; "

@@ -15,6 +15,8 @@ CPU_PER_EXTRA = 0.015
 RSS_PER_EXTRA_MB = 5.0
 FPS_MIN = 29.0
 TARGET_LABEL = "1080p30"
+# Other work on the machine (cores) above which a run is reported as not idle.
+OTHER_LOAD_BUSY = 0.15
 
 UPSTREAMS = (("doorstep", "Doorstep protocol"), ("rtsp", "RTSP camera"))
 
@@ -38,8 +40,13 @@ def analyze(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     "cpu": scaling(steps, "server_cpu"),
                     "rss": scaling(steps, "server_rss_mb"),
                 }
-            transcode = analyze_transcode(run.get(f"{key}_transcode"), emissions)
+            raw_transcode = run.get(f"{key}_transcode")
+            transcode = analyze_transcode(raw_transcode, emissions)
             if transcode:
+                for figures, step in zip(
+                    transcode["transcode_steps"], raw_transcode["steps"], strict=True
+                ):
+                    figures["camera_cpu"] = step["cpu_cores"].get("camera")
                 res[f"{key}_transcode"] = transcode
         results[label] = res
     return results
@@ -231,12 +238,33 @@ def section(raw: dict[str, Any]) -> str:
         transcode_rows = _steps_rows(res, "_transcode")
         if transcode_rows:
             parts += ["Forced transcoding:", "", _table(_STEPS_HEADER, transcode_rows), ""]
+    others = [
+        step["other_cores"]
+        for res in results.values()
+        for key in ("doorstep", "rtsp", "doorstep_transcode", "rtsp_transcode")
+        for step in (res.get(key) or {}).get(
+            "transcode_steps" if key.endswith("transcode") else "steps", []
+        )
+        if step.get("other_cores") is not None
+    ]
+    busy = bool(others) and max(others) >= OTHER_LOAD_BUSY
     parts += [
         "How to read it:",
         "",
+        (
+            f"- **The machine was not idle**: other work used {_fmt(sum(others) / len(others), 2)} "
+            f"cores on average in the windows, {_fmt(max(others), 2)} at most (the last "
+            "column). It hits both upstreams alike, but frame rates, missing frames and "
+            "latency tails (forced transcoding above all, whose encoder needs most of a "
+            "core) are pessimistic, and per-process CPU may be inflated by contention."
+            if busy
+            else "- The machine was close to idle in every window (last column)."
+        ),
         "- The probe's latency over the RTSP camera includes one more hop than a real "
         "camera has (doorbell → GStreamer → hub), so compare CPU, not latency, between the "
-        "two upstreams.",
+        "two upstreams. That chain added several hundred milliseconds here (GStreamer's "
+        "re-serving, PyAV's RTSP demuxer, or both; not taken apart), which says nothing "
+        "about a real camera's latency through the hub.",
         "- The RTSP hub's frames arrive as RTP over the RTSP TCP connection, which PyAV "
         "depacketises; the Doorstep protocol's arrive as MPEG-TS over HTTPS. Everything "
         "after the demuxer (relay, WebRTC) is the same code.",
