@@ -474,7 +474,6 @@ def plot(
             lat.append(
                 Series(f"{name} {res['label']} p95", [x for x, _ in points], [y for _, y in points])
             )
-    cpu += extra_cpu or []
     big = results.get(TARGET_LABEL) or next(iter(results.values()))
     bars = []
     for name, stats in (
@@ -505,6 +504,16 @@ def plot(
     ]
     if joins:
         panels.append(bar_panel("Warm time to first frame p95", "ms", joins))
+    if extra_cpu:
+        panels.append(
+            line_panel(
+                "Hub CPU vs viewers, RTSP camera vs Doorstep protocol (one run)",
+                "viewers",
+                "cores",
+                extra_cpu,
+                ticks,
+            )
+        )
     grid(panels, 2, path)
 
 

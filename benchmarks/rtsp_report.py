@@ -209,7 +209,9 @@ def section(raw: dict[str, Any]) -> str:
         "camera, each through the same viewer steps as above, then both again with forced "
         "transcoding. The camera runs on core 1 with the doorbell and the viewers; its CPU "
         "is not in the hub's figure. Each cell below reads *Doorstep protocol / RTSP "
-        "camera*.",
+        "camera*. Compare the two upstreams within this section: its Doorstep-protocol "
+        "figures come from this run, not from the live-view run above, and differ from "
+        "those by the run-to-run spread the caveats describe.",
         "",
     ]
     target_rows = [row for res in results.values() for row in _targets(res)]
@@ -276,17 +278,20 @@ def section(raw: dict[str, Any]) -> str:
 
 
 def cpu_series(raw: dict[str, Any]) -> list[Series]:
-    """The RTSP hub's CPU against viewers (passthrough), for the live-view plot."""
+    """Hub CPU against viewers (passthrough) for both upstreams of the RTSP run, for a
+    panel of the live-view plot (the two come from the same run; the live-view run's
+    own hub lines do not)."""
     series = []
     for label, res in analyze(raw).items():
-        rtsp = res.get("rtsp")
-        if rtsp:
-            steps = rtsp["steps"]
-            series.append(
-                Series(
-                    f"hub, RTSP camera {label}",
-                    [s["viewers"] for s in steps],
-                    [s["server_cpu"] for s in steps],
+        for key, name in UPSTREAMS:
+            entry = res.get(key)
+            if entry:
+                steps = entry["steps"]
+                series.append(
+                    Series(
+                        f"hub, {name} {label}",
+                        [s["viewers"] for s in steps],
+                        [s["server_cpu"] for s in steps],
+                    )
                 )
-            )
     return series
