@@ -40,10 +40,11 @@ _AUDIO_ONLY = (
 # benchmark's doorbell stream, so an RTSP camera sends exactly the frames the Doorstep
 # protocol sends. No do-timestamp: stamping the HTTP chunks on arrival made the server
 # send 28.8 of the doorbell's 30 fps while its backlog grew; tsdemux's own timestamps
-# (the doorbell's) keep the pace.
+# (the doorbell's) keep the pace. latency=0: tsdemux otherwise declares 700 ms for a live
+# source, and the server then sends every frame that much late.
 _HTTP_TS = (
     "souphttpsrc location={url} is-live=true "
-    "! tsdemux ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"
+    "! tsdemux latency=0 ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"
 )
 _ROLE = "viewer"
 
