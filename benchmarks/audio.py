@@ -39,8 +39,9 @@ import time
 from typing import Any
 
 import aiohttp
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
 import av
 import numpy as np
 
@@ -130,6 +131,11 @@ class Peer:
             self.pc.addTransceiver("audio", direction="recvonly")
         self.session_id = ""
         self.chunks: list[tuple[float, np.ndarray[Any, Any]]] = []
+        # Wall time each sound RTP packet reached this peer (by RTP timestamp), and each
+        # decoded frame left aiortc (by pts, which aiortc counts from the first packet's
+        # timestamp): the difference is what aiortc's jitter buffer and decoder held it.
+        self.rtp_arrivals: dict[int, float] = {}
+        self.frame_times: list[tuple[int, float]] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def connect(self, http: aiohttp.ClientSession, hub: str) -> None:
@@ -140,12 +146,37 @@ class Peer:
         await self.pc.setRemoteDescription(RTCSessionDescription(body["sdp"], "answer"))
         for receiver in self.pc.getReceivers():
             if receiver.track is not None:
+                if receiver.track.kind == "audio":
+                    self._time_arrivals(receiver)
                 self._tasks.append(asyncio.create_task(self._read(receiver.track)))
         for _ in range(200):
             if self.pc.connectionState == "connected":
                 return
             await asyncio.sleep(0.05)
         raise RuntimeError("the peer did not connect")
+
+    def _time_arrivals(self, receiver: RTCRtpReceiver) -> None:
+        """Note when each sound RTP packet arrives, before aiortc's jitter buffer."""
+        handle = receiver._handle_rtp_packet
+
+        async def timed(packet: RtpPacket, arrival_time_ms: int) -> None:
+            self.rtp_arrivals.setdefault(packet.timestamp, time.time())
+            await handle(packet, arrival_time_ms)
+
+        # The DTLS transport looks the handler up on the receiver for every packet.
+        setattr(receiver, "_handle_rtp_packet", timed)  # noqa: B010
+
+    def jitter_buffer_holds(self) -> list[float]:
+        """Per decoded frame: from its RTP packet's arrival to aiortc handing it over."""
+        if not self.rtp_arrivals:
+            return []
+        first = next(iter(self.rtp_arrivals))
+        holds = []
+        for pts, at in self.frame_times:
+            arrived = self.rtp_arrivals.get((first + pts) % 2**32)
+            if arrived is not None:
+                holds.append(at - arrived)
+        return holds
 
     async def _read(self, track: MediaStreamTrack) -> None:
         resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
@@ -156,6 +187,8 @@ class Peer:
                 return
             if isinstance(frame, av.AudioFrame):
                 at = time.time()
+                if frame.pts is not None:
+                    self.frame_times.append((frame.pts, at))
                 for out in resampler.resample(frame):
                     self.chunks.append((at, out.to_ndarray().reshape(-1).astype(np.int16)))
 
@@ -276,6 +309,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 pass
             await asyncio.sleep(window)
             listener_latency = peers[0].heard_latencies(microphone.started_at)
+            results["listener_jitter_buffer_s"] = summary(peers[0].jitter_buffer_holds())
             async with http.get(f"{hub}/stats") as response:
                 hub_stats = await response.json()
             results["listener_latency_s"] = summary(listener_latency)

@@ -111,8 +111,9 @@ class ReplayEncoder:
         self._index = 0
         self._pts = 0
 
-    def encode(self, frame: Any, force_keyframe: bool = False) -> list[Chunk]:
-        """Hand out the next clip frame (``frame`` itself is ignored)."""
+    def encode(self, frame: Any, force_keyframe: bool = False, pcm: Any = None) -> list[Chunk]:
+        """Hand out the next clip frame (``frame`` and the sound ``pcm`` are ignored: the
+        live-view benchmark is video only)."""
         if force_keyframe and not self._frames[self._index].keyframe:
             later = [k for k in self._keyframes if k > self._index]
             self._index = later[0] if later else self._keyframes[0]

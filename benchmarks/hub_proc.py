@@ -3,7 +3,9 @@
 Doorbell -> ``StreamSource`` -> source ``MediaRelay`` -> ``live_view_source`` -> live
 ``MediaRelay`` -> one ``WebRTCSession`` per viewer, the same objects the integration
 wires up in ``__init__.py`` and ``camera.py``. ``--transcode`` forces the transcoding
-fallback on, as if the doorbell sent a profile browsers cannot play. A small
+fallback on, as if the doorbell sent a profile browsers cannot play. ``--rtsp-url``
+takes the stream from an RTSP camera instead, through the RTSP driver's ``StreamSpec``,
+as the integration does for a camera added by hand. A small
 loopback HTTP API stands in for Home Assistant's websocket signalling: viewers POST
 their offer and get the answer (aiortc gathers every candidate before answering, so no
 trickle is needed on loopback).
@@ -24,6 +26,7 @@ from .common import announce, load_rooms_without_home_assistant, patch_loopback_
 
 load_rooms_without_home_assistant()
 
+from custom_components.doorstep.device import RtspCamera, StreamSpec  # noqa: E402
 from custom_components.doorstep.device.client import DoorstepClient  # noqa: E402
 from custom_components.doorstep.media import (  # noqa: E402
     MediaRelay,
@@ -39,13 +42,21 @@ from custom_components.doorstep.media import (  # noqa: E402
 class Hub:
     """One doorbell's relay and its viewers' sessions."""
 
-    def __init__(self, client: DoorstepClient, grace_period: float, transcode: bool) -> None:
+    def __init__(
+        self, upstream: DoorstepClient | StreamSpec, grace_period: float, transcode: bool
+    ) -> None:
         self.source: StreamSource | None = None
         self.transcoder: Transcoder | None = None
 
         def open_source() -> Any:
             # A new source per upstream start, as the integration does.
-            self.source = StreamSource.from_doorbell(client, name="bench")
+            if isinstance(upstream, StreamSpec):
+                assert upstream.url is not None
+                self.source = StreamSource.from_url(
+                    upstream.url, name="bench", options=upstream.options
+                )
+            else:
+                self.source = StreamSource.from_doorbell(upstream, name="bench")
             return self.source.packets()
 
         def remember(transcoder: Transcoder) -> None:
@@ -112,9 +123,15 @@ class Hub:
 async def run(args: argparse.Namespace) -> None:
     patch_loopback_ice()
     async with aiohttp.ClientSession() as http:
-        client = DoorstepClient(http, "127.0.0.1", args.doorbell_port, fingerprint=args.fp)
-        client.set_token(await client.pair(args.code, "bench hub"))
-        hub = Hub(client, args.grace, args.transcode)
+        upstream: DoorstepClient | StreamSpec
+        if args.rtsp_url is not None:
+            camera = RtspCamera(args.rtsp_url, device_id="bench-rtsp", name="Bench camera")
+            await camera.connect()
+            upstream = camera.stream()
+        else:
+            upstream = DoorstepClient(http, "127.0.0.1", args.doorbell_port, fingerprint=args.fp)
+            upstream.set_token(await upstream.pair(args.code, "bench hub"))
+        hub = Hub(upstream, args.grace, args.transcode)
         app = web.Application()
         app.router.add_post("/offer", hub.offer)
         app.router.add_post("/close", hub.close)
@@ -136,14 +153,18 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--doorbell-port", type=int, required=True)
-    parser.add_argument("--fp", required=True)
-    parser.add_argument("--code", required=True)
+    parser.add_argument("--doorbell-port", type=int)
+    parser.add_argument("--fp")
+    parser.add_argument("--code")
+    parser.add_argument("--rtsp-url", help="an RTSP camera instead of the Doorstep doorbell")
     parser.add_argument("--grace", type=float, default=2.0)
     parser.add_argument(
         "--transcode", action="store_true", help="force the transcoding fallback on"
     )
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    if args.rtsp_url is None and None in (args.doorbell_port, args.fp, args.code):
+        parser.error("give --doorbell-port, --fp and --code, or --rtsp-url")
+    asyncio.run(run(args))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Write ``docs/benchmarks.md`` and the plot from ``docs/benchmarks/live_view.json``, with
-a "Recording" section from ``docs/benchmarks/recorder.json`` when that exists, and a
-"Sound" section from ``docs/benchmarks/audio.json``."""
+a "Live view from an RTSP camera" section (and its lines in the plot) from
+``docs/benchmarks/rtsp.json``, a "Recording" section from
+``docs/benchmarks/recorder.json`` and a "Sound" section from
+``docs/benchmarks/audio.json``, each when it exists."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from .audio_report import section as audio_section
 from .common import REPO
 from .plot import Series, bar_panel, grid, line_panel
 from .recorder_report import plot as plot_recorder, section as recorder_section
+from .rtsp_report import cpu_series as rtsp_cpu_series, section as rtsp_section
 
 TARGET_LABEL = "1080p30"
 
@@ -445,9 +448,13 @@ def ttff_table(results: dict[str, dict[str, Any]], raw: dict[str, Any]) -> str:
     return table(["format", "path", "p50 s", "p95 s", "joins"], rows)
 
 
-def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
+def plot(
+    results: dict[str, dict[str, Any]], path: Path, extra_cpu: list[Series] | None = None
+) -> None:
     ticks = [1, 2, 4, 8, 16]
-    cpu, rss, lat = [], [], []
+    cpu: list[Series] = []
+    rss: list[Series] = []
+    lat: list[Series] = []
     for res in results.values():
         for key, name in (("hub_steps", "hub"), ("janus_steps", "Janus")):
             steps = res.get(key)
@@ -497,6 +504,16 @@ def plot(results: dict[str, dict[str, Any]], path: Path) -> None:
     ]
     if joins:
         panels.append(bar_panel("Warm time to first frame p95", "ms", joins))
+    if extra_cpu:
+        panels.append(
+            line_panel(
+                "Hub CPU vs viewers, RTSP camera vs Doorstep protocol (one run)",
+                "viewers",
+                "cores",
+                extra_cpu,
+                ticks,
+            )
+        )
     grid(panels, 2, path)
 
 
@@ -518,11 +535,25 @@ def _windows(raw: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
+def run_date(raw: dict[str, Any]) -> str:
+    """The day the run started, as recorded in the raw results. Runs from before
+    ``started_at`` was recorded are dated by their first measurement window's wall-clock
+    start, which they do record."""
+    if raw.get("started_at"):
+        return str(raw["started_at"])[:10]
+    starts = [w["start_us"] for w in _windows(raw)]
+    if not starts:
+        return "an unrecorded date"
+    return time.strftime("%Y-%m-%d", time.gmtime(min(starts) / 1e6))
+
+
 def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
     raw = json.loads(raw_path.read_text())
     results = {label: analyze_run(run) for label, run in raw["runs"].items()}
     (raw_path.parent / "live_view_summary.json").write_text(json.dumps(results, indent=1))
-    plot(results, png_path)
+    rtsp_raw_path = raw_path.parent / "rtsp.json"
+    rtsp_raw = json.loads(rtsp_raw_path.read_text()) if rtsp_raw_path.exists() else None
+    plot(results, png_path, rtsp_cpu_series(rtsp_raw) if rtsp_raw else None)
     machine = raw["machine"]
     load0, load1 = machine["load_average_start"], machine["load_average_end"]
     windows = _windows(raw)
@@ -539,8 +570,7 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
     parts = [
         "# Benchmarks: live view",
         "",
-        "Measured by `scripts/bench` on "
-        f"{time.strftime('%Y-%m-%d', time.gmtime(raw_path.stat().st_mtime))}; "
+        f"Measured by `scripts/bench` on {run_date(raw)}; "
         f"the run took {raw['duration_s'] / 60:.1f} min. Raw data: "
         "[`benchmarks/live_view.json`](benchmarks/live_view.json) (every frame of every "
         "decoding viewer, every window), figures derived from it: "
@@ -681,6 +711,8 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
             ),
             "",
         ]
+    if rtsp_raw is not None:
+        parts += [rtsp_section(rtsp_raw), ""]
     parts += [
         METHOD,
     ]
@@ -693,7 +725,9 @@ def write(raw_path: Path, md_path: Path, png_path: Path) -> None:
         parts += ["", recorder_section(recorder_data, str(png))]
     audio_raw = raw_path.parent / "audio.json"
     if audio_raw.exists():
-        parts += ["", audio_section(json.loads(audio_raw.read_text()))]
+        audio_before = raw_path.parent / "audio_before.json"
+        before = json.loads(audio_before.read_text()) if audio_before.exists() else None
+        parts += ["", audio_section(json.loads(audio_raw.read_text()), before)]
     md_path.write_text("\n".join(parts) + "\n")
 
 

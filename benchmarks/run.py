@@ -15,6 +15,7 @@ import asyncio
 from collections.abc import Iterable
 import contextlib
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 import importlib.metadata
 import importlib.util
 import json
@@ -953,7 +954,13 @@ async def main_async(args: argparse.Namespace) -> None:
     labels = args.resolutions
     lab = Lab(settings.work)
     started = time.monotonic()
-    data: dict[str, Any] = {"machine": machine_info(), "settings": {}}
+    # The report dates the run from this, not from the raw file's mtime (a checkout or a
+    # copy changes that).
+    data: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "settings": {},
+    }
     data["settings"] = {
         "window_s": settings.window,
         "settle_s": settings.settle,

@@ -4,7 +4,9 @@ The encoder runs only while at least one viewer is connected. Each viewer has a 
 queue; a viewer that falls behind loses its backlog and resumes at the next keyframe,
 so one slow phone never stalls the hub. All blocking work (capture, encode, JPEG)
 happens on a single worker thread, which also keeps the source and the encoder from
-ever being used by two threads at once.
+ever being used by two threads at once. The microphone has a worker of its own: its
+sound is muxed every 20 ms as it is captured, not once per video frame, so it neither
+waits for the next frame nor reaches listeners in bursts.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class VideoPipeline:
         self._blockcode = blockcode
         self._encoder_factory = encoder_factory
         self._executor: ThreadPoolExecutor | None = None
+        self._sound_executor: ThreadPoolExecutor | None = None
         self._viewers: set[StreamViewer] = set()
         self._task: asyncio.Task[None] | None = None
         self._latest: RGBFrame | None = None
@@ -102,8 +105,10 @@ class VideoPipeline:
         self._keyframe_wanted = False
         self._last_keyframe = 0.0
         self._counter = 0
-        # Three seconds of video per viewer before it is skipped ahead.
-        self._max_chunks = max(8, settings.fps * 3)
+        # Three seconds of stream per viewer before it is skipped ahead: a chunk per video
+        # frame, and with a microphone a chunk per 20 ms of sound as well.
+        chunks_per_second = settings.fps + (SAMPLE_RATE // FRAME_SAMPLES if microphone else 0)
+        self._max_chunks = max(8, chunks_per_second * 3)
 
     @property
     def microphone(self) -> AudioSource | None:
@@ -160,10 +165,12 @@ class VideoPipeline:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._executor is not None:
-            # Off the event loop: a snapshot may still be finishing on the worker.
-            executor, self._executor = self._executor, None
-            await asyncio.to_thread(executor.shutdown, wait=True)
+        for name in ("_executor", "_sound_executor"):
+            executor = getattr(self, name)
+            if executor is not None:
+                # Off the event loop: a snapshot may still be finishing on the worker.
+                setattr(self, name, None)
+                await asyncio.to_thread(executor.shutdown, wait=True)
 
     async def _call[T](self, func: Callable[..., T], *args: object) -> T:
         if self._executor is None:
@@ -190,10 +197,41 @@ class VideoPipeline:
         """Worker thread: read, stamp and encode one frame."""
         frame = self._stamp(self._source.read(), self._counter)
         self._counter = (self._counter + 1) % 2**32
-        return frame, encoder.encode(frame, force_keyframe, self._due_sound())
+        return frame, encoder.encode(frame, force_keyframe)
+
+    def _encode_sound(self, encoder: TsEncoder) -> list[Chunk]:
+        """Sound worker: mux what the microphone captured since the last call."""
+        pcm = self._due_sound()
+        return encoder.encode_sound(pcm) if pcm is not None else []
+
+    async def _sound_loop(self, encoder: TsEncoder, stop: asyncio.Event) -> None:
+        """Every 20 ms, mux the sound captured meanwhile and hand it to the viewers."""
+        loop = asyncio.get_running_loop()
+        if self._sound_executor is None:
+            self._sound_executor = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="doorbell-sound"
+            )
+        period = FRAME_SAMPLES / SAMPLE_RATE
+        due = loop.time()
+        try:
+            while not stop.is_set():
+                due += period
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), max(0.0, due - loop.time()))
+                if stop.is_set():
+                    return
+                chunks = await loop.run_in_executor(
+                    self._sound_executor, self._encode_sound, encoder
+                )
+                self._fan_out(chunks)
+                if loop.time() - due > period:
+                    due = loop.time()  # fell behind: _due_sound catches up in one go
+        except Exception:
+            _LOGGER.exception("Sound pipeline failed; closing the stream's viewers")
+            self.close_viewers()
 
     def _due_sound(self) -> Any:
-        """Worker thread: the microphone's 20 ms frames captured since the last call."""
+        """Sound worker: the microphone's 20 ms frames captured since the last call."""
         if self._microphone is None:
             return None
         elapsed = time.monotonic() - self._audio_start
@@ -226,10 +264,16 @@ class VideoPipeline:
     async def _session(self) -> None:
         loop = asyncio.get_running_loop()
         encoder: TsEncoder | None = None
+        sound: asyncio.Task[None] | None = None
+        stop_sound = asyncio.Event()
         self._frame_ready.clear()
         try:
             await self._call(self._open_sources)
             encoder = await self._call(self._make_encoder)
+            if self._microphone is not None:
+                sound = asyncio.create_task(
+                    self._sound_loop(encoder, stop_sound), name="doorbell-sound"
+                )
             period = 1.0 / self._settings.fps
             due = loop.time()
             while self._viewers:
@@ -251,6 +295,11 @@ class VideoPipeline:
             self.close_viewers()
         finally:
             self._latest = None
+            if sound is not None:
+                # Let a mux in progress finish before the encoder and microphone close.
+                stop_sound.set()
+                with contextlib.suppress(Exception):
+                    await sound
             if encoder is not None:
                 await self._call(encoder.close)
             await self._call(self._close_sources)

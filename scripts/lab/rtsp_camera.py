@@ -43,10 +43,22 @@ _PCMU_SOUND = (
     "audiotestsrc is-live=true wave=sine freq=800 volume=0.4 ! audioconvert ! audioresample "
     "! audio/x-raw,rate=8000,channels=1 ! mulawenc ! rtppcmupay name=pay1 pt=0"
 )
+# Re-serves an H.264 MPEG-TS stream fetched over HTTP as it is, without decoding: the
+# benchmark's doorbell stream, so an RTSP camera sends exactly the frames the Doorstep
+# protocol sends. No do-timestamp: stamping the HTTP chunks on arrival made the server
+# send 28.8 of the doorbell's 30 fps while its backlog grew; tsdemux's own timestamps
+# (the doorbell's) keep the pace. latency=0: tsdemux otherwise declares 700 ms for a live
+# source, and the server then sends every frame that much late.
+_HTTP_TS = (
+    "souphttpsrc location={url} is-live=true "
+    "! tsdemux latency=0 ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1"
+)
 _ROLE = "viewer"
 
 
 def _launch_line(args: argparse.Namespace) -> str:
+    if args.http_ts is not None:
+        return "( " + _HTTP_TS.format(url=args.http_ts) + " )"
     if args.no_video:
         return "( " + _AUDIO_ONLY + " )"
     # B-frames are what make the hub fall back to transcoding.
@@ -94,6 +106,11 @@ def main() -> int:
     parser.add_argument("--sound", choices=("none", "pcmu"), default="none")
     parser.add_argument("--tls-cert", help="PEM certificate: serve rtsps:// only")
     parser.add_argument("--tls-key", help="PEM key of --tls-cert")
+    parser.add_argument(
+        "--http-ts",
+        metavar="URL",
+        help="serve this HTTP MPEG-TS stream's H.264 as it is, instead of the test pattern",
+    )
     args = parser.parse_args()
     if (args.username is None) != (args.password is None):
         parser.error("give both --username and --password, or neither")

@@ -12,6 +12,7 @@ import av
 import numpy as np
 import pytest
 
+from reference_doorbell.audio import FRAME_SAMPLES, SAMPLE_RATE
 from reference_doorbell.blockcode import RGBFrame, decode_blockcode
 from reference_doorbell.doorbell import Doorbell, DoorbellConfig
 from reference_doorbell.encoding import Chunk, EncoderSettings, TsEncoder
@@ -235,6 +236,79 @@ def test_encoder_repeats_headers_before_every_idr() -> None:
         else:
             assert 5 not in types
             assert 7 not in types
+
+
+def _sound(frames: int) -> np.ndarray:
+    """``frames`` 20 ms frames of a quiet tone, as the microphone hands them over."""
+    samples = np.arange(frames * FRAME_SAMPLES)
+    return (np.sin(samples * 2 * np.pi * 440 / SAMPLE_RATE) * 3000).astype(np.int16)
+
+
+def _demuxed(chunks: list[Chunk]) -> tuple[list[int], int]:
+    """Video frame numbers (pts in frames) and the count of Opus packets in ``chunks``."""
+    video: list[int] = []
+    sound = 0
+    with open_ts(b"".join(c.data for c in chunks)) as container:
+        for packet in container.demux():
+            if not packet.size:
+                continue
+            if packet.stream.type == "video":
+                assert packet.pts is not None
+                assert packet.time_base is not None
+                video.append(round(packet.pts * packet.time_base * 10))
+            else:
+                sound += 1
+    return video, sound
+
+
+def test_sound_and_video_leave_the_muxer_without_waiting_for_the_next_frame() -> None:
+    # 10 fps: a frame period is five sound frames. Sound muxed on its own beat must not
+    # wait for the next video frame, nor hold that frame back until the next one.
+    settings = EncoderSettings(width=160, height=96, fps=10, keyframe_interval=0.5)
+    camera = SyntheticCamera("Test", settings.width, settings.height)
+    encoder = TsEncoder(settings, audio=True)
+    chunks: list[Chunk] = []
+    try:
+        for _frame in range(3):
+            chunks += encoder.encode(camera.read())
+            for _beat in range(5):
+                chunks += encoder.encode_sound(_sound(1))
+        # Five sound frames after the third video frame, the muxer has let out that frame
+        # and every sound frame but the newest, which it holds until a later packet
+        # arrives (20 ms); batching sound with the video held each frame until the next.
+        video, sound = _demuxed(chunks)
+        first = video[0]
+        assert [v - first for v in video] == [0, 1, 2]
+        assert sound == 15 - 1
+    finally:
+        encoder.close()
+
+
+def test_keyframe_chunks_start_with_the_tables_when_sound_is_muxed_between_frames() -> None:
+    settings = EncoderSettings(width=160, height=96, fps=10, keyframe_interval=0.5)
+    camera = SyntheticCamera("Test", settings.width, settings.height)
+    encoder = TsEncoder(settings, audio=True)
+    chunks: list[Chunk] = []
+    try:
+        for frame in range(12):
+            chunks += encoder.encode(camera.read(), frame == 7)
+            for _beat in range(5):
+                chunks += encoder.encode_sound(_sound(1))
+    finally:
+        encoder.close()
+    keyframes = [i for i, c in enumerate(chunks) if c.keyframe]
+    # Frame 0, frame 5 on the 0.5 s beat, the forced one at 7 (the beat restarts there).
+    assert len(keyframes) == 3
+    for index in keyframes:
+        # A viewer that joins at a keyframe chunk decodes from its first video packet.
+        with open_ts(b"".join(c.data for c in chunks[index:])) as container:
+            first = next(p for p in container.demux(video=0) if p.size)
+            assert first.is_keyframe
+            assert 5 in nal_types(bytes(first))
+    # As many keyframe chunks as IDRs in the stream: none hides in a chunk not marked.
+    with open_ts(b"".join(c.data for c in chunks)) as container:
+        idrs = [p for p in container.demux(video=0) if p.size and 5 in nal_types(bytes(p))]
+    assert len(idrs) == len(keyframes)
 
 
 def _write_clip(path: Path, frames: int) -> None:
