@@ -30,6 +30,9 @@ from tests.rtsp_camera import RtspCameraProcess, require_gstreamer
 
 from .conftest import wait_for
 
+# The test client connects from 127.0.0.1 and stands for a browser at home.
+pytestmark = pytest.mark.usefixtures("hub_browsers_at_home")
+
 USERNAME = "ghxxxx0001"
 PASSWORD = "bird-pass"
 MAC = "1ccae3a1b2c3"
