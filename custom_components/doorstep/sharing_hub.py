@@ -193,7 +193,9 @@ class SharingHub:
         summaries = self.refusals.due(flush=flush)
         for index, summary in enumerate(summaries):
             try:
-                await self.audit.append(AuditKind.REFUSED, None, summary.actor, summary.details())
+                await self.audit.append(
+                    AuditKind.REFUSED, summary.request_id, summary.actor, summary.details()
+                )
             except AuditWriteError:
                 _LOGGER.exception("could not record %s held-back refusals", summary.total)
                 self.refusals.restore(summaries[index:])
@@ -292,12 +294,14 @@ async def async_audit_refusal(
 ) -> None:
     """Put a refusal the gate did not see on record; if even that fails, it still stands.
 
-    Past the throttle's cap for this actor, the refusal is only counted, and written
+    Past the throttle's cap for this actor and request, the refusal is only counted, and written
     later as part of one summary entry (``sharing.refusals``). ``extra`` adds details
     that hold no secret and nothing the caller typed (the names of rejected fields).
     """
     await hub.async_write_refusal_summaries()
-    if not hub.refusals.admit(actor.label, action, reason):
+    # Only a request the gate knows gets a bucket of its own; made-up ids share one.
+    known = request_id if request_id in hub.gate.state.requests else None
+    if not hub.refusals.admit(actor.label, action, reason, known):
         return
     try:
         await hub.audit.append(

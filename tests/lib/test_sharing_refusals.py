@@ -92,3 +92,18 @@ def test_flush_and_restore() -> None:
     assert throttle.admit("user:eve", "approve", "step_up_failed") is False
     (again,) = throttle.due(flush=True)
     assert again.counts == {"approve:step_up_failed": 2}
+
+
+def test_a_flood_about_one_request_leaves_another_requests_refusals_in_full() -> None:
+    """A script spending an actor's cap (on junk, or on one request) does not hide that
+    person's refusal on another request, such as a wrong password in the card."""
+    throttle = RefusalThrottle(in_full=3)
+    for _ in range(50):
+        throttle.admit("user:eve", "approve", "invalid_approval")
+        throttle.admit("user:eve", "approve", "step_up_failed", "01REQUESTA")
+    assert throttle.admit("user:eve", "approve", "step_up_failed", "01REQUESTB") is True
+    assert throttle.admit("user:eve", "approve", "step_up_failed", "01REQUESTA") is False
+    summaries = {summary.request_id: summary for summary in throttle.due(flush=True)}
+    assert set(summaries) == {None, "01REQUESTA"}
+    assert summaries["01REQUESTA"].counts == {"approve:step_up_failed": 48}
+    assert summaries[None].counts == {"approve:invalid_approval": 47}

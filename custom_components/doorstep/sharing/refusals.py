@@ -1,15 +1,23 @@
-"""How many refusals reach the audit log: each one, up to a cap per actor, then a count.
+"""How many refusals reach the audit log: each one, up to a cap, then a count.
 
 Every refused attempt (approving, previewing, reading the audit trail, ...) is recorded,
 but a script looping on a stolen token could otherwise append, and fsync, one line per
 try for ever. So each actor gets :data:`IN_FULL` entries written in full per
-:data:`WINDOW`; further refusals in that window are counted by action and reason, and one
-summary entry with those counts closes the window. Per actor, the log grows by at most
-``IN_FULL + 1`` entries per window, whatever the rate of tries.
+:data:`WINDOW` and per request; further refusals in that window are counted by action and
+reason, and one summary entry with those counts closes the window.
+
+The cap is per request, not per actor alone, so that noise about one request (or about
+none: unknown ids, malformed calls, which all share one bucket) can never crowd out a
+refusal about another. A person's wrong password on the request in front of them is
+always written, whatever a script did with their token earlier. Requests exist only
+when a requester files them, and the gate caps how many are open, so per actor the log
+still grows by at most ``IN_FULL + 1`` entries per window for each request plus one
+bucket, whatever the rate of tries.
 
 The actor is the audit log's own label (``user:<id>`` or ``automation``), which only
-Home Assistant can mint, so an attacker cannot spread tries over fresh names. Nothing an
-attacker sent ends up in a key: actions and reasons come from the glue's own words.
+Home Assistant can mint, so an attacker cannot spread tries over fresh names; the
+request is one the gate knows (the caller passes ``None`` for an id it does not). Nothing
+an attacker sent ends up in a key: actions and reasons come from the glue's own words.
 """
 
 from __future__ import annotations
@@ -42,9 +50,11 @@ class _Window:
 
 @dataclass(frozen=True, slots=True)
 class RefusalSummary:
-    """The refusals of one actor that were counted, not written, in one window."""
+    """The refusals of one actor about one request (or none) that were counted, not
+    written, in one window."""
 
     actor: str
+    request_id: str | None
     # When the window opened (its first refusal, written in full) and the last one counted.
     since: datetime
     last: datetime
@@ -83,18 +93,19 @@ class RefusalThrottle:
         self._in_full = in_full
         self._window = window
         self._clock = clock
-        self._windows: dict[str, _Window] = {}
+        self._windows: dict[tuple[str, str | None], _Window] = {}
 
-    def admit(self, actor: str, action: str, reason: str) -> bool:
+    def admit(self, actor: str, action: str, reason: str, request_id: str | None = None) -> bool:
         """Count one refusal; True when it should be written in full.
 
         Call :meth:`due` first, so a window that has ended is summarised before a new
         one opens.
         """
         now = self._clock()
-        window = self._windows.get(actor)
+        key = (actor, request_id)
+        window = self._windows.get(key)
         if window is None or now - window.opened >= self._window:
-            window = self._windows[actor] = _Window(opened=now)
+            window = self._windows[key] = _Window(opened=now)
         if window.written < self._in_full:
             window.written += 1
             return True
@@ -106,14 +117,15 @@ class RefusalThrottle:
         """Summaries of windows that have ended (all of them with ``flush``), once each."""
         now = self._clock()
         summaries = []
-        for actor, window in list(self._windows.items()):
+        for key, window in list(self._windows.items()):
             if not flush and now - window.opened < self._window:
                 continue
-            del self._windows[actor]
+            del self._windows[key]
             if window.held_back and window.last is not None:
                 summaries.append(
                     RefusalSummary(
-                        actor=actor,
+                        actor=key[0],
+                        request_id=key[1],
                         since=window.opened,
                         last=window.last,
                         counts=dict(window.held_back),
@@ -125,7 +137,8 @@ class RefusalThrottle:
         """Put back summaries that could not be written, to be tried again later."""
         for summary in summaries:
             window = self._windows.setdefault(
-                summary.actor, _Window(opened=summary.since, written=self._in_full)
+                (summary.actor, summary.request_id),
+                _Window(opened=summary.since, written=self._in_full),
             )
             window.held_back.update(summary.counts)
             if window.last is None or window.last < summary.last:
