@@ -30,6 +30,7 @@ from custom_components.doorstep.device.onvif import (
     BUTTON_TOPICS,
     MOTION_TOPICS,
     AnswerTooLarge,
+    Notification,
     normalize_topic,
     parse_notification,
     topic_paths,
@@ -508,3 +509,61 @@ def test_topics_offered_are_read_from_the_topic_set() -> None:
     paths = topic_paths(SimpleNamespace(_value_1=[tree]))
     assert paths == {"RuleEngine/MyRuleDetector/Visitor", "RuleEngine/CellMotionDetector/Motion"}
     assert paths <= set(BUTTON_TOPICS) | set(MOTION_TOPICS)
+
+
+class _Heard:
+    """An event sink that keeps what the driver reported."""
+
+    def __init__(self) -> None:
+        self.events: list[DoorbellEvent] = []
+
+    def handle_event(self, event: DoorbellEvent) -> None:
+        self.events.append(event)
+
+    def handle_connection_change(self, connected: bool) -> None:
+        pass
+
+
+def _note(
+    topic: str, item: str, value: str, *, source: str = "1", initialized: bool = False
+) -> Notification:
+    return Notification(
+        topic=topic,
+        source=(("Source", source),),
+        data={item: value},
+        initialized=initialized,
+    )
+
+
+async def test_a_button_already_down_at_subscribe_time_does_not_ring(
+    session: aiohttp.ClientSession,
+) -> None:
+    """The state a new subscription starts with (``Initialized``) is no press, even when
+    the input reads true then (a stuck or wired-closed contact); only a change rings."""
+    driver = OnvifDoorbell(session, "127.0.0.1", "user", "pass")
+    heard = _Heard()
+    topic = "Device/Trigger/DigitalInput"
+    item = BUTTON_TOPICS[topic]
+    driver._handle(heard, _note(topic, item, "true", initialized=True))
+    assert heard.events == []
+    driver._handle(heard, _note(topic, item, "false"))
+    driver._handle(heard, _note(topic, item, "true"))
+    assert [event.type for event in heard.events] == [EventType.RING]
+
+
+async def test_motion_is_on_while_any_source_says_so(session: aiohttp.ClientSession) -> None:
+    """Two motion sources (two cells, or a cell and a region detector): motion starts with
+    the first and stops only when the last one stops."""
+    driver = OnvifDoorbell(session, "127.0.0.1", "user", "pass")
+    heard = _Heard()
+    cell = "RuleEngine/CellMotionDetector/Motion"
+    region = "RuleEngine/MotionRegionDetector/Motion"
+    driver._handle(heard, _note(cell, MOTION_TOPICS[cell], "true", source="a"))
+    driver._handle(heard, _note(region, MOTION_TOPICS[region], "true", source="b"))
+    driver._handle(heard, _note(cell, MOTION_TOPICS[cell], "false", source="a"))
+    assert [event.type for event in heard.events] == [EventType.MOTION_START]
+    driver._handle(heard, _note(region, MOTION_TOPICS[region], "false", source="b"))
+    assert [event.type for event in heard.events] == [
+        EventType.MOTION_START,
+        EventType.MOTION_STOP,
+    ]
