@@ -196,6 +196,10 @@ class Topology:
         except BaseException:
             self.remove_last_doorbell()
             raise
+        # A host added after another was removed gets its address behind a new veth:
+        # the hub's neighbour entry still names the old MAC, and for its lifetime (some
+        # 20 s) nothing from the hub, Home Assistant included, would reach the new host.
+        _run("ip", "-n", self.hub_ns, "neigh", "flush", "to", bell.address, check=False)
         return bell
 
     def remove_last_doorbell(self) -> None:

@@ -16,7 +16,6 @@ import asyncio
 from collections.abc import Iterator
 import os
 from pathlib import Path
-import subprocess
 import sys
 import time
 from typing import Any
@@ -110,14 +109,6 @@ def station(topology: Topology, lab_dir: Path) -> Iterator[DoorbellHost]:
     """The emulator on a new host of the lab LAN, advertising itself; removed after."""
     require_gstreamer()
     host = topology.add_doorbell()
-    # Each test's station gets the address the previous one had, behind a new veth: the
-    # hub's neighbour entry for it still names the old MAC, and for its lifetime (some
-    # 20 s) nothing from the hub, Home Assistant included, would reach the new station.
-    subprocess.run(
-        ["ip", "-n", topology.hub_ns, "neigh", "flush", "to", host.address],
-        capture_output=True,
-        check=False,
-    )
     argv = [
         sys.executable, "-m", "scripts.lab.doorbird_emulator",
         "--host", host.address,
